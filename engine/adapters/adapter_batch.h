@@ -1,0 +1,43 @@
+// LoRA weights of the adapters taking part in one forward, and how they are
+// applied to the decoder's fused projections segment by segment.
+#pragma once
+#include <array>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "runtime/backend.h"
+
+namespace lorax {
+
+enum class Projection { Qkv, O, Up, Down };
+constexpr int kNumProjections = 4;
+
+// One LoRA pair writing into columns [col_offset, col_offset + B.rows) of a fused
+// projection's output (e.g. k_proj inside qkv).
+struct LoraSlot {
+  int64_t col_offset = 0;
+  LoraPair pair;
+};
+
+struct AdapterWeights {
+  std::string id;
+  int max_rank = 0;
+  // layers[l][projection] -> the slots of that projection this adapter targets.
+  std::vector<std::array<std::vector<LoraSlot>, kNumProjections>> layers;
+  std::optional<LoraPair> lm_head;
+  size_t bytes = 0;
+};
+
+struct AdapterBatch {
+  std::vector<const AdapterWeights*> adapters;   // segment adapter index -> weights
+  std::vector<AdapterSegment> token_segments;    // over the batch's tokens
+  std::vector<AdapterSegment> lm_head_segments;  // over the lm_head_indices rows
+
+  // Builds lm_head_segments from token segments and the batch's lm_head_indices.
+  void derive_lm_head_segments(const std::vector<int32_t>& lm_head_indices);
+  void apply(Backend& be, const Tensor& x, int layer, Projection proj, Tensor& y) const;
+  void apply_lm_head(Backend& be, const Tensor& selected, Tensor& logits) const;
+};
+
+}  // namespace lorax

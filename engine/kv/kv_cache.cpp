@@ -1,0 +1,39 @@
+#include "kv/kv_cache.h"
+
+#include <stdexcept>
+
+namespace lorax {
+
+BlockAllocator::BlockAllocator(int num_blocks) : ref_counts_(num_blocks, 0) {
+  if (num_blocks <= 0) throw std::invalid_argument("KV cache needs at least one block");
+  free_.reserve(num_blocks);
+  // Hand out low block ids first (pop from the back).
+  for (int b = num_blocks - 1; b >= 0; --b) free_.push_back(b);
+}
+
+int32_t BlockAllocator::allocate() {
+  if (free_.empty()) throw std::runtime_error("KV cache exhausted");
+  int32_t b = free_.back();
+  free_.pop_back();
+  ref_counts_[b] = 1;
+  return b;
+}
+
+void BlockAllocator::retain(int32_t block) {
+  if (ref_counts_.at(block) <= 0) throw std::logic_error("retain of a free KV block");
+  ++ref_counts_[block];
+}
+
+void BlockAllocator::release(int32_t block) {
+  if (ref_counts_.at(block) <= 0) throw std::logic_error("double release of a KV block");
+  if (--ref_counts_[block] == 0) free_.push_back(block);
+}
+
+KvCache::KvCache(Backend& backend, int num_layers, int num_blocks, int block_size, int num_kv_heads, int head_dim)
+    : block_size_(block_size), allocator_(num_blocks) {
+  const int64_t slots = static_cast<int64_t>(num_blocks) * block_size;
+  for (int i = 0; i < num_layers; ++i)
+    layers_.push_back({backend.empty({slots, num_kv_heads, head_dim}), backend.empty({slots, num_kv_heads, head_dim})});
+}
+
+}  // namespace lorax

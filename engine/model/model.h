@@ -1,0 +1,64 @@
+// A loaded model: its description, canonical weights on a backend, and the one
+// decoder forward shared by all five architectures.
+#pragma once
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "adapters/adapter_batch.h"
+#include "kv/kv_cache.h"
+#include "model/model_spec.h"
+#include "runtime/backend.h"
+
+namespace lorax {
+
+
+enum class LoadFormat { Auto, Dummy };
+
+struct LayerWeights {
+  Tensor attn_norm_w, attn_norm_b;
+  Tensor qkv_w, qkv_b;
+  Tensor o_w, o_b;
+  Tensor post_attn_norm_w;  // Gemma 2 only
+  Tensor mlp_norm_w, mlp_norm_b;
+  Tensor up_w, up_b;  // [gate; up] for gated MLPs
+  Tensor down_w, down_b;
+  Tensor post_mlp_norm_w;  // Gemma 2 only
+};
+
+struct ModelWeights {
+  Tensor embed, pos_embed, final_norm_w, final_norm_b, lm_head;
+  std::vector<LayerWeights> layers;
+};
+
+class Model {
+ public:
+  Model(ModelSpec spec, ModelWeights weights, Backend& backend);
+  static std::unique_ptr<Model> load(const std::string& model_dir, Backend& backend,
+                                     LoadFormat format = LoadFormat::Auto, uint64_t dummy_seed = 0);
+
+  const ModelSpec& spec() const { return spec_; }
+  Backend& backend() { return backend_; }
+  const ModelWeights& weights() const { return weights_; }
+
+  // Runs one forward over the flattened batch and returns logits
+  // [batch.lm_head_indices.size(), vocab] as float32 on the host.
+  std::vector<float> forward(const ForwardBatch& batch, KvCache& kv, const AdapterBatch* adapters = nullptr);
+
+  // RoPE inverse frequencies for the batch (dynamic NTK scaling depends on max_s).
+  std::vector<float> rope_inv_freq(int max_s) const;
+
+ private:
+  void validate(const ForwardBatch& batch, const KvCache& kv) const;
+  ModelSpec spec_;
+  ModelWeights weights_;
+  Backend& backend_;
+  std::vector<float> base_inv_freq_;
+};
+
+// Loads the canonical weights (or random ones of the same shapes) into a backend.
+ModelWeights load_weights(const std::string& model_dir, const ModelSpec& spec, Backend& backend);
+ModelWeights dummy_weights(const ModelSpec& spec, Backend& backend, uint64_t seed);
+
+}  // namespace lorax

@@ -1,0 +1,81 @@
+// Backend: the one seam between model math and hardware (DESIGN.md §3). The
+// decoder calls only these ops; the CPU backend (fp32, OpenBLAS, threads) is the
+// reference and the CUDA backend implements the same contract on the GPU.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "runtime/forward_batch.h"
+#include "runtime/ops.h"
+#include "runtime/tensor.h"
+
+namespace lorax {
+
+struct AttentionParams {
+  int num_heads = 0;
+  int num_kv_heads = 0;
+  int head_dim = 0;
+  float scale = 1.0f;
+  float logit_softcap = 0.0f;  // 0 = off
+  int sliding_window = 0;      // 0 = off; else attend to the last `window` positions
+};
+
+// K and V of one layer: [num_slots, num_kv_heads, head_dim] each, slot =
+// block * block_size + offset.
+struct KvLayer {
+  Tensor k;
+  Tensor v;
+};
+
+// LoRA weights of one adapter for one projection: A [r, in], B [out, r].
+struct LoraPair {
+  Tensor a;
+  Tensor b;
+  float scale = 0.0f;
+  int rank = 0;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;
+  virtual DType compute_dtype() const = 0;
+
+  // Memory. `upload` converts host float32 to the backend's storage dtype.
+  virtual Tensor empty(const std::vector<int64_t>& shape) = 0;
+  virtual Tensor upload(const float* host, const std::vector<int64_t>& shape) = 0;
+  virtual std::vector<float> download(const Tensor& t) = 0;
+
+  // Per-forward metadata (token ids, positions, block tables...).
+  virtual void begin_forward(const ForwardBatch& batch) = 0;
+
+  // out[t] = table[input_ids[t]] * multiplier (+ pos_table[position_ids[t]]).
+  virtual void embed(const Tensor& table, const Tensor* pos_table, float multiplier, Tensor& out) = 0;
+  // y = x W^T (+ bias); x [T, in], W [out, in], y [T, out].
+  virtual void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) = 0;
+  // For the rows of each segment: y[:, col_offset : col_offset + B.rows] += scale * (x A^T) B^T
+  // (shrink, then expand). `pairs[i]` is adapter i's pair (null: no LoRA there).
+  virtual void lora(const Tensor& x, const std::vector<AdapterSegment>& segments,
+                    const std::vector<const LoraPair*>& pairs, int64_t col_offset, Tensor& y) = 0;
+  virtual void add(Tensor& y, const Tensor& x) = 0;  // y += x
+  // y = norm(x) with weight (and bias for LayerNorm); `one_plus` uses (1 + w).
+  virtual void norm(const Tensor& x, NormKind kind, const Tensor& w, const Tensor* b, float eps, bool one_plus,
+                    Tensor& y) = 0;
+  // Rotate-half RoPE on the first `rotary_dim` dims of every q and k head of qkv [T, (Hq+2Hkv)*D].
+  virtual void rope(Tensor& qkv, int num_heads, int num_kv_heads, int head_dim, int rotary_dim,
+                    const std::vector<float>& inv_freq) = 0;
+  // Writes each token's k and v (from qkv) into its slot, then attends every
+  // token's q over its sequence's context through the block table.
+  virtual void attention(const Tensor& qkv, KvLayer& kv, int block_size, const AttentionParams& p, Tensor& out) = 0;
+  // Plain MLP activation in place, or gated: out = act(in[:, :n]) * in[:, n:].
+  virtual void activation(Tensor& x, Activation act) = 0;
+  virtual void gated_activation(const Tensor& gate_up, Activation act, Tensor& out) = 0;
+  // out[i] = x[rows[i]] for the batch's lm_head_indices.
+  virtual void gather_rows(const Tensor& x, Tensor& out) = 0;
+  virtual void softcap(Tensor& x, float cap) = 0;  // x = cap * tanh(x / cap)
+};
+
+std::unique_ptr<Backend> make_cpu_backend(int num_threads = 0);
+
+}  // namespace lorax

@@ -1,0 +1,148 @@
+#include "sampling/sampling.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <unordered_map>
+
+namespace lorax {
+namespace {
+
+constexpr float kRemoved = -INFINITY;
+
+void log_softmax_inplace(std::vector<double>& v) {
+  double m = -INFINITY;
+  for (double x : v) m = std::max(m, x);
+  double sum = 0;
+  for (double x : v) sum += std::exp(x - m);
+  const double lse = m + std::log(sum);
+  for (double& x : v) x -= lse;
+}
+
+// Indices sorted by score, highest first.
+std::vector<int32_t> order_desc(const std::vector<float>& s) {
+  std::vector<int32_t> idx(s.size());
+  std::iota(idx.begin(), idx.end(), 0);
+  std::stable_sort(idx.begin(), idx.end(), [&](int32_t a, int32_t b) { return s[a] > s[b]; });
+  return idx;
+}
+
+std::vector<double> probabilities(const std::vector<float>& s) {
+  std::vector<double> lp(s.begin(), s.end());
+  log_softmax_inplace(lp);
+  for (double& x : lp) x = std::exp(x);
+  return lp;
+}
+
+void top_k(std::vector<float>& s, int k) {
+  if (k <= 0 || k >= static_cast<int>(s.size())) return;
+  std::vector<float> sorted = s;
+  std::nth_element(sorted.begin(), sorted.begin() + (k - 1), sorted.end(), std::greater<float>());
+  const float kth = sorted[k - 1];
+  for (float& x : s)
+    if (x < kth) x = kRemoved;
+}
+
+// Keep the smallest set of most likely tokens whose probability reaches top_p.
+void top_p(std::vector<float>& s, double p) {
+  if (p >= 1.0) return;
+  std::vector<double> probs = probabilities(s);
+  std::vector<int32_t> order = order_desc(s);
+  double cum = 0;
+  size_t keep = 0;
+  while (keep < order.size()) {
+    cum += probs[order[keep++]];
+    if (cum >= p) break;
+  }
+  for (size_t i = keep; i < order.size(); ++i) s[order[i]] = kRemoved;
+}
+
+// Typical sampling: keep tokens whose surprise is closest to the entropy until
+// their mass reaches typical_p.
+void typical_p(std::vector<float>& s, double mass) {
+  if (mass >= 1.0) return;
+  std::vector<double> logp(s.begin(), s.end());
+  log_softmax_inplace(logp);
+  double entropy = 0;
+  for (double lp : logp)
+    if (std::isfinite(lp)) entropy -= lp * std::exp(lp);
+  std::vector<int32_t> idx(s.size());
+  std::iota(idx.begin(), idx.end(), 0);
+  std::vector<double> shifted(s.size());
+  for (size_t i = 0; i < s.size(); ++i) shifted[i] = std::isfinite(logp[i]) ? std::abs(-logp[i] - entropy) : INFINITY;
+  std::stable_sort(idx.begin(), idx.end(), [&](int32_t a, int32_t b) { return shifted[a] < shifted[b]; });
+  double cum = 0;
+  size_t last = 0;
+  for (size_t i = 0; i < idx.size(); ++i) {
+    cum += std::exp(logp[idx[i]]);
+    if (cum < mass) last = i + 1;
+  }
+  for (size_t i = last + 1; i < idx.size(); ++i) s[idx[i]] = kRemoved;
+}
+
+}  // namespace
+
+std::string SamplingParams::validate() const {
+  auto bad = [](double v) { return std::isnan(v) || std::isinf(v); };
+  if (bad(temperature) || temperature <= 0) return "`temperature` must be strictly positive";
+  if (bad(top_p) || top_p <= 0 || top_p > 1) return "`top_p` must be > 0.0 and <= 1.0";
+  if (bad(typical_p) || typical_p <= 0 || typical_p > 1) return "`typical_p` must be > 0.0 and <= 1.0";
+  if (top_k < 0) return "`top_k` must be strictly positive";
+  if (bad(repetition_penalty) || repetition_penalty <= 0) return "`repetition_penalty` must be strictly positive";
+  if (bad(frequency_penalty) || frequency_penalty < -2 || frequency_penalty > 2)
+    return "`frequency_penalty` must be >= -2.0 and <= 2.0";
+  if (bad(presence_penalty) || presence_penalty < -2 || presence_penalty > 2)
+    return "`presence_penalty` must be >= -2.0 and <= 2.0";
+  return "";
+}
+
+Sampler::Sampler(const SamplingParams& params, uint64_t seed) : p_(params), seed_(seed), rng_(seed) {}
+
+float token_logprob(std::span<const float> logits, int32_t id) {
+  double m = -INFINITY;
+  for (float x : logits) m = std::max<double>(m, x);
+  double sum = 0;
+  for (float x : logits) sum += std::exp(x - m);
+  return static_cast<float>(logits[id] - m - std::log(sum));
+}
+
+TokenChoice Sampler::choose(std::span<const float> logits, std::span<const int32_t> context,
+                            std::span<const int32_t> generated) {
+  std::vector<float> s(logits.begin(), logits.end());
+  const int32_t vocab = static_cast<int32_t>(s.size());
+  if (p_.repetition_penalty != 1.0) {
+    std::vector<bool> seen(vocab, false);
+    for (int32_t id : context)
+      if (id >= 0 && id < vocab && !seen[id]) {
+        seen[id] = true;
+        s[id] = s[id] < 0 ? s[id] * static_cast<float>(p_.repetition_penalty)
+                          : s[id] / static_cast<float>(p_.repetition_penalty);
+      }
+  }
+  if (p_.frequency_penalty != 0.0 || p_.presence_penalty != 0.0) {
+    std::unordered_map<int32_t, int> counts;
+    for (int32_t id : generated) ++counts[id];
+    for (auto [id, n] : counts)
+      if (id >= 0 && id < vocab)
+        s[id] -= static_cast<float>(p_.frequency_penalty * n + p_.presence_penalty);
+  }
+  if (p_.sampling()) {
+    if (p_.temperature != 1.0)
+      for (float& x : s) x = static_cast<float>(x / p_.temperature);
+    top_k(s, p_.top_k);
+    top_p(s, p_.top_p);
+    typical_p(s, p_.typical_p);
+  }
+  TokenChoice choice;
+  if (p_.sampling()) {
+    std::vector<double> probs = probabilities(s);
+    std::discrete_distribution<int32_t> dist(probs.begin(), probs.end());
+    choice.id = dist(rng_);
+  } else {
+    choice.id = static_cast<int32_t>(std::max_element(s.begin(), s.end()) - s.begin());
+  }
+  choice.logprob = token_logprob(s, choice.id);
+  return choice;
+}
+
+}  // namespace lorax

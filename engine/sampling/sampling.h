@@ -1,0 +1,57 @@
+// Logits processing and token choice for one request, with TGI/LoRAX
+// semantics: penalties, then temperature, top-k, top-p, typical-p, then greedy
+// or a seeded draw. One Sampler per request keeps its own RNG, so a seed gives
+// the same tokens whatever else shares the batch.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <random>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace lorax {
+
+struct SamplingParams {
+  bool do_sample = false;
+  double temperature = 1.0;
+  int top_k = 0;
+  double top_p = 1.0;
+  double typical_p = 1.0;
+  double repetition_penalty = 1.0;
+  double frequency_penalty = 0.0;
+  double presence_penalty = 0.0;
+  std::optional<uint64_t> seed;
+
+  // Sampling happens when asked for or when any warper would change the distribution.
+  bool sampling() const {
+    return do_sample || temperature != 1.0 || top_k > 0 || top_p < 1.0 || typical_p < 1.0;
+  }
+  // Empty when valid; otherwise the reason, for the 422 error.
+  std::string validate() const;
+};
+
+struct TokenChoice {
+  int32_t id = 0;
+  float logprob = 0.0f;
+};
+
+class Sampler {
+ public:
+  Sampler(const SamplingParams& params, uint64_t seed);
+  // `context` = prompt + generated ids (repetition penalty), `generated` = generated ids only
+  // (frequency/presence penalties).
+  TokenChoice choose(std::span<const float> logits, std::span<const int32_t> context,
+                     std::span<const int32_t> generated);
+  uint64_t seed() const { return seed_; }
+
+ private:
+  SamplingParams p_;
+  uint64_t seed_;
+  std::mt19937_64 rng_;
+};
+
+// log_softmax(logits)[id], in double for accuracy.
+float token_logprob(std::span<const float> logits, int32_t id);
+
+}  // namespace lorax
