@@ -1,0 +1,32 @@
+#include <algorithm>
+
+#include "controllers/desired.h"
+#include "controllers/labels.h"
+#include "controllers/model_source.h"
+
+namespace lorax::op {
+
+json desired_adapter_configmap(const json& ldep, const std::vector<json>& adapters) {
+  std::string name = ldep.at("metadata").at("name");
+  json list = json::array();
+  for (const auto& a : adapters) {
+    if (a.at("metadata").contains("deletionTimestamp")) continue;  // leaving
+    EngineAdapterRef ref;
+    try {
+      ref = engine_adapter_ref(a.at("spec").at("source").get<std::string>());
+    } catch (const std::exception&) {
+      continue;  // invalid: reported on the Adapter's status
+    }
+    list.push_back({{"name", a.at("metadata").at("name")},
+                    {"adapter_id", ref.adapter_id},
+                    {"adapter_source", ref.adapter_source},
+                    {"preload", a.at("spec").value("preload", false)}});
+  }
+  // Sorted by name so the same set of adapters always gives the same bytes.
+  std::sort(list.begin(), list.end(), [](const json& x, const json& y) { return x["name"] < y["name"]; });
+  json obj = owned_object("v1", "ConfigMap", adapter_configmap_name(name), ldep);
+  obj["data"] = {{"adapters.json", list.dump()}};
+  return obj;
+}
+
+}  // namespace lorax::op

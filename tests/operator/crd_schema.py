@@ -1,0 +1,52 @@
+"""Loads the CRDs of crds/ and validates custom resources against their openAPIV3Schema
+with jsonschema, the way the API server would (minus CEL rules, checked separately)."""
+import copy
+
+import jsonschema
+import yaml
+
+from conftest import REPO
+
+CRD_FILES = {"LoraxDeployment": REPO / "crds" / "loraxdeployment.yaml", "Adapter": REPO / "crds" / "adapter.yaml"}
+
+
+def load_crd(kind):
+    return yaml.safe_load(CRD_FILES[kind].read_text())
+
+
+def _close(schema):
+    """additionalProperties: false wherever the schema lists properties: the API server
+    would silently prune unknown fields, which in our own objects means a bug."""
+    if isinstance(schema, dict):
+        if schema.get("type") == "object" and "properties" in schema and "additionalProperties" not in schema \
+                and set(schema["properties"]) != {"apiVersion", "kind", "metadata", "spec", "status"} | set():
+            schema["additionalProperties"] = False
+        for v in schema.values():
+            _close(v)
+    elif isinstance(schema, list):
+        for v in schema:
+            _close(v)
+    return schema
+
+
+def schema_for(kind, strict=True):
+    s = copy.deepcopy(load_crd(kind)["spec"]["versions"][0]["schema"]["openAPIV3Schema"])
+    return _close(s) if strict else s
+
+
+def validate_cr(obj, strict=True):
+    jsonschema.validate(obj, schema_for(obj["kind"], strict))
+
+
+def apply_defaults(obj, schema=None):
+    """Structural-schema defaulting (the API server's job) for the test double."""
+    if schema is None:
+        schema = schema_for(obj["kind"], strict=False)
+    if not isinstance(obj, dict):
+        return obj
+    for name, sub in schema.get("properties", {}).items():
+        if name not in obj and "default" in sub:
+            obj[name] = copy.deepcopy(sub["default"])
+        if name in obj and isinstance(obj[name], dict):
+            apply_defaults(obj[name], sub)
+    return obj

@@ -1,0 +1,122 @@
+"""Every object the operator builds validates against the official Kubernetes JSON
+schemas (kubernetes-validate, bundled offline), the CRDs validate as CRDs, and custom
+resources validate (or are rejected) by the CRDs' own openAPIV3Schema."""
+import json
+import subprocess
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+from conftest import BUILD
+from crd_schema import CRD_FILES, apply_defaults, validate_cr
+
+K8S_VERSION = "1.30.0"
+
+
+def ldep(spec, name="llama"):
+    return {"apiVersion": "lorax.dev/v1alpha1", "kind": "LoraxDeployment",
+            "metadata": {"name": name, "namespace": "ml", "uid": "1234", "generation": 1}, "spec": spec}
+
+
+def adapter(spec, name="a1"):
+    return {"apiVersion": "lorax.dev/v1alpha1", "kind": "Adapter",
+            "metadata": {"name": name, "namespace": "ml", "uid": "5678", "generation": 1}, "spec": spec}
+
+
+SPECS = [
+    {"model": {"source": "hf://meta-llama/Llama-3.2-1B"}},
+    {"model": {"source": "pvc://models/llama"}, "replicas": 3,
+     "engine": {"image": "r/e:1", "dtype": "bfloat16", "numShard": 2, "maxInputLength": 100, "maxTotalTokens": 200,
+                "args": ["--api-key", "x"]},
+     "resources": {"requests": {"cpu": "4", "memory": "16Gi"}, "limits": {"memory": 17179869184}},
+     "adapters": {"maxActive": 4, "maxLoaded": 8, "cycleTimeSeconds": 1.5},
+     "service": {"type": "NodePort", "port": 8000}, "nodeSelector": {"gpu": "h100"},
+     "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+     "autoscaling": {"minReplicas": 1, "maxReplicas": 4, "targetQueueSize": 5}},
+    {"model": {"source": "file:///srv/models/gpt2"}, "engine": {"device": "cpu"}, "replicas": 0},
+]
+ADAPTERS = [
+    adapter({"deploymentRef": {"name": "llama"}, "source": "hf://org/lora", "preload": True}, "a-hub"),
+    adapter({"deploymentRef": {"name": "llama"}, "source": "pvc://loras/sql"}, "a-pvc"),
+    adapter({"deploymentRef": {"name": "llama"}, "source": "https://h/x.tar", "sha256": "a" * 64}, "a-url"),
+]
+
+
+@pytest.fixture(scope="module")
+def render(tmp_path_factory):
+    exe = BUILD / "tests" / "operator_render"
+    assert exe.exists(), f"{exe} not built"
+    d = tmp_path_factory.mktemp("render")
+
+    def run(ld, adapters=()):
+        files = []
+        for i, obj in enumerate([ld, *adapters]):
+            p = d / f"{i}.json"
+            p.write_text(json.dumps(obj))
+            files.append(str(p))
+        out = subprocess.run([str(exe), *files], capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)
+    return run
+
+
+@pytest.mark.parametrize("kind", sorted(CRD_FILES))
+def test_crds_are_valid_crds(kind):
+    crd = yaml.safe_load(CRD_FILES[kind].read_text())
+    kubernetes_validate.validate(crd, K8S_VERSION, strict=True)
+    v = crd["spec"]["versions"][0]
+    assert crd["spec"]["group"] == "lorax.dev" and v["name"] == "v1alpha1"
+    assert "status" in v["subresources"]
+
+
+def test_ldep_crd_scale_subresource_and_short_names():
+    crd = yaml.safe_load(CRD_FILES["LoraxDeployment"].read_text())
+    assert crd["spec"]["versions"][0]["subresources"]["scale"] == {
+        "specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas",
+        "labelSelectorPath": ".status.selector"}
+    assert crd["spec"]["names"]["shortNames"] == ["ldep"]
+    assert yaml.safe_load(CRD_FILES["Adapter"].read_text())["spec"]["names"]["shortNames"] == ["lora"]
+
+
+@pytest.mark.parametrize("i", range(len(SPECS)))
+def test_desired_objects_validate(render, i):
+    objs = render(ldep(SPECS[i]), ADAPTERS)
+    kinds = [o["kind"] for o in objs]
+    assert {"Deployment", "Service", "ConfigMap", "PodDisruptionBudget", "ServiceMonitor"} <= set(kinds)
+    assert ("HorizontalPodAutoscaler" in kinds) == ("autoscaling" in SPECS[i])
+    for o in objs:
+        if o["apiVersion"].startswith("lorax.dev/"):
+            validate_cr(o)  # our CRs with the status the operator writes
+        elif o["kind"] == "ServiceMonitor":
+            # not a core type: kubernetes-validate has no schema for it; check the fields we rely on
+            assert o["spec"]["endpoints"][0]["port"] == "http"
+        else:
+            kubernetes_validate.validate(o, K8S_VERSION, strict=True)
+        for ref in o["metadata"].get("ownerReferences", []):
+            assert ref["uid"] == "1234" and ref["controller"] is True
+
+
+def test_default_spec_validates_after_defaulting():
+    obj = apply_defaults(ldep({"model": {"source": "hf://o/m"}}))
+    validate_cr(obj)
+    assert obj["spec"]["replicas"] == 1 and obj["spec"]["engine"]["numShard"] == 1
+
+
+@pytest.mark.parametrize("obj", [
+    ldep({}),                                                     # missing model
+    ldep({"model": {}}),                                          # missing source
+    ldep({"model": {"source": "hf://o/m"}, "replicas": -1}),      # negative replicas
+    ldep({"model": {"source": "s3://bucket/m"}}),                 # unknown scheme
+    ldep({"model": {"source": "hf://o/m"}, "engine": {"numShard": 0}}),
+    ldep({"model": {"source": "hf://o/m"}, "service": {"type": "Ingress"}}),
+    ldep({"model": {"source": "hf://o/m"}, "autoscaling": {"minReplicas": 1}}),  # no maxReplicas
+    adapter({"source": "hf://o/l"}),                              # no deploymentRef
+    adapter({"deploymentRef": {}, "source": "hf://o/l"}),
+    adapter({"deploymentRef": {"name": "x"}}),                    # no source
+    adapter({"deploymentRef": {"name": "x"}, "source": "https://h/a", "sha256": "xyz"}),
+], ids=lambda o: json.dumps(o["spec"])[:60])
+def test_invalid_resources_rejected(obj):
+    with pytest.raises(jsonschema.ValidationError):
+        validate_cr(obj, strict=False)
