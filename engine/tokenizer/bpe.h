@@ -1,0 +1,70 @@
+// The BPE model of tokenizer.json: vocab, ranked merges, byte fallback, unknown
+// token handling and a bounded per-word cache, following `tokenizers`' models::bpe.
+#pragma once
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "tokenizer/components.h"
+
+namespace lorax::tok {
+
+struct StringHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+using Vocab = std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>>;
+
+// (left id, right id) -> (rank, merged id); open addressing keyed on the packed pair.
+class MergeMap {
+ public:
+  void build(const std::vector<std::pair<uint64_t, std::pair<int32_t, int32_t>>>& entries);
+  const std::pair<int32_t, int32_t>* find(int32_t a, int32_t b) const {
+    if (keys_.empty()) return nullptr;
+    uint64_t k = (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
+    for (size_t i = slot(k);; i = (i + 1) & mask_) {
+      if (keys_[i] == k) return &vals_[i];
+      if (keys_[i] == kEmpty) return nullptr;
+    }
+  }
+
+ private:
+  static constexpr uint64_t kEmpty = ~0ull;
+  size_t slot(uint64_t k) const { return static_cast<size_t>((k * 0x9E3779B97F4A7C15ull) >> 20) & mask_; }
+  std::vector<uint64_t> keys_;
+  std::vector<std::pair<int32_t, int32_t>> vals_;
+  size_t mask_ = 0;
+};
+
+class BpeModel {
+ public:
+  explicit BpeModel(const json& model);  // throws std::runtime_error
+  // Appends the ids of one pre-token.
+  void tokenize(std::string_view word, std::vector<int32_t>& out) const;
+  std::optional<int32_t> token_to_id(std::string_view token) const;
+  const std::string* id_to_token(int32_t id) const;
+  int32_t max_id() const { return static_cast<int32_t>(id_to_token_.size()) - 1; }
+
+ private:
+  void merge_word(std::string_view word, std::vector<int32_t>& out) const;
+
+  Vocab vocab_;
+  std::vector<std::string> id_to_token_;
+  std::vector<bool> has_id_;
+  MergeMap merges_;
+  std::string prefix_, suffix_;  // continuing_subword_prefix / end_of_word_suffix
+  std::optional<std::string> unk_token_;
+  bool fuse_unk_ = false, byte_fallback_ = false, ignore_merges_ = false;
+  int32_t byte_ids_[256];  // <0xXX> tokens for byte fallback, -1 when absent
+
+  static constexpr size_t kCacheCapacity = 10000;
+  static constexpr size_t kMaxCachedWord = 256;
+  mutable std::mutex cache_mu_;
+  mutable std::unordered_map<std::string, std::vector<int32_t>, StringHash, std::equal_to<>> cache_;
+};
+
+}  // namespace lorax::tok

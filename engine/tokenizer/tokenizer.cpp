@@ -1,0 +1,268 @@
+// Tokenizer: loads tokenizer.json (+ tokenizer_config.json) and runs the
+// encode/decode pipeline the way the `tokenizers` library does:
+// added tokens -> normalizer -> normalized added tokens -> pre-tokenizer -> BPE -> post-processor.
+#include "tokenizer/tokenizer.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "tokenizer/added_vocab.h"
+#include "tokenizer/bpe.h"
+#include "tokenizer/components.h"
+#include "tokenizer/unicode.h"
+
+namespace lorax {
+namespace tok {
+
+struct Pipeline {
+  std::unique_ptr<BpeModel> model;
+  std::unique_ptr<Normalizer> normalizer;
+  std::unique_ptr<PreTokenizer> pre_tokenizer;
+  std::unique_ptr<PostProcessor> post_processor;
+  std::unique_ptr<Decoder> decoder;
+  std::vector<AddedToken> added;
+  TokenTrie raw_trie, normalized_trie;
+  std::vector<int32_t> added_by_id;  // id -> index into `added`, -1 when not an added token
+  size_t vocab_size = 0;
+
+  const AddedToken* added_token(int32_t id) const {
+    if (id < 0 || static_cast<size_t>(id) >= added_by_id.size() || added_by_id[id] < 0) return nullptr;
+    return &added[added_by_id[id]];
+  }
+};
+
+}  // namespace tok
+
+namespace {
+
+using tok::json;
+
+std::string read_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw TokenizerError(path.string() + ": cannot open file");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string one_line(std::string s) {
+  for (char& c : s)
+    if (c == '\n' || c == '\r') c = ' ';
+  return s;
+}
+
+// A token given as a string or as an AddedToken dict {"content": ...}.
+std::optional<std::string> token_string(const json& j, const char* key) {
+  if (!j.contains(key)) return std::nullopt;
+  const json& v = j[key];
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_object() && v.contains("content") && v["content"].is_string()) return v["content"].get<std::string>();
+  return std::nullopt;
+}
+
+TokenizerConfig parse_config(const json& j) {
+  TokenizerConfig c;
+  c.raw = j;
+  c.bos_token = token_string(j, "bos_token");
+  c.eos_token = token_string(j, "eos_token");
+  c.pad_token = token_string(j, "pad_token");
+  c.unk_token = token_string(j, "unk_token");
+  if (j.contains("add_bos_token") && j["add_bos_token"].is_boolean()) c.add_bos_token = j["add_bos_token"].get<bool>();
+  if (j.contains("add_eos_token") && j["add_eos_token"].is_boolean()) c.add_eos_token = j["add_eos_token"].get<bool>();
+  if (j.contains("chat_template")) {
+    const json& t = j["chat_template"];
+    if (t.is_string()) {
+      c.chat_template = t.get<std::string>();
+    } else if (t.is_array()) {
+      for (auto& item : t)
+        if (item.is_object() && item.contains("name") && item.contains("template") && item["name"].is_string() &&
+            item["template"].is_string())
+          c.chat_templates[item["name"].get<std::string>()] = item["template"].get<std::string>();
+      auto it = c.chat_templates.find("default");
+      if (it != c.chat_templates.end()) c.chat_template = it->second;
+    }
+  }
+  return c;
+}
+
+}  // namespace
+
+Tokenizer::Tokenizer() : p_(std::make_unique<tok::Pipeline>()) {}
+Tokenizer::~Tokenizer() = default;
+
+std::shared_ptr<const Tokenizer> Tokenizer::load(const std::filesystem::path& file_or_dir) {
+  std::filesystem::path file = file_or_dir;
+  std::error_code ec;
+  if (std::filesystem::is_directory(file_or_dir, ec)) file = file_or_dir / "tokenizer.json";
+  if (!std::filesystem::exists(file, ec)) throw TokenizerError(file.string() + ": no such file");
+  auto tok = std::const_pointer_cast<Tokenizer>(from_json_text(read_file(file), file.string()));
+  auto config_path = file.parent_path() / "tokenizer_config.json";
+  if (std::filesystem::exists(config_path, ec)) {
+    json j;
+    try {
+      j = json::parse(read_file(config_path));
+    } catch (const json::exception& e) {
+      throw TokenizerError(config_path.string() + ": invalid JSON: " + one_line(e.what()));
+    }
+    if (!j.is_object()) throw TokenizerError(config_path.string() + ": not a JSON object");
+    tok->config_ = parse_config(j);
+  }
+  return tok;
+}
+
+std::shared_ptr<const Tokenizer> Tokenizer::from_json_text(std::string_view text, const std::string& name) {
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const json::exception& e) {
+    throw TokenizerError(name + ": invalid JSON: " + one_line(e.what()));
+  }
+  std::shared_ptr<Tokenizer> t(new Tokenizer());
+  auto& p = *t->p_;
+  try {
+    if (!j.is_object()) throw std::runtime_error("not a JSON object");
+    if (!j.contains("model")) throw std::runtime_error("no \"model\"");
+    const json& m = j["model"];
+    std::string type = m.value("type", std::string("BPE"));
+    if (type != "BPE") throw std::runtime_error("unsupported model type '" + type + "' (only BPE)");
+    p.model = std::make_unique<tok::BpeModel>(m);
+    auto get = [&](const char* k) -> const json& {
+      static const json null;
+      return j.contains(k) ? j[k] : null;
+    };
+    for (const char* k : {"truncation", "padding"})
+      if (!get(k).is_null()) throw std::runtime_error(std::string("\"") + k + "\" is not supported");
+    p.normalizer = tok::make_normalizer(get("normalizer"));
+    p.pre_tokenizer = tok::make_pre_tokenizer(get("pre_tokenizer"));
+    p.post_processor = tok::make_post_processor(get("post_processor"));
+    p.decoder = tok::make_decoder(get("decoder"));
+
+    int32_t max_id = p.model->max_id();
+    for (auto& a : get("added_tokens")) {
+      tok::AddedToken at;
+      at.content = a.at("content").get<std::string>();
+      int64_t id = a.at("id").get<int64_t>();
+      if (id < 0 || id > INT32_MAX - 1) throw std::runtime_error("added token '" + at.content + "' has id out of range");
+      at.id = static_cast<int32_t>(id);
+      at.special = a.value("special", false);
+      at.lstrip = a.value("lstrip", false);
+      at.rstrip = a.value("rstrip", false);
+      at.normalized = a.value("normalized", !at.special);
+      at.single_word = a.value("single_word", false);
+      if (at.content.empty()) continue;
+      max_id = std::max(max_id, at.id);
+      p.added.push_back(std::move(at));
+    }
+    p.vocab_size = static_cast<size_t>(max_id + 1);
+    p.added_by_id.assign(p.vocab_size, -1);
+    for (size_t i = 0; i < p.added.size(); ++i) {
+      auto& a = p.added[i];
+      if (p.added_by_id[a.id] < 0) p.added_by_id[a.id] = static_cast<int32_t>(i);
+      if (a.normalized) {
+        std::string pattern = a.content;
+        if (p.normalizer) p.normalizer->normalize(pattern);
+        p.normalized_trie.add(pattern, static_cast<int32_t>(i));
+      } else {
+        p.raw_trie.add(a.content, static_cast<int32_t>(i));
+      }
+    }
+    // TemplateProcessing ids must exist.
+    if (p.post_processor) {
+      std::vector<int32_t> probe;
+      p.post_processor->process(probe);
+      for (int32_t id : probe)
+        if (id < 0 || static_cast<size_t>(id) >= p.vocab_size)
+          throw std::runtime_error("post_processor special token id " + std::to_string(id) + " is out of range");
+    }
+  } catch (const TokenizerError&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw TokenizerError(name + ": " + one_line(e.what()));
+  }
+  return t;
+}
+
+std::vector<int32_t> Tokenizer::encode(std::string_view input, bool add_special_tokens) const {
+  const auto& p = *p_;
+  std::string owned;
+  if (!tok::utf8_valid(input)) {
+    owned = tok::utf8_lossy(input);  // Python strings are always valid text; bad bytes become U+FFFD
+    input = owned;
+  }
+  std::vector<int32_t> ids;
+  std::vector<tok::Segment> raw, norm;
+  std::vector<tok::Piece> pieces;
+  tok::find_added(input, p.raw_trie, p.added, raw);
+  for (auto& seg : raw) {
+    if (seg.token >= 0) {
+      ids.push_back(p.added[seg.token].id);
+      continue;
+    }
+    std::string text(input.substr(seg.b, seg.e - seg.b));
+    if (p.normalizer) p.normalizer->normalize(text);
+    tok::find_added(text, p.normalized_trie, p.added, norm);
+    for (auto& ns : norm) {
+      if (ns.token >= 0) {
+        ids.push_back(p.added[ns.token].id);
+        continue;
+      }
+      pieces.clear();
+      pieces.push_back({text.substr(ns.b, ns.e - ns.b), seg.b == 0 && ns.b == 0});
+      if (p.pre_tokenizer) p.pre_tokenizer->pre_tokenize(pieces);
+      for (auto& piece : pieces) p.model->tokenize(piece.text, ids);
+    }
+  }
+  if (add_special_tokens && p.post_processor) p.post_processor->process(ids);
+  return ids;
+}
+
+std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special_tokens) const {
+  const auto& p = *p_;
+  std::vector<std::string> tokens;
+  tokens.reserve(ids.size());
+  for (int32_t id : ids) {
+    if (id < 0 || static_cast<size_t>(id) >= p.vocab_size)
+      throw TokenizerError("token id " + std::to_string(id) + " is out of range (vocab size " +
+                           std::to_string(p.vocab_size) + ")");
+    if (auto* a = p.added_token(id)) {
+      if (skip_special_tokens && a->special) continue;
+      tokens.push_back(a->content);
+    } else if (auto* s = p.model->id_to_token(id)) {
+      tokens.push_back(*s);
+    }
+  }
+  std::string out;
+  if (p.decoder) {
+    p.decoder->decode_chain(tokens);
+    for (auto& t : tokens) out += t;
+  } else {
+    for (size_t i = 0; i < tokens.size(); ++i) {
+      if (i) out += ' ';
+      out += tokens[i];
+    }
+  }
+  return out;
+}
+
+std::optional<int32_t> Tokenizer::token_to_id(std::string_view token) const {
+  for (auto& a : p_->added)
+    if (a.content == token) return a.id;
+  return p_->model->token_to_id(token);
+}
+
+std::string Tokenizer::id_to_token(int32_t id) const {
+  if (auto* a = p_->added_token(id)) return a->content;
+  if (auto* s = p_->model->id_to_token(id)) return *s;
+  return "";
+}
+
+bool Tokenizer::is_special(int32_t id) const {
+  auto* a = p_->added_token(id);
+  return a && a->special;
+}
+
+size_t Tokenizer::vocab_size() const { return p_->vocab_size; }
+
+const TokenizerConfig& Tokenizer::config() const { return config_; }
+
+}  // namespace lorax
