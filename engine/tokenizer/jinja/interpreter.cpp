@@ -1,0 +1,412 @@
+#include "tokenizer/jinja/interpreter.h"
+
+#include <unordered_map>
+
+#include "tokenizer/jinja/builtins.h"
+#include "tokenizer/jinja/error.h"
+#include "tokenizer/jinja/parser.h"
+
+namespace lorax::jinja {
+namespace {
+
+// Errors raised while evaluating gain the template line; raise_exception()
+// messages pass through unchanged.
+struct LocatedError : TemplateError {
+  using TemplateError::TemplateError;
+};
+
+struct Frame {
+  std::unordered_map<std::string, Value> vars;
+  std::shared_ptr<Frame> parent;
+
+  const Value* lookup(const std::string& name) const {
+    for (const Frame* f = this; f; f = f->parent.get()) {
+      auto it = f->vars.find(name);
+      if (it != f->vars.end()) return &it->second;
+    }
+    return nullptr;
+  }
+};
+using FramePtr = std::shared_ptr<Frame>;
+
+enum class Flow { Normal, Break, Continue };
+
+void check_names(const Expr* e);
+
+void check_body(const Body& body) {
+  for (const auto& s : body) {
+    check_names(s->expr.get());
+    check_names(s->filter.get());
+    for (const auto& [test, b] : s->branches) {
+      check_names(test.get());
+      check_body(b);
+    }
+    check_body(s->body);
+    check_body(s->else_body);
+    for (const auto& f : s->filters) check_names(f.get());
+    for (const auto& d : s->defaults) check_names(d.get());
+    for (const auto& a : s->assigns) check_names(a.second.get());
+  }
+}
+
+// jinja2 rejects unknown filters and tests when compiling, before rendering.
+void check_names(const Expr* e) {
+  if (!e) return;
+  if (e->kind == Expr::Kind::Filter && !has_filter(e->name))
+    throw TemplateError("unknown filter '" + e->name + "' at line " + std::to_string(e->line));
+  if (e->kind == Expr::Kind::Test && !has_test(e->name))
+    throw TemplateError("unknown test '" + e->name + "' at line " + std::to_string(e->line));
+  for (const auto& c : e->children) check_names(c.get());
+  for (const auto& kw : e->kwargs) check_names(kw.second.get());
+  check_names(e->dyn_args.get());
+  check_names(e->dyn_kwargs.get());
+}
+
+class Renderer {
+ public:
+  Flow exec(const Body& body, const FramePtr& frame, std::string& out) {
+    for (const auto& s : body) {
+      Flow f = exec_one(*s, frame, out);
+      if (f != Flow::Normal) return f;
+    }
+    return Flow::Normal;
+  }
+
+ private:
+  [[noreturn]] static void located(const std::string& msg, int line) {
+    throw LocatedError(msg + " at line " + std::to_string(line));
+  }
+
+  Flow exec_one(const Stmt& s, const FramePtr& frame, std::string& out) {
+    switch (s.kind) {
+      case Stmt::Kind::Data: out += s.text; return Flow::Normal;
+      case Stmt::Kind::Output: out += to_str(eval(*s.expr, frame)); return Flow::Normal;
+      case Stmt::Kind::If:
+        for (const auto& [test, body] : s.branches)
+          if (eval(*test, frame).truthy()) return exec(body, frame, out);
+        return exec(s.else_body, frame, out);
+      case Stmt::Kind::For: return exec_for(s, frame, out);
+      case Stmt::Kind::Set: assign(s.target, eval(*s.expr, frame), frame, s.line); return Flow::Normal;
+      case Stmt::Kind::SetBlock: {
+        std::string captured;
+        exec(s.body, frame, captured);
+        Value v = Value::from_string(captured);
+        for (const auto& f : s.filters) v = apply_filter_expr(*f, v, frame);
+        assign(s.target, v, frame, s.line);
+        return Flow::Normal;
+      }
+      case Stmt::Kind::Macro: frame->vars[s.text] = make_macro(s, frame, s.text); return Flow::Normal;
+      case Stmt::Kind::CallBlock: {
+        Value caller = make_macro(s, frame, "caller");
+        const Expr& c = *s.expr;
+        std::vector<Value> args;
+        Kwargs kwargs;
+        Value fn = eval(*c.children[0], frame);
+        eval_args(c, frame, args, kwargs);
+        kwargs.emplace_back("caller", caller);
+        out += to_str(call_at(fn, args, kwargs, s.line));
+        return Flow::Normal;
+      }
+      case Stmt::Kind::FilterBlock: {
+        std::string captured;
+        auto inner = std::make_shared<Frame>();
+        inner->parent = frame;
+        exec(s.body, inner, captured);
+        Value v = Value::from_string(captured);
+        for (const auto& f : s.filters) v = apply_filter_expr(*f, v, frame);
+        out += to_str(v);
+        return Flow::Normal;
+      }
+      case Stmt::Kind::With: {
+        auto inner = std::make_shared<Frame>();
+        inner->parent = frame;
+        for (const auto& [target, expr] : s.assigns) assign(target, eval(*expr, frame), inner, s.line);
+        return exec(s.body, inner, out);
+      }
+      case Stmt::Kind::Scope: return exec(s.body, frame, out);
+      case Stmt::Kind::Break: return Flow::Break;
+      case Stmt::Kind::Continue: return Flow::Continue;
+    }
+    return Flow::Normal;
+  }
+
+  void assign(const Target& t, const Value& v, const FramePtr& frame, int line) {
+    switch (t.kind) {
+      case Target::Kind::Name: frame->vars[t.names[0]] = v; return;
+      case Target::Kind::NsAttr: {
+        const Value* ns = frame->lookup(t.names[0]);
+        if (!ns || ns->type != Value::Type::Namespace)
+          located("cannot assign attribute on non-namespace object", line);
+        ns->dict->set(Value::from_string(t.attr), v);
+        return;
+      }
+      case Target::Kind::Tuple: {
+        List items;
+        try {
+          items = iterate(v);
+        } catch (const TemplateError& e) {
+          located(std::string("cannot unpack non-iterable ") + v.type_name() + " object", line);
+        }
+        if (items.size() != t.names.size())
+          located(items.size() > t.names.size()
+                      ? "too many values to unpack (expected " + std::to_string(t.names.size()) + ")"
+                      : "not enough values to unpack (expected " + std::to_string(t.names.size()) + ", got " +
+                            std::to_string(items.size()) + ")",
+                  line);
+        for (size_t i = 0; i < items.size(); ++i) frame->vars[t.names[i]] = items[i];
+        return;
+      }
+    }
+  }
+
+  Flow exec_for(const Stmt& s, const FramePtr& frame, std::string& out) {
+    Value seq = eval(*s.expr, frame);
+    List items;
+    try {
+      items = iterate(seq);
+    } catch (const LocatedError&) {
+      throw;
+    } catch (const TemplateError& e) {
+      located(e.what(), s.line);
+    }
+    auto inner = std::make_shared<Frame>();
+    inner->parent = frame;
+    if (s.filter) {
+      // The `if` clause filters before loop.* is computed, as in jinja2.
+      List kept;
+      for (const auto& item : items) {
+        assign(s.target, item, inner, s.line);
+        if (eval(*s.filter, inner).truthy()) kept.push_back(item);
+      }
+      items = std::move(kept);
+    }
+    if (items.empty()) return exec(s.else_body, frame, out);
+    const int64_t n = static_cast<int64_t>(items.size());
+    for (int64_t i = 0; i < n; ++i) {
+      Dict loop;
+      auto put = [&](const char* k, Value v) { loop.items.emplace_back(Value::from_string(k), std::move(v)); };
+      put("index", Value::from_int(i + 1));
+      put("index0", Value::from_int(i));
+      put("revindex", Value::from_int(n - i));
+      put("revindex0", Value::from_int(n - i - 1));
+      put("first", Value::from_bool(i == 0));
+      put("last", Value::from_bool(i == n - 1));
+      put("length", Value::from_int(n));
+      put("depth", Value::from_int(1));
+      put("depth0", Value::from_int(0));
+      if (i > 0) put("previtem", items[i - 1]);
+      if (i + 1 < n) put("nextitem", items[i + 1]);
+      put("cycle", Value::function("cycle", [i](std::vector<Value>& a, Kwargs&) {
+            if (a.empty()) throw TemplateError("no items for cycling given");
+            return a[static_cast<size_t>(i) % a.size()];
+          }));
+      inner->vars["loop"] = Value::from_dict(std::move(loop));
+      assign(s.target, items[i], inner, s.line);
+      Flow f = exec(s.body, inner, out);
+      if (f == Flow::Break) break;
+    }
+    return Flow::Normal;
+  }
+
+  Value make_macro(const Stmt& s, const FramePtr& def_frame, const std::string& name) {
+    const Stmt* stmt = &s;
+    // A weak reference: the defining frame owns the macro, so a strong one would leak a cycle.
+    std::weak_ptr<Frame> weak = def_frame;
+    return Value::function(name, [this, stmt, weak, name](std::vector<Value>& args, Kwargs& kwargs) {
+      auto f = std::make_shared<Frame>();
+      f->parent = weak.lock();
+      if (!f->parent) throw TemplateError("macro '" + name + "' called outside of its scope");
+      size_t np = stmt->params.size();
+      List varargs;
+      for (size_t i = 0; i < args.size(); ++i) {
+        if (i < np)
+          f->vars[stmt->params[i]] = args[i];
+        else
+          varargs.push_back(args[i]);
+      }
+      Dict extra;
+      for (auto& [k, v] : kwargs) {
+        bool is_param = false;
+        for (size_t i = 0; i < np; ++i) {
+          if (stmt->params[i] != k) continue;
+          if (i < args.size()) throw TemplateError("macro '" + name + "' got multiple values for argument '" + k + "'");
+          is_param = true;
+        }
+        if (is_param || k == "caller")
+          f->vars[k] = v;
+        else
+          extra.set(Value::from_string(k), v);
+      }
+      for (size_t i = args.size(); i < np; ++i) {
+        if (f->vars.count(stmt->params[i])) continue;
+        f->vars[stmt->params[i]] = stmt->defaults[i] ? eval(*stmt->defaults[i], f)
+                                                     : Value::undefined("parameter '" + stmt->params[i] + "' was not provided");
+      }
+      f->vars["varargs"] = Value::from_list(std::move(varargs));
+      f->vars["kwargs"] = Value::from_dict(std::move(extra));
+      std::string out;
+      exec(stmt->body, f, out);
+      return Value::from_string(out);
+    });
+  }
+
+  Value call_at(const Value& fn, std::vector<Value>& args, Kwargs& kwargs, int line) {
+    (void)line;
+    return call(fn, args, kwargs);
+  }
+
+  void eval_args(const Expr& e, const FramePtr& frame, std::vector<Value>& args, Kwargs& kwargs, size_t first = 1) {
+    for (size_t i = first; i < e.children.size(); ++i) args.push_back(eval(*e.children[i], frame));
+    for (const auto& [k, v] : e.kwargs) kwargs.emplace_back(k, eval(*v, frame));
+    if (e.dyn_args)
+      for (auto& v : iterate(eval(*e.dyn_args, frame))) args.push_back(v);
+    if (e.dyn_kwargs) {
+      Value d = eval(*e.dyn_kwargs, frame);
+      if (!d.is_dict()) located("argument after ** must be a mapping", e.line);
+      for (const auto& [k, v] : d.dict->items) kwargs.emplace_back(to_str(k), v);
+    }
+  }
+
+  Value apply_filter_expr(const Expr& f, const Value& input, const FramePtr& frame) {
+    std::vector<Value> args;
+    Kwargs kwargs;
+    eval_args(f, frame, args, kwargs);
+    return apply_filter(f.name, input, args, kwargs);
+  }
+
+ public:
+  Value eval(const Expr& e, const FramePtr& frame) {
+    try {
+      return eval_inner(e, frame);
+    } catch (const LocatedError&) {
+      throw;
+    } catch (const TemplateError& err) {
+      if (is_raise_) throw;
+      located(err.what(), e.line);
+    }
+  }
+
+ private:
+  bool is_raise_ = false;
+
+  Value eval_inner(const Expr& e, const FramePtr& frame) {
+    using K = Expr::Kind;
+    switch (e.kind) {
+      case K::Const: return e.value;
+      case K::Name: {
+        const Value* v = frame->lookup(e.name);
+        return v ? *v : Value::undefined("'" + e.name + "' is undefined");
+      }
+      case K::Getattr: return get_attr(eval(*e.children[0], frame), e.name);
+      case K::Getitem: {
+        Value obj = eval(*e.children[0], frame);
+        const Expr& idx = *e.children[1];
+        if (idx.kind == K::Slice) {
+          auto part = [&](size_t i) { return idx.children[i] ? eval(*idx.children[i], frame) : Value::none(); };
+          return slice(obj, part(0), part(1), part(2));
+        }
+        return get_item(obj, eval(idx, frame));
+      }
+      case K::Slice: throw TemplateError("slice outside of subscript");
+      case K::Call: {
+        Value fn = eval(*e.children[0], frame);
+        std::vector<Value> args;
+        Kwargs kwargs;
+        eval_args(e, frame, args, kwargs);
+        if (fn.type == Value::Type::Callable && fn.callable->name == "raise_exception") {
+          // Its message must reach the caller verbatim, without a line suffix.
+          is_raise_ = true;
+          call(fn, args, kwargs);
+        }
+        return call(fn, args, kwargs);
+      }
+      case K::Filter: {
+        Value input = eval(*e.children[0], frame);
+        return apply_filter_expr(e, input, frame);
+      }
+      case K::Test: {
+        Value input = eval(*e.children[0], frame);
+        std::vector<Value> args;
+        Kwargs kwargs;
+        eval_args(e, frame, args, kwargs);
+        return Value::from_bool(apply_test(e.name, input, args, kwargs));
+      }
+      case K::Neg:
+      case K::Pos: {
+        Value v = eval(*e.children[0], frame);
+        if (v.is_undefined()) fail_undefined(v);
+        if (!v.is_number()) throw TemplateError("bad operand type for unary " + std::string(e.kind == K::Neg ? "-" : "+") + ": '" + v.type_name() + "'");
+        if (e.kind == K::Pos) return v.type == Value::Type::Bool ? Value::from_int(v.boolean) : v;
+        if (v.type == Value::Type::Float) return Value::from_float(-v.real);
+        return Value::from_int(-(v.type == Value::Type::Bool ? v.boolean : v.integer));
+      }
+      case K::Not: return Value::from_bool(!eval(*e.children[0], frame).truthy());
+      case K::And: {
+        Value l = eval(*e.children[0], frame);
+        return l.truthy() ? eval(*e.children[1], frame) : l;
+      }
+      case K::Or: {
+        Value l = eval(*e.children[0], frame);
+        return l.truthy() ? l : eval(*e.children[1], frame);
+      }
+      case K::Binary: return binary_op(e.name, eval(*e.children[0], frame), eval(*e.children[1], frame));
+      case K::Compare: {
+        Value left = eval(*e.children[0], frame);
+        for (size_t i = 0; i < e.ops.size(); ++i) {
+          Value right = eval(*e.children[i + 1], frame);
+          const std::string& op = e.ops[i];
+          bool ok;
+          if (op == "==") ok = equals(left, right);
+          else if (op == "!=") ok = !equals(left, right);
+          else if (op == "in") ok = contains(right, left);
+          else if (op == "notin") ok = !contains(right, left);
+          else {
+            int c = compare(left, right);
+            ok = op == "<" ? c < 0 : op == "<=" ? c <= 0 : op == ">" ? c > 0 : c >= 0;
+          }
+          if (!ok) return Value::from_bool(false);
+          left = std::move(right);
+        }
+        return Value::from_bool(true);
+      }
+      case K::CondExpr: {
+        if (eval(*e.children[0], frame).truthy()) return eval(*e.children[1], frame);
+        if (e.children[2]) return eval(*e.children[2], frame);
+        return Value::undefined("the inline if-expression evaluated to false and no else section was defined.");
+      }
+      case K::List:
+      case K::Tuple: {
+        List items;
+        for (const auto& c : e.children) items.push_back(eval(*c, frame));
+        return Value::from_list(std::move(items), e.kind == K::Tuple);
+      }
+      case K::Dict: {
+        Dict d;
+        for (size_t i = 0; i + 1 < e.children.size(); i += 2) d.set(eval(*e.children[i], frame), eval(*e.children[i + 1], frame));
+        return Value::from_dict(std::move(d));
+      }
+    }
+    throw TemplateError("unsupported expression");
+  }
+};
+
+}  // namespace
+
+Template::Template(const std::string& source) : body_(parse_template(source)) { check_body(body_); }
+
+std::string Template::render(const Value& context) const {
+  auto globals = std::make_shared<Frame>();
+  Dict g;
+  add_globals(g);
+  for (auto& [k, v] : g.items) globals->vars[k.str] = v;
+  auto top = std::make_shared<Frame>();
+  top->parent = globals;
+  if (context.is_dict())
+    for (const auto& [k, v] : context.dict->items) top->vars[to_str(k)] = v;
+  std::string out;
+  Renderer r;
+  r.exec(body_, top, out);
+  return out;
+}
+
+}  // namespace lorax::jinja

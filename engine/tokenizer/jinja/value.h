@@ -1,0 +1,123 @@
+// Runtime values of the Jinja interpreter, modelled on the Python objects that
+// jinja2 sees when transformers renders a chat template (str, int, float, bool,
+// None, list, tuple, dict, Undefined, namespace, callables). Printing and
+// comparisons follow Python so output is byte-identical to jinja2.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace lorax::jinja {
+
+struct Value;
+using List = std::vector<Value>;
+
+// Keyword arguments keep call order, like Python **kwargs.
+using Kwargs = std::vector<std::pair<std::string, Value>>;
+
+struct Callable {
+  std::string name;
+  std::function<Value(std::vector<Value>& args, Kwargs& kwargs)> fn;
+};
+
+struct Dict;
+
+struct Value {
+  enum class Type : uint8_t { Undefined, None, Bool, Int, Float, String, List, Tuple, Dict, Namespace, Callable };
+
+  Type type = Type::Undefined;
+  bool boolean = false;
+  int64_t integer = 0;
+  double real = 0;
+  std::string str;  // String payload; for Undefined the reason used in errors
+  std::shared_ptr<List> list;          // List and Tuple
+  std::shared_ptr<Dict> dict;          // Dict and Namespace (namespaces are mutable)
+  std::shared_ptr<Callable> callable;
+
+  static Value undefined(std::string why = "") {
+    Value v;
+    v.str = std::move(why);
+    return v;
+  }
+  static Value none() { Value v; v.type = Type::None; return v; }
+  static Value from_bool(bool b) { Value v; v.type = Type::Bool; v.boolean = b; return v; }
+  static Value from_int(int64_t i) { Value v; v.type = Type::Int; v.integer = i; return v; }
+  static Value from_float(double d) { Value v; v.type = Type::Float; v.real = d; return v; }
+  static Value from_string(std::string s) { Value v; v.type = Type::String; v.str = std::move(s); return v; }
+  static Value from_list(List items, bool tuple = false);
+  static Value from_dict(Dict d);
+  static Value new_namespace();
+  static Value function(std::string name, std::function<Value(std::vector<Value>&, Kwargs&)> fn);
+
+  bool is_undefined() const { return type == Type::Undefined; }
+  bool is_none() const { return type == Type::None; }
+  bool is_string() const { return type == Type::String; }
+  bool is_number() const { return type == Type::Int || type == Type::Float || type == Type::Bool; }
+  bool is_sequence() const { return type == Type::List || type == Type::Tuple; }
+  bool is_dict() const { return type == Type::Dict; }
+
+  // Python truthiness (Undefined is falsy, as in jinja2).
+  bool truthy() const;
+  double as_double() const;  // for numbers only
+  // Python's type name ('str', 'int', 'dict', ...), used in error messages.
+  std::string type_name() const;
+};
+
+// Insertion-ordered mapping; dicts in templates are small, so lookups scan.
+struct Dict {
+  std::vector<std::pair<Value, Value>> items;
+  const Value* find(const Value& key) const;
+  const Value* find(const std::string& key) const;
+  void set(const Value& key, Value value);
+};
+
+// Python semantics.
+bool equals(const Value& a, const Value& b);
+// -1/0/1 for <, ==, >; throws TemplateError when Python would raise TypeError.
+int compare(const Value& a, const Value& b);
+std::string to_str(const Value& v);   // str(v); Undefined prints ""
+std::string to_repr(const Value& v);  // repr(v)
+std::string float_repr(double d);
+
+// json.dumps(v, ensure_ascii=False, indent=indent, separators=..., sort_keys=sort_keys).
+struct DumpOptions {
+  int indent = -1;              // <0: no indent
+  std::string indent_str;       // used when indent is given as a string
+  bool indent_is_string = false;
+  std::string item_sep = ", ";
+  std::string key_sep = ": ";
+  bool sort_keys = false;
+};
+std::string dump_json(const Value& v, const DumpOptions& opts);
+
+template <class Json>
+Value from_json(const Json& j) {
+  switch (j.type()) {
+    case Json::value_t::null: return Value::none();
+    case Json::value_t::boolean: return Value::from_bool(j.template get<bool>());
+    case Json::value_t::number_integer: return Value::from_int(j.template get<int64_t>());
+    case Json::value_t::number_unsigned: return Value::from_int(static_cast<int64_t>(j.template get<uint64_t>()));
+    case Json::value_t::number_float: return Value::from_float(j.template get<double>());
+    case Json::value_t::string: return Value::from_string(j.template get<std::string>());
+    case Json::value_t::array: {
+      List items;
+      items.reserve(j.size());
+      for (const auto& e : j) items.push_back(from_json(e));
+      return Value::from_list(std::move(items));
+    }
+    case Json::value_t::object: {
+      Dict d;
+      d.items.reserve(j.size());
+      for (auto it = j.begin(); it != j.end(); ++it) d.items.emplace_back(Value::from_string(it.key()), from_json(it.value()));
+      return Value::from_dict(std::move(d));
+    }
+    default: return Value::none();
+  }
+}
+
+}  // namespace lorax::jinja
