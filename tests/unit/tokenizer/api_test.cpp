@@ -1,0 +1,98 @@
+// The public Tokenizer API on the shared real tokenizers. Expected ids/texts were
+// obtained from the Python `tokenizers` 0.21.0 library:
+//   Tokenizer.from_file(".../gpt2/tokenizer.json").encode("Hello world <|endoftext|>").ids
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+
+#include "tokenizer/tokenizer.h"
+
+namespace lorax {
+namespace {
+
+std::filesystem::path shared_dir() {
+  if (const char* s = std::getenv("LORAX_SHARED_DIR")) return s;
+  return std::filesystem::current_path().parent_path() / "shared";
+}
+
+std::shared_ptr<const Tokenizer> load_or_skip(const std::string& name) {
+  auto dir = shared_dir() / "tokenizers" / name;
+  if (!std::filesystem::exists(dir / "tokenizer.json")) return nullptr;
+  return Tokenizer::load(dir);
+}
+
+TEST(TokenizerApi, Gpt2EncodeDecode) {
+  auto tok = load_or_skip("gpt2");
+  if (!tok) GTEST_SKIP() << "shared tokenizers not present";
+  std::vector<int32_t> want = {15496, 995, 220, 50256};  // from the Python library
+  EXPECT_EQ(tok->encode("Hello world <|endoftext|>"), want);
+  EXPECT_EQ(tok->decode(want), "Hello world <|endoftext|>");
+  EXPECT_EQ(tok->decode(want, true), "Hello world ");
+  EXPECT_EQ(tok->vocab_size(), 50257u);
+  EXPECT_TRUE(tok->is_special(50256));
+  EXPECT_FALSE(tok->is_special(995));
+  EXPECT_EQ(tok->token_to_id("<|endoftext|>"), 50256);
+  EXPECT_EQ(tok->id_to_token(995), "\xC4\xA0world");  // "Ġworld"
+  EXPECT_EQ(tok->id_to_token(-1), "");
+  EXPECT_EQ(tok->id_to_token(50257), "");
+  EXPECT_FALSE(tok->token_to_id("no such token").has_value());
+  EXPECT_EQ(tok->config().eos_token, "<|endoftext|>");
+  std::vector<int32_t> bad = {50257};
+  EXPECT_THROW(tok->decode(bad), TokenizerError);
+}
+
+TEST(TokenizerApi, Llama2AddsBosAndConfig) {
+  auto tok = load_or_skip("llama2");
+  if (!tok) GTEST_SKIP() << "shared tokenizers not present";
+  std::vector<int32_t> with = {1, 22557, 1526}, without = {22557, 1526};  // from the Python library
+  EXPECT_EQ(tok->encode("Hello world"), with);
+  EXPECT_EQ(tok->encode("Hello world", false), without);
+  EXPECT_EQ(tok->config().bos_token, "<s>");
+  EXPECT_EQ(tok->config().add_bos_token, true);
+}
+
+TEST(TokenizerApi, IncrementalDetokenizerUsesPromptContext) {
+  auto tok = load_or_skip("llama2");
+  if (!tok) GTEST_SKIP() << "shared tokenizers not present";
+  // Without context the first Metaspace piece loses its leading space (as decode does);
+  // after a prompt it keeps it.
+  std::vector<int32_t> prompt = {1, 22557};
+  IncrementalDetokenizer with_prompt(tok, false, prompt);
+  std::string out = with_prompt.push(1526);
+  out += with_prompt.finish();
+  EXPECT_EQ(out, " world");
+  IncrementalDetokenizer bare(tok);
+  out = bare.push(1526);
+  out += bare.finish();
+  EXPECT_EQ(out, tok->decode(std::vector<int32_t>{1526}));
+}
+
+TEST(TokenizerApi, StreamingNeverSplitsUtf8) {
+  auto tok = load_or_skip("gpt2");
+  if (!tok) GTEST_SKIP() << "shared tokenizers not present";
+  auto ids = tok->encode("naïve 😀 日本語 ok");
+  IncrementalDetokenizer d(tok);
+  std::string all;
+  for (int32_t id : ids) {
+    std::string piece = d.push(id);
+    // Every emitted piece is whole UTF-8 on its own.
+    EXPECT_EQ(tok->decode(tok->encode(piece, false)), piece);
+    all += piece;
+  }
+  all += d.finish();
+  EXPECT_EQ(all, tok->decode(ids));
+}
+
+TEST(TokenizerApi, LoadErrorsNameTheFile) {
+  try {
+    Tokenizer::from_json_text("{\"model\": 3", "/x/tokenizer.json");
+    FAIL();
+  } catch (const TokenizerError& e) {
+    EXPECT_NE(std::string(e.what()).find("/x/tokenizer.json"), std::string::npos);
+  }
+  EXPECT_THROW(Tokenizer::load("/no/such/dir"), TokenizerError);
+}
+
+}  // namespace
+}  // namespace lorax
