@@ -87,6 +87,21 @@ SNIPPETS = [
     ("strftime_now", "{{ strftime_now('%Y-%m-%d') }}", {}),
     ("dict_global", "{{ dict(a=1, b='x') }} {{ namespace(a=1).a }}", {}),
     ("raise_in_macro", "{% macro check(x) %}{% if x > 1 %}{{ raise_exception('too big: ' ~ x) }}{% endif %}ok{% endmacro %}{{ check(1) }}{{ check(5) }}", {}),
+    # printf-style formatting (format filter and % operator)
+    ("format_filter", "{{ '%s=%d (%.2f) %r [%5s|%-4s] %x %05.1f %%'|format('a', 3, 2.345, 'q', 'x', 'y', 255, 3.14159) }} {{ '%(a)s-%(b)s'|format(a=1, b='two') }} {{ 'x=%s' % 5 }} {{ '%s and %s' % ('a', [1]) }} {{ '%s'|format(none) }}", {}),
+    # scoping of set inside loops (fresh scope per iteration)
+    ("loop_set_accumulate", "{% set acc = [] %}{% for i in [1, 2, 3] %}{% set acc = acc + [i] %}{{ acc }}{% endfor %}|{{ acc }}", {}),
+    ("loop_set_read_outer_first", "{% set x = 0 %}{% for i in [1, 2, 3] %}{{ x }}{% set x = i %}{{ x }};{% endfor %}|{{ x }}", {}),
+    ("loop_set_in_if_per_iteration", "{% for i in [1, 2, 3] %}{% if i == 1 %}{% set y = 5 %}{% endif %}{{ y }};{% endfor %}", {}),
+    # constructs from real tool-calling templates
+    ("dict_equality_membership", "{% set users = msgs|selectattr('role', 'equalto', 'user')|list %}{% for m in msgs %}{{ m == users[-1] }} {{ 'tool_calls' in m }} {{ m.get('tool_calls') is none }};{% endfor %}", {"msgs": MSGS}),
+    ("items_loop_filter", "{% for key, val in tool.items() if key != 'return' %}{% if val is string %}\"{{ key }}\": \"{{ val }}\"{% else %}\"{{ key }}\": {{ val|tojson }}{% endif %}{{ ', ' if not loop.last }}{% endfor %}", {"tool": {"name": "f", "return": "x", "parameters": {"type": "object", "properties": {}}, "description": "d"}}),
+    ("text_parts_join", "{{ parts|selectattr('type', 'equalto', 'text')|map(attribute='text')|map('trim')|join('\n') }}", {"parts": [{"type": "text", "text": "  a  "}, {"type": "image"}, {"type": "text", "text": "b\n"}]}),
+    ("tojson_indent4_tools", "{% for t in tools %}{{ t|tojson(indent=4) }}\n\n{% endfor %}", {"tools": [{"type": "function", "function": {"name": "get", "parameters": {"type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"]}}}]}),
+    ("recursive_macro_types", "{% macro py_type(spec) %}{% set m = {'string': 'str', 'number': 'float', 'integer': 'int', 'boolean': 'bool'} %}{% if m[spec.type] is defined %}{{ m[spec.type] }}{% elif spec.type == 'array' %}{{ 'list[' + py_type(spec['items']) + ']' }}{% elif spec.type is iterable and spec.type is not string %}Union[{% for t in spec.type %}{{ py_type({'type': t}) }}{{ ',' if not loop.last }}{% endfor %}]{% else %}Any{% endif %}{% endmacro %}{{ py_type({'type': 'array', 'items': {'type': 'integer'}}) }} {{ py_type({'type': ['string', 'null']}) }} {{ py_type({'type': 'object'}) }}", {}),
+    ("tool_id_slices", "{{ id[-9:] }} {{ id|length < 9 }} {{ (out|tojson)[:-1] }}", {"id": "call_abcdefghijk", "out": {"a": 1}}),
+    ("undefined_in_output_trim", "[{{- nothing -}}] [{{ nothing ~ 'x' }}] [{{ nothing|default('', true) }}]", {}),
+    ("err_undefined_modulo", "{% for m in [1] %}{{ (i % 2 == 0) }}{% endfor %}", {}),
     # runtime errors: both sides must fail
     ("err_undefined_attr_of_undefined", "{{ missing.attr }}", {}),
     ("err_add_str_int", "{{ 'a' + 1 }}", {}),

@@ -1,6 +1,7 @@
 #include "tokenizer/jinja/builtins.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <ctime>
 #include <map>
@@ -263,6 +264,87 @@ std::string py_format(const std::string& fmt, std::vector<Value>& args, Kwargs& 
       out.push_back(c);
     }
   }
+  return out;
+}
+
+// Python's printf-style `fmt % args` for the conversions templates use
+// (%s %r %d %i %f %F %e %g %x %X %o %c %%, flags, width, precision, %(name)s).
+std::string percent_format(const std::string& fmt, const Value& rhs) {
+  std::vector<Value> args;
+  const Dict* mapping = nullptr;
+  if (rhs.type == T::Tuple) args = *rhs.list;
+  else if (rhs.type == T::Dict) mapping = rhs.dict.get();
+  else args.push_back(rhs);
+  size_t next = 0;
+  std::string out;
+  for (size_t i = 0; i < fmt.size(); ++i) {
+    if (fmt[i] != '%') {
+      out.push_back(fmt[i]);
+      continue;
+    }
+    if (++i >= fmt.size()) throw TemplateError("incomplete format");
+    const Value* arg = nullptr;
+    if (fmt[i] == '(') {
+      size_t e = fmt.find(')', i);
+      if (e == std::string::npos || !mapping) throw TemplateError("format requires a mapping");
+      arg = mapping->find(fmt.substr(i + 1, e - i - 1));
+      if (!arg) throw TemplateError("KeyError: '" + fmt.substr(i + 1, e - i - 1) + "'");
+      i = e + 1;
+    }
+    std::string flags;
+    while (i < fmt.size() && std::string("-+ #0").find(fmt[i]) != std::string::npos) flags.push_back(fmt[i++]);
+    std::string width, prec;
+    while (i < fmt.size() && std::isdigit(static_cast<unsigned char>(fmt[i]))) width.push_back(fmt[i++]);
+    bool has_prec = false;
+    if (i < fmt.size() && fmt[i] == '.') {
+      has_prec = true;
+      ++i;
+      while (i < fmt.size() && std::isdigit(static_cast<unsigned char>(fmt[i]))) prec.push_back(fmt[i++]);
+    }
+    if (i >= fmt.size()) throw TemplateError("incomplete format");
+    char conv = fmt[i];
+    if (conv == '%') {
+      out.push_back('%');
+      continue;
+    }
+    if (!arg) {
+      if (mapping && args.empty()) throw TemplateError("format requires a mapping");
+      if (next >= args.size()) throw TemplateError("not enough arguments for format string");
+      arg = &args[next++];
+    }
+    std::string piece;
+    if (conv == 's' || conv == 'r') {
+      piece = conv == 's' ? to_str(*arg) : to_repr(*arg);
+      if (has_prec) {
+        std::u32string u = utf8::decode(piece);
+        piece = utf8::encode(u.substr(0, std::stoul(prec.empty() ? "0" : prec)));
+      }
+      size_t w = width.empty() ? 0 : std::stoul(width), len = utf8::length(piece);
+      if (len < w) {
+        std::string pad(w - len, ' ');
+        piece = flags.find('-') != std::string::npos ? piece + pad : pad + piece;
+      }
+    } else if (std::string("diouxXeEfFgGc").find(conv) != std::string::npos) {
+      if (arg->is_undefined()) fail_undefined(*arg);
+      if (!arg->is_number()) throw TemplateError(std::string("%") + conv + " format: a real number is required, not " + arg->type_name());
+      std::string spec = "%" + flags + width + (has_prec ? "." + prec : "");
+      char buf[512];
+      if (conv == 'c') {
+        utf8::append(piece, static_cast<char32_t>(arg->as_double()));
+      } else if (std::string("diouxX").find(conv) != std::string::npos) {
+        long long v = arg->type == T::Float ? static_cast<long long>(arg->real) : (arg->type == T::Bool ? arg->boolean : arg->integer);
+        std::snprintf(buf, sizeof buf, (spec + "ll" + (conv == 'i' || conv == 'u' ? 'd' : conv)).c_str(), v);
+        piece = buf;
+      } else {
+        std::snprintf(buf, sizeof buf, (spec + conv).c_str(), arg->as_double());
+        piece = buf;
+      }
+    } else {
+      throw TemplateError(std::string("unsupported format character '") + conv + "'");
+    }
+    out += piece;
+  }
+  if (!mapping && next < args.size()) throw TemplateError("not all arguments converted during string formatting");
   return out;
 }
 
@@ -658,6 +740,15 @@ const std::map<std::string, FilterFn>& filters() {
     };
     f["e"] = f["escape"];
     f["forceescape"] = f["escape"];
+    f["format"] = [](const Value& x, std::vector<Value>& a, Kwargs& k) {
+      if (!a.empty() && !k.empty()) throw TemplateError("can't handle positional and keyword arguments at the same time");
+      if (!k.empty()) {
+        Dict d;
+        for (auto& [key, v] : k) d.set(S(key), v);
+        return S(percent_format(soft_str(x), Value::from_dict(std::move(d))));
+      }
+      return S(percent_format(soft_str(x), Value::from_list(a, true)));
+    };
     f["first"] = [](const Value& x, std::vector<Value>& a, Kwargs& k) {
       bind("first", a, k, {});
       List items = iterate(x);
@@ -1161,7 +1252,7 @@ Value binary_op(const std::string& op, const Value& a, const Value& b) {
   }
   if (op == "//" || op == "%") {
     if (!nums) {
-      if (op == "%" && a.type == T::String) throw TemplateError("unsupported printf-style '%' string formatting");
+      if (op == "%" && a.type == T::String) return S(percent_format(a.str, b));
       bad_operands(op, a, b);
     }
     if (ints) {

@@ -169,9 +169,9 @@ class Renderer {
     } catch (const TemplateError& e) {
       located(e.what(), s.line);
     }
-    auto inner = std::make_shared<Frame>();
-    inner->parent = frame;
     if (s.filter) {
+      auto inner = std::make_shared<Frame>();
+      inner->parent = frame;
       // The `if` clause filters before loop.* is computed, as in jinja2.
       List kept;
       for (const auto& item : items) {
@@ -200,6 +200,10 @@ class Renderer {
             if (a.empty()) throw TemplateError("no items for cycling given");
             return a[static_cast<size_t>(i) % a.size()];
           }));
+      // jinja2 gives every iteration a fresh scope: `set` inside the body never
+      // carries over to the next iteration (hence namespace()).
+      auto inner = std::make_shared<Frame>();
+      inner->parent = frame;
       inner->vars["loop"] = Value::from_dict(std::move(loop));
       assign(s.target, items[i], inner, s.line);
       Flow f = exec(s.body, inner, out);
