@@ -1,11 +1,15 @@
 """Loads the CRDs of crds/ and validates custom resources against their openAPIV3Schema
 with jsonschema, the way the API server would (minus CEL rules, checked separately)."""
 import copy
+import os
 
 import jsonschema
 import yaml
 
-from conftest import REPO
+import pathlib
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+BUILD = pathlib.Path(os.environ.get("LORAX_BUILD_DIR", REPO / "build"))
 
 CRD_FILES = {"LoraxDeployment": REPO / "crds" / "loraxdeployment.yaml", "Adapter": REPO / "crds" / "adapter.yaml"}
 

@@ -9,8 +9,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from conftest import BUILD
-from crd_schema import CRD_FILES, apply_defaults, validate_cr
+from crd_schema import BUILD, CRD_FILES, apply_defaults, validate_cr
 
 K8S_VERSION = "1.30.0"
 

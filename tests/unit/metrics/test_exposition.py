@@ -7,7 +7,11 @@ import subprocess
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import BUILD
+import os
+import pathlib
+
+# Same rule as tests/conftest.py (not imported: other folders' conftest.py could shadow it).
+BUILD = pathlib.Path(os.environ.get("LORAX_BUILD_DIR", pathlib.Path(__file__).resolve().parents[3] / "build"))
 
 
 @pytest.fixture(scope="module")

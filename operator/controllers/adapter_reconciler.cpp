@@ -1,0 +1,131 @@
+// Adapter -> validation, preload on every ready engine pod, per-pod status, and the
+// finalizer that unloads it from the pods before the Adapter goes away.
+#include <algorithm>
+
+#include "controllers/desired.h"
+#include "controllers/labels.h"
+#include "controllers/model_source.h"
+#include "controllers/reconcilers.h"
+#include "controllers/status.h"
+#include "kube/log.h"
+
+namespace lorax::op {
+
+static bool has_finalizer(const json& a) {
+  for (auto& f : a["metadata"].value("finalizers", json::array()))
+    if (f == kAdapterFinalizer) return true;
+  return false;
+}
+
+static std::string pod_url(const json& pod, int port, const std::string& path) {
+  return "http://" + pod["status"]["podIP"].get<std::string>() + ":" + std::to_string(port) + path;
+}
+
+static int port_of(Context& ctx, const std::string& ns, const std::string& ldep_name) {
+  auto l = ctx.caches.ldeps->get(ns, ldep_name);
+  return l ? engine_port(*l) : 8080;
+}
+
+// Unloads from every ready pod, then drops the finalizer. Unreachable pods are retried a
+// few times; after that the Adapter is released anyway (a gone pod has nothing to unload).
+static Result finalize(Context& ctx, json a, const std::string& ns, const std::string& ldep_name) {
+  if (!has_finalizer(a)) return {};
+  std::string key = ns + "/" + a["metadata"]["name"].get<std::string>();
+  int port = port_of(ctx, ns, ldep_name);
+  bool all_ok = true;
+  try {
+    EngineAdapterRef ref = engine_adapter_ref(a["spec"]["source"]);
+    for (auto& pod : ready_pods(ctx.caches, ns, ldep_name)) {
+      auto r = kube::http_call("DELETE", pod_url(pod, port, "/adapters/" + kube::url_encode(ref.adapter_id)), "", 10);
+      if (!(r.status >= 200 && r.status < 300) && r.status != 404) all_ok = false;
+    }
+  } catch (const std::invalid_argument&) {  // an invalid source was never loaded
+  }
+  if (!all_ok) return {true, 0};
+  json fins = json::array();
+  for (auto& f : a["metadata"]["finalizers"])
+    if (f != kAdapterFinalizer) fins.push_back(f);
+  a["metadata"]["finalizers"] = fins;
+  a.erase("status");
+  ctx.client.update(kube::resources::kAdapters.item(ns, a["metadata"]["name"]), a);
+  record_event(ctx.client, a, "Normal", "Unloaded", "unloaded from engine pods");
+  return {};
+}
+
+Result reconcile_adapter(Context& ctx, const std::string& key) {
+  auto [ns, name] = split_key(key);
+  auto cached = ctx.caches.adapters->get(ns, name);
+  if (!cached) return {};
+  json a = *cached;
+  json spec = a.value("spec", json::object());
+  std::string ldep_name = spec.value("deploymentRef", json::object()).value("name", "");
+  if (a["metadata"].contains("deletionTimestamp")) return finalize(ctx, a, ns, ldep_name);
+
+  std::string reason, invalid;
+  EngineAdapterRef ref;
+  try {
+    ref = engine_adapter_ref(spec.value("source", ""));
+  } catch (const std::exception& e) {
+    reason = "InvalidSource";
+    invalid = e.what();
+  }
+  auto ldep = ctx.caches.ldeps->get(ns, ldep_name);
+  if (invalid.empty() && !ldep) {
+    reason = "DeploymentNotFound";
+    invalid = "LoraxDeployment " + ns + "/" + ldep_name + " not found";
+  }
+  if (invalid.empty() && spec.contains("baseModel") &&
+      spec["baseModel"] != (*ldep)["spec"]["model"].value("source", "")) {
+    reason = "BaseModelMismatch";
+    invalid = "baseModel " + spec["baseModel"].get<std::string>() + " differs from the deployment's model " +
+              (*ldep)["spec"]["model"].value("source", "");
+  }
+  bool preload = spec.value("preload", false);
+  if (invalid.empty() && preload && !has_finalizer(a)) {
+    json obj = a;
+    obj["metadata"]["finalizers"].push_back(kAdapterFinalizer);
+    obj.erase("status");
+    ctx.client.update(kube::resources::kAdapters.item(ns, name), obj);
+    return {};  // the update's watch event brings us back
+  }
+
+  std::map<std::string, PodLoad> pods;
+  json old_status = a.value("status", json::object());
+  bool same_gen = old_status.value("observedGeneration", -1L) == a["metadata"].value("generation", 0L);
+  std::map<std::string, std::string> before;
+  for (auto& p : old_status.value("pods", json::array())) before[p.value("pod", "")] = p.value("state", "");
+  if (invalid.empty() && preload) {
+    int port = engine_port(*ldep);
+    json body = {{"adapter_id", ref.adapter_id}, {"adapter_source", ref.adapter_source}};
+    for (auto& pod : ready_pods(ctx.caches, ns, ldep_name)) {
+      std::string pname = pod["metadata"]["name"];
+      if (same_gen && before[pname] == "Loaded") {  // already loaded on this pod: no call
+        pods[pname] = {"Loaded", ""};
+        continue;
+      }
+      auto r = kube::http_call("POST", pod_url(pod, port, "/adapters"), body.dump(), 60);
+      if (r.status >= 200 && r.status < 300) {
+        pods[pname] = {"Loaded", ""};
+        record_event(ctx.client, a, "Normal", "Loaded", "loaded on pod " + pname);
+      } else {
+        std::string msg = r.status ? "HTTP " + std::to_string(r.status) + ": " + r.body.substr(0, 200) : r.body;
+        pods[pname] = {"Failed", msg};
+        if (before[pname] != "Failed") record_event(ctx.client, a, "Warning", "LoadFailed", pname + ": " + msg);
+      }
+    }
+  }
+  json status = adapter_status(a, reason, invalid, pods, now_rfc3339());
+  if (status != old_status) {
+    if (!invalid.empty() && condition_status(a, "Failed") != "True")
+      record_event(ctx.client, a, "Warning", reason, invalid);
+    json obj = a;
+    obj["status"] = status;
+    ctx.client.update(kube::resources::kAdapters.item(ns, name, "status"), obj);
+  }
+  bool any_failed = std::any_of(pods.begin(), pods.end(), [](auto& p) { return p.second.state == "Failed"; });
+  if (any_failed) return {true, 0};
+  if (!invalid.empty() && reason == "DeploymentNotFound") return {false, 30000};
+  return {};
+}
+
+}  // namespace lorax::op

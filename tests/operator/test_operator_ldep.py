@@ -1,0 +1,133 @@
+"""lorax-operator against the API-server double: LoraxDeployment lifecycle, drift, steady state."""
+import time
+
+import kubernetes_validate
+
+from harness import cluster, start_operator, wait_for  # noqa: F401 (fixtures)
+
+SPEC = {"model": {"source": "pvc://models/llama"}, "replicas": 2, "engine": {"dtype": "bfloat16"}}
+OWNED = [("deployments", "m1"), ("services", "m1"), ("configmaps", "m1-adapters"), ("poddisruptionbudgets", "m1")]
+
+
+def cond(obj, typ):
+    for c in (obj or {}).get("status", {}).get("conditions", []):
+        if c["type"] == typ:
+            return c
+    return None
+
+
+def available(cluster, name="m1", ready=None):
+    o = cluster.get("loraxdeployments", name)
+    c = cond(o, "Available")
+    if not c or c["status"] != "True" or o["status"]["observedGeneration"] != o["metadata"]["generation"]:
+        return None
+    if ready is not None and o["status"].get("readyReplicas") != ready:
+        return None
+    return o
+
+
+def spec_with_engine_port(cluster, spec):
+    s = {**spec, "engine": {**spec.get("engine", {}), "port": cluster.engine_port}}
+    return s
+
+
+def test_create_builds_owned_objects_that_validate(cluster, start_operator):
+    start_operator()
+    ldep = cluster.create_ldep("m1", spec_with_engine_port(cluster, SPEC))
+    o = wait_for(lambda: available(cluster, ready=2), 20, "m1 Available")
+    assert o["status"]["replicas"] == 2
+    assert o["status"]["selector"] == "app.kubernetes.io/instance=m1,app.kubernetes.io/name=lorax-engine"
+    assert o["status"]["endpoint"] == "http://m1.default.svc:80"
+    assert cond(o, "Degraded")["status"] == "False"
+    for plural, name in OWNED:
+        obj = cluster.get(plural, name)
+        assert obj, f"{plural}/{name} missing"
+        assert obj["metadata"]["ownerReferences"][0]["uid"] == ldep["metadata"]["uid"]
+        managers = [m["manager"] for m in obj["metadata"]["managedFields"]]
+        assert managers == ["lorax-operator"]  # written by server-side apply with our field manager
+        clean = {k: v for k, v in obj.items() if k != "status"}
+        clean["metadata"] = {k: v for k, v in obj["metadata"].items() if k != "managedFields"}
+        kubernetes_validate.validate(clean, "1.30.0", strict=True)
+    dep = cluster.get("deployments", "m1")
+    args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[:3] == ["serve", "--model", "/model/llama"] and "bfloat16" in args
+    assert dep["spec"]["template"]["spec"]["containers"][0]["image"] == "example.com/lorax-engine:test"
+    reasons = {e["reason"] for e in cluster.api.store.list("events")}
+    assert {"Created", "Available"} <= reasons
+    assert cluster.get("horizontalpodautoscalers", "m1") is None
+
+
+def test_scale_update_autoscaling_and_delete(cluster, start_operator):
+    start_operator()
+    cluster.create_ldep("m1", spec_with_engine_port(cluster, SPEC))
+    wait_for(lambda: available(cluster, ready=2), 20, "m1 Available")
+    # kubectl scale goes through the spec (the scale subresource maps to spec.replicas)
+    cluster.edit("loraxdeployments", "m1", lambda o: o["spec"].update(replicas=3))
+    wait_for(lambda: available(cluster, ready=3), 15, "3 ready replicas")
+    assert cluster.get("deployments", "m1")["spec"]["replicas"] == 3
+    cluster.edit("loraxdeployments", "m1", lambda o: o["spec"]["engine"].update(maxTotalTokens=4096))
+    wait_for(lambda: "4096" in cluster.get("deployments", "m1")["spec"]["template"]["spec"]["containers"][0]["args"],
+             15, "args updated")
+    cluster.edit("loraxdeployments", "m1", lambda o: o["spec"].update(
+        autoscaling={"minReplicas": 1, "maxReplicas": 4, "targetQueueSize": 3}))
+    hpa = wait_for(lambda: cluster.get("horizontalpodautoscalers", "m1"), 15, "HPA")
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "lorax.dev/v1alpha1", "kind": "LoraxDeployment",
+                                             "name": "m1"}
+    kubernetes_validate.validate({k: v for k, v in hpa.items() if k != "metadata"} | {
+        "metadata": {"name": "m1"}}, "1.30.0", strict=True)
+    cluster.edit("loraxdeployments", "m1", lambda o: o["spec"].pop("autoscaling"))
+    wait_for(lambda: cluster.get("horizontalpodautoscalers", "m1") is None, 15, "HPA removed")
+    code, _ = cluster.kubectl("DELETE", "loraxdeployments", "default", "m1")
+    assert code == 200
+    wait_for(lambda: all(cluster.get(p, n) is None for p, n in OWNED), 10, "owned objects collected")
+    time.sleep(1)  # the operator must not resurrect anything
+    assert all(cluster.get(p, n) is None for p, n in OWNED)
+
+
+def test_drift_is_corrected(cluster, start_operator):
+    start_operator()
+    cluster.create_ldep("m1", spec_with_engine_port(cluster, SPEC))
+    wait_for(lambda: available(cluster, ready=2), 20, "m1 Available")
+
+    def tamper(o):
+        o["spec"]["template"]["spec"]["containers"][0]["image"] = "evil:latest"
+    cluster.edit("deployments", "m1", tamper, group="apps/v1")
+    wait_for(lambda: cluster.get("deployments", "m1")["spec"]["template"]["spec"]["containers"][0]["image"]
+             == "example.com/lorax-engine:test", 15, "image restored")
+
+
+def test_steady_state_makes_no_writes(cluster, start_operator):
+    # resync every second: reconciles keep running, yet nothing is written
+    op = start_operator(resyncSeconds=1)
+    cluster.create_ldep("m1", spec_with_engine_port(cluster, SPEC))
+    wait_for(lambda: available(cluster, ready=2), 20, "m1 Available")
+    time.sleep(1.5)  # let in-flight reconciles settle
+    mark = cluster.api.mark()
+    before = reconciles(op.metrics())
+    time.sleep(4)
+    after = reconciles(op.metrics())
+    calls = cluster.api.since(mark, token="operator")
+    writes = cluster.api.writes_since(mark, token="operator")
+    lease_writes = [r for r in cluster.api.writes_since(mark, token="operator", include_leases=True)
+                    if "/leases" in r["path"]]
+    n = after["loraxdeployment"] - before["loraxdeployment"]
+    assert n >= 3, "resync should have reconciled"
+    assert writes == [], writes
+    assert lease_writes, "the leader keeps renewing its lease"
+    reads = [r for r in calls if r["method"] == "GET" and not r["watch"] and "/leases" not in r["path"]]
+    per = {}
+    for r in reads:
+        key = r["path"].split("/")[-2] + "/" + r["path"].split("/")[-1]
+        per[key] = per.get(key, 0) + 1
+    print(f"\nsteady state over 4s: {n} LoraxDeployment reconciles, "
+          f"{after['adapter'] - before['adapter']} Adapter reconciles, {len(writes)} writes, "
+          f"{len(lease_writes)} lease renewals, reads: {per}")
+
+
+def reconciles(text):
+    out = {"loraxdeployment": 0, "adapter": 0}
+    for line in text.splitlines():
+        if line.startswith("lorax_operator_reconcile_total{"):
+            ctl = line.split('controller="')[1].split('"')[0]
+            out[ctl] = out.get(ctl, 0) + float(line.rsplit(" ", 1)[1])
+    return out
