@@ -160,4 +160,9 @@ def make_bad(out_root, llama_dir, good_adapter_dir, seed):
     shutil.copy(src, bj)
     with open(os.path.join(bj, "adapter_config.json"), "w", encoding="utf-8") as f:
         f.write('{"r": 8, "lora_alpha": 16, "target_modules": ["q_proj", "v_proj"\n')
-    return ["wrong-shape", "truncated", "no-weights", "bad-config-json"]
+    names = ["wrong-shape", "truncated", "no-weights", "bad-config-json"]
+    # The base model each is meant to be (wrongly) loaded on, for the C++ tests.
+    for n in names:
+        with open(os.path.join(bad, n, "base_model.txt"), "w", encoding="utf-8") as f:
+            f.write("llama\n")
+    return names
