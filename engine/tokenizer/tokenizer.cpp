@@ -144,6 +144,8 @@ std::shared_ptr<const Tokenizer> Tokenizer::from_json_text(std::string_view text
       int64_t id = a.at("id").get<int64_t>();
       if (id < 0 || id > INT32_MAX - 1) throw std::runtime_error("added token '" + at.content + "' has id out of range");
       at.id = static_cast<int32_t>(id);
+      // Like the library, a token already in the model's vocab keeps the model's id.
+      if (auto model_id = p.model->token_to_id(at.content)) at.id = *model_id;
       at.special = a.value("special", false);
       at.lstrip = a.value("lstrip", false);
       at.rstrip = a.value("rstrip", false);

@@ -111,7 +111,10 @@ bool is_word_char(char32_t c) {
          k == UTF8PROC_CATEGORY_PC || c == 0x200C || c == 0x200D;
 }
 
-bool is_combining_mark(char32_t c) { return cat(c) == UTF8PROC_CATEGORY_MN; }
+bool is_combining_mark(char32_t c) {
+  auto k = cat(c);
+  return k == UTF8PROC_CATEGORY_MN || k == UTF8PROC_CATEGORY_MC || k == UTF8PROC_CATEGORY_ME;
+}
 
 std::string to_lower(std::string_view s) {
   std::string out;

@@ -24,7 +24,7 @@ bool is_whitespace(char32_t c);   // Unicode White_Space (Rust char::is_whitespa
 bool is_numeric(char32_t c);      // Nd | Nl | No (Rust char::is_numeric)
 bool is_punctuation(char32_t c);  // ASCII punctuation or Unicode P* (HF's is_punc)
 bool is_word_char(char32_t c);    // regex-crate \w: letters, marks, Nd, Pc, join controls
-bool is_combining_mark(char32_t c);  // Mn (StripAccents)
+bool is_combining_mark(char32_t c);  // Mn | Mc | Me (what StripAccents removes)
 
 // Rust char::to_lowercase applied to every character.
 std::string to_lower(std::string_view s);

@@ -13,12 +13,15 @@ import pytest
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from tok_corpus import corpus, random_id_lists  # noqa: E402
 from tok_paths import label, tokenizer_files  # noqa: E402
+from tok_variants import VARIANT_NAMES, write_variants  # noqa: E402
 
 tokenizers = pytest.importorskip("tokenizers")
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 SHARED = pathlib.Path(os.environ.get("LORAX_SHARED_DIR", REPO.parent / "shared"))
 FILES = tokenizer_files(SHARED)
+# Real files get the full corpus; the component variants (tok_variants.py) a smaller one.
+PARAMS = [(label(f), f) for f in FILES] + [(f"variant:{n}", n) for n in VARIANT_NAMES]
 
 
 def _mismatches(cases, key_cpp, key_py, results, reference):
@@ -29,19 +32,29 @@ def _mismatches(cases, key_cpp, key_py, results, reference):
     return bad
 
 
-@pytest.fixture(scope="module", params=FILES, ids=[label(f) for f in FILES])
-def parity(request, engine_bin, tmp_path_factory):
-    path = request.param
+@pytest.fixture(scope="session")
+def variant_paths(tmp_path_factory):
+    return write_variants(SHARED, tmp_path_factory.mktemp("variants"))
+
+
+@pytest.fixture(scope="module", params=PARAMS, ids=[p[0] for p in PARAMS])
+def parity(request, engine_bin, tmp_path_factory, variant_paths):
+    name, path = request.param
+    is_variant = name.startswith("variant:")
+    if is_variant:
+        if path not in variant_paths:
+            pytest.skip(f"{path}: source tokenizer not present")
+        path = variant_paths[path]
     if not path.exists():
         pytest.skip(f"{path} not present")
     ref_tok = tokenizers.Tokenizer.from_file(str(path))
     spec = json.loads(path.read_text(encoding="utf-8"))
     added = [a for a in spec.get("added_tokens", [])]
     specials = [a["content"] for a in added][:200]
-    texts = corpus(specials)
+    texts = corpus(specials, size=400 if is_variant else 1100)
     vocab_size = ref_tok.get_vocab_size(with_added_tokens=True)
     byte_ids = [i for i in (ref_tok.token_to_id(f"<0x{b:02X}>") for b in range(256)) if i is not None]
-    id_lists = random_id_lists(vocab_size, [a["id"] for a in added][:50] + byte_ids)
+    id_lists = random_id_lists(vocab_size, [a["id"] for a in added][:50] + byte_ids, count=100 if is_variant else 300)
 
     reference = []
     cases = []
@@ -67,11 +80,11 @@ def parity(request, engine_bin, tmp_path_factory):
     assert proc.returncode == 0, proc.stderr.decode(errors="replace")
     results = [json.loads(line) for line in proc.stdout.decode("utf-8").split("\n") if line]
     assert len(results) == len(cases)
-    return {"cases": cases, "texts": texts, "reference": reference, "results": results}
+    return {"variant": is_variant, "cases": cases, "texts": texts, "reference": reference, "results": results}
 
 
 def test_corpus_is_large_enough(parity):
-    assert len(parity["texts"]) >= 1000
+    assert len(parity["texts"]) >= (400 if parity["variant"] else 1000)
 
 
 @pytest.mark.parametrize("key", ["ids", "ids_plain"])

@@ -13,6 +13,7 @@ INPUTS = [
     "Hello  World!", " leading and trailing  ", "Ça va? Éléphant ÅNGSTRÖM", "ﬁ ﬀ ① ㍿ Ⅻ ｶﾀｶﾅ", "e\u0301 a\u0308",
     "İstanbul ΣΊΣΥΦΟΣ", "abc123def 4567 ٣٤", "tab\there\nnew\r\nline", "I'm can't WE'LL", "a,b.c;d!?e--f",
     "日本語のテキスト 中文", "emoji 👍🏽 👩‍💻", "  \u3000 x\u00a0y ", "", "▁already▁has▁marks", "x" * 5,
+    "हिन्दी क्षत्रिय j\u20dd \u0903", "\u1e9e\u00df \u0130 \u03a3\u03c3\u03c2", "\u180e a\u180eb \u200b",
 ]
 
 SPLIT_PATTERNS = [{"String": " "}, {"String": "ab"}, {"Regex": r"\s+"}, {"Regex": r"\p{N}+"},
