@@ -5,6 +5,10 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include <unistd.h>
 
 #include "tokenizer/tokenizer.h"
 
@@ -92,6 +96,54 @@ TEST(TokenizerApi, LoadErrorsNameTheFile) {
     EXPECT_NE(std::string(e.what()).find("/x/tokenizer.json"), std::string::npos);
   }
   EXPECT_THROW(Tokenizer::load("/no/such/dir"), TokenizerError);
+}
+
+TEST(TokenizerApi, InvalidUtf8BecomesReplacementCharacters) {
+  auto tok = load_or_skip("llama3");
+  if (!tok) GTEST_SKIP() << "shared tokenizers not present";
+  // Python strings cannot hold bad bytes; we treat each maximal bad sequence as U+FFFD.
+  EXPECT_EQ(tok->encode("a\xff\xfe b\xe2\x82"), tok->encode("a\xEF\xBF\xBD\xEF\xBF\xBD b\xEF\xBF\xBD"));
+}
+
+TEST(TokenizerApi, ConcurrentEncodeMatchesSequential) {
+  auto tok = load_or_skip("qwen3");
+  if (!tok) GTEST_SKIP() << "shared tokenizers not present";
+  std::vector<std::string> texts;
+  for (int i = 0; i < 200; ++i)
+    texts.push_back("sample " + std::to_string(i * 7919) + " naïve 日本語 text\n" + std::string(i % 13, ' ') + "end");
+  std::vector<std::vector<int32_t>> want;
+  for (auto& t : texts) want.push_back(tok->encode(t));
+  std::vector<int> mismatches(4, 0);
+  std::vector<std::thread> threads;
+  for (int k = 0; k < 4; ++k)
+    threads.emplace_back([&, k] {
+      for (int rep = 0; rep < 5; ++rep)
+        for (size_t i = 0; i < texts.size(); ++i) mismatches[k] += tok->encode(texts[i]) != want[i];
+    });
+  for (auto& t : threads) t.join();
+  for (int m : mismatches) EXPECT_EQ(m, 0);
+}
+
+TEST(TokenizerApi, ReadsTokenizerConfigForms) {
+  auto dir = std::filesystem::temp_directory_path() / ("lorax_tok_cfg_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "tokenizer.json") << R"({"model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2},
+      "merges": [["a", "b"]]}, "added_tokens": [{"id": 3, "content": "</s>", "special": true}]})";
+  // Token strings as plain strings and as AddedToken dicts; chat_template in its list form.
+  std::ofstream(dir / "tokenizer_config.json") << R"({"bos_token": "<s>",
+      "eos_token": {"__type": "AddedToken", "content": "</s>", "lstrip": false},
+      "pad_token": null, "add_bos_token": false,
+      "chat_template": [{"name": "default", "template": "D"}, {"name": "tool_use", "template": "T"}]})";
+  auto tok = Tokenizer::load(dir);
+  EXPECT_EQ(tok->config().bos_token, "<s>");
+  EXPECT_EQ(tok->config().eos_token, "</s>");
+  EXPECT_FALSE(tok->config().pad_token.has_value());
+  EXPECT_EQ(tok->config().add_bos_token, false);
+  EXPECT_EQ(tok->config().chat_template, "D");
+  EXPECT_EQ(tok->config().chat_templates.at("tool_use"), "T");
+  EXPECT_EQ(tok->encode("ab</s>"), (std::vector<int32_t>{2, 3}));
+  EXPECT_EQ(tok->vocab_size(), 4u);
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
