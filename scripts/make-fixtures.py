@@ -22,6 +22,7 @@ import torch  # noqa: E402
 import transformers  # noqa: E402
 
 from fixtures_lib import adapters as adapters_lib  # noqa: E402
+from fixtures_lib import merge_check  # noqa: E402
 from fixtures_lib import models as models_lib  # noqa: E402
 from fixtures_lib import reference as ref  # noqa: E402
 from fixtures_lib import text, toks  # noqa: E402
@@ -171,6 +172,7 @@ def make_adapter(base_name, spec, out_dir, base_cases, seed, min_margin):
         last_err = f"margin ok={margin_ok}, greedy changed on {changed}/6 prompts"
     else:
         raise FixtureError(f"{base_name}/{spec['name']}: no good seed in 6 tries ({last_err})")
+    merge_diff = merge_check.compare(models_lib.load(base_dir), adir, loaded, [ids for _, ids in prompts_ids])
     with open(os.path.join(base_dir, "reference.json"), encoding="utf-8") as f:
         base_ref = json.load(f)
     reference = ref.reference_json(spec["name"], base_ref["model_type"], base_ref["weights_dtype"],
@@ -185,7 +187,7 @@ def make_adapter(base_name, spec, out_dir, base_cases, seed, min_margin):
         "layers_to_transform": acfg.get("layers_to_transform"), "fan_in_fan_out": acfg.get("fan_in_fan_out"),
         "weights_dtype": spec.get("dtype", "float32"), "modules_adapted": n_modules,
         "greedy_changed": f"{changed}/6", "min_margin": min(c["greedy_min_margin"] for c in cases),
-        "kb": round(folder_kb(adir), 1),
+        "merged_by_rule_diff": float(f"{merge_diff:.1e}"), "kb": round(folder_kb(adir), 1),
     }
 
 
@@ -264,7 +266,7 @@ def main():
     if adapter_rows:
         print()
         print_table(adapter_rows, ["base", "name", "r", "lora_alpha", "use_rslora", "weights_dtype",
-                                   "modules_adapted", "greedy_changed", "min_margin", "kb"])
+                                   "modules_adapted", "greedy_changed", "min_margin", "merged_by_rule_diff", "kb"])
     print(f"\nbad adapters: {', '.join(bad) or '-'}")
     print(f"total {total_kb / 1024:.2f} MB in {out}, {time.time() - t0:.1f}s")
     return 0
