@@ -161,6 +161,69 @@ class Replace : public Decoder {
   std::unique_ptr<Regex> regex_;
 };
 
+// BPEDecoder: the end-of-word suffix becomes a space, except in the last token.
+class BpeSuffix : public Decoder {
+ public:
+  explicit BpeSuffix(std::string suffix) : suffix_(std::move(suffix)) {}
+  void decode_chain(std::vector<std::string>& tokens) const override {
+    if (suffix_.empty()) return;
+    for (size_t i = 0; i < tokens.size(); ++i) {
+      std::string& t = tokens[i];
+      std::string out;
+      const char* rep = i + 1 == tokens.size() ? "" : " ";
+      size_t pos = 0;
+      for (size_t f = t.find(suffix_); f != std::string::npos; f = t.find(suffix_, pos)) {
+        out.append(t, pos, f - pos);
+        out += rep;
+        pos = f + suffix_.size();
+      }
+      out.append(t, pos, std::string::npos);
+      t = std::move(out);
+    }
+  }
+
+ private:
+  std::string suffix_;
+};
+
+std::string replace_all(std::string s, std::string_view from, std::string_view to) {
+  std::string out;
+  size_t pos = 0;
+  for (size_t f = s.find(from); f != std::string::npos; f = s.find(from, pos)) {
+    out.append(s, pos, f - pos);
+    out += to;
+    pos = f + from.size();
+  }
+  out.append(s, pos, std::string::npos);
+  return out;
+}
+
+// WordPiece: pieces without the continuation prefix start a new word; optional
+// English clean-up of spaces before punctuation and contractions.
+class WordPiece : public Decoder {
+ public:
+  WordPiece(std::string prefix, bool cleanup) : prefix_(std::move(prefix)), cleanup_(cleanup) {}
+  void decode_chain(std::vector<std::string>& tokens) const override {
+    for (size_t i = 0; i < tokens.size(); ++i) {
+      std::string& t = tokens[i];
+      if (i != 0) {
+        if (t.compare(0, prefix_.size(), prefix_) == 0) t.erase(0, prefix_.size());
+        else t.insert(0, 1, ' ');
+      }
+      if (cleanup_) {
+        static const std::pair<const char*, const char*> kRules[] = {
+            {" .", "."}, {" ?", "?"}, {" !", "!"}, {" ,", ","}, {" ' ", "'"}, {" n't", "n't"},
+            {" 'm", "'m"}, {" do not", " don't"}, {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"}};
+        for (auto& [from, to] : kRules) t = replace_all(std::move(t), from, to);
+      }
+    }
+  }
+
+ private:
+  std::string prefix_;
+  bool cleanup_;
+};
+
 class Sequence : public Decoder {
  public:
   explicit Sequence(std::vector<std::unique_ptr<Decoder>> items) : items_(std::move(items)) {}
@@ -193,6 +256,9 @@ std::unique_ptr<Decoder> make_decoder(const json& j) {
                                    j.value("stop", size_t{0}));
   if (type == "Replace")
     return std::make_unique<Replace>(parse_pattern(j.at("pattern")), j.at("content").get<std::string>());
+  if (type == "BPEDecoder") return std::make_unique<BpeSuffix>(j.value("suffix", std::string("</w>")));
+  if (type == "WordPiece")
+    return std::make_unique<WordPiece>(j.value("prefix", std::string("##")), j.value("cleanup", true));
   if (type == "Sequence") {
     std::vector<std::unique_ptr<Decoder>> items;
     for (auto& d : j.at("decoders"))

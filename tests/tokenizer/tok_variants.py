@@ -90,9 +90,40 @@ def _llama2_variants(llama2):
     return out
 
 
+def _trained_variants():
+    """Small BPE models trained here with the library's trainer: continuing-subword prefix,
+    end-of-word suffix, unknown tokens (a limited alphabet), BPEDecoder and WordPiece decoders."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    from tok_corpus import corpus
+
+    lines = corpus(size=600)
+    out = {}
+    tok = Tokenizer(models.BPE(unk_token="<unk>", continuing_subword_prefix="##", end_of_word_suffix="</w>"))
+    tok.normalizer = normalizers.Lowercase()
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.decoder = decoders.BPEDecoder(suffix="</w>")
+    tok.train_from_iterator(lines, trainers.BpeTrainer(
+        vocab_size=400, special_tokens=["<unk>", "<s>"], limit_alphabet=60, continuing_subword_prefix="##",
+        end_of_word_suffix="</w>", show_progress=False))
+    out["trained-prefix-suffix-unk"] = json.loads(tok.to_str())
+    tok = Tokenizer(models.BPE(unk_token="<unk>", continuing_subword_prefix="##", fuse_unk=False))
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.decoder = decoders.WordPiece(prefix="##", cleanup=True)
+    tok.train_from_iterator(lines, trainers.BpeTrainer(
+        vocab_size=500, special_tokens=["<unk>"], limit_alphabet=80, continuing_subword_prefix="##",
+        show_progress=False))
+    out["trained-wordpiece-decoder"] = json.loads(tok.to_str())
+    return out
+
+
 def write_variants(shared, out_dir):
     """Writes each variant's tokenizer.json under out_dir/<name>/ and returns {name: path}."""
     paths = {}
+    for name, spec in _trained_variants().items():
+        d = pathlib.Path(out_dir) / name
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "tokenizer.json").write_text(json.dumps(spec, ensure_ascii=False), encoding="utf-8")
+        paths[name] = d / "tokenizer.json"
     base = pathlib.Path(shared) / "tokenizers"
     sources = {"gpt2": _gpt2_variants, "llama2": _llama2_variants}
     for src, make in sources.items():
@@ -114,4 +145,5 @@ VARIANT_NAMES = [
       for d in ("fwd", "inv")],
     "llama2-metaspace-first-nosplit", "llama2-metaspace-first-split", "llama2-metaspace-always-split",
     "llama2-metaspace-never-split", "llama2-unk-fused", "llama2-unk-unfused", "llama2-regex-replace",
+    "trained-prefix-suffix-unk", "trained-wordpiece-decoder",
 ]
