@@ -28,9 +28,11 @@ class Args {
   long long get_int(const std::string& name, long long fallback) const;
   double get_double(const std::string& name, double fallback) const;
   bool flag(const std::string& name) const { return has(name); }
+  // Every value of a flag given several times (e.g. --stop a --stop b).
+  std::vector<std::string> get_all(const std::string& name) const;
 
  private:
-  std::map<std::string, std::string> values_;
+  std::map<std::string, std::vector<std::string>> values_;
 };
 
 }  // namespace lorax::cli

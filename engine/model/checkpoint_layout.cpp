@@ -1,5 +1,8 @@
 #include "model/checkpoint_layout.h"
 
+#include <cctype>
+#include <map>
+
 namespace lorax {
 namespace {
 
@@ -117,6 +120,58 @@ bool is_ignored_buffer(const std::string& name) {
   };
   return ends_with(".attn.bias") || ends_with(".attn.masked_bias") || ends_with(".attention.bias") ||
          ends_with(".attention.masked_bias") || ends_with("rotary_emb.inv_freq");
+}
+
+std::optional<LoraTarget> lora_target(const ModelSpec& s, const std::string& module) {
+  const int64_t h = s.hidden_size, q = s.q_size(), kv = s.kv_size(), inter = s.intermediate_size;
+  if (module == "lm_head" || module == "embed_out") return LoraTarget{-1, LoraProjection::LmHead, 0, h, s.vocab_size};
+  // "<prefix>.<layer>.<suffix>" with the architecture's layer prefix.
+  const std::string prefix = s.model_type == "gpt2"       ? "transformer.h."
+                             : s.model_type == "gpt_neox" ? "gpt_neox.layers."
+                                                          : "model.layers.";
+  std::string rest = module;
+  if (rest.rfind(prefix, 0) != 0 && s.model_type == "gpt2" && rest.rfind("h.", 0) == 0) rest = "transformer." + rest;
+  if (rest.rfind(prefix, 0) != 0) return std::nullopt;
+  rest = rest.substr(prefix.size());
+  const size_t dot = rest.find('.');
+  if (dot == std::string::npos || dot == 0) return std::nullopt;
+  int layer = 0;
+  for (size_t i = 0; i < dot; ++i) {
+    if (!std::isdigit(static_cast<unsigned char>(rest[i]))) return std::nullopt;
+    layer = layer * 10 + (rest[i] - '0');
+  }
+  if (layer >= s.num_layers) return std::nullopt;
+  const std::string suffix = rest.substr(dot + 1);
+  using P = LoraProjection;
+  struct Entry {
+    P proj;
+    int64_t offset, in, out;
+    bool neox;
+  };
+  std::map<std::string, Entry> table;
+  if (s.model_type == "gpt2") {
+    table = {{"attn.c_attn", {P::Qkv, 0, h, 3 * h, false}},
+             {"attn.c_proj", {P::O, 0, h, h, false}},
+             {"mlp.c_fc", {P::Up, 0, h, inter, false}},
+             {"mlp.c_proj", {P::Down, 0, inter, h, false}}};
+  } else if (s.model_type == "gpt_neox") {
+    table = {{"attention.query_key_value", {P::Qkv, 0, h, 3 * h, true}},
+             {"attention.dense", {P::O, 0, h, h, false}},
+             {"mlp.dense_h_to_4h", {P::Up, 0, h, inter, false}},
+             {"mlp.dense_4h_to_h", {P::Down, 0, inter, h, false}}};
+  } else {
+    table = {{"self_attn.q_proj", {P::Qkv, 0, h, q, false}},
+             {"self_attn.k_proj", {P::Qkv, q, h, kv, false}},
+             {"self_attn.v_proj", {P::Qkv, q + kv, h, kv, false}},
+             {"self_attn.o_proj", {P::O, 0, q, h, false}},
+             {"mlp.gate_proj", {P::Up, 0, h, inter, false}},
+             {"mlp.up_proj", {P::Up, inter, h, inter, false}},
+             {"mlp.down_proj", {P::Down, 0, inter, h, false}}};
+  }
+  auto it = table.find(suffix);
+  if (it == table.end()) return std::nullopt;
+  const Entry& e = it->second;
+  return LoraTarget{layer, e.proj, e.offset, e.in, e.out, e.neox};
 }
 
 int64_t neox_qkv_row(int64_t row, int num_heads, int head_dim) {

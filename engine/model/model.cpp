@@ -73,19 +73,19 @@ void Model::validate(const ForwardBatch& batch, const KvCache& kv) const {
     if (r < 0 || r >= T) throw std::out_of_range("lm_head index outside the batch");
 }
 
-std::vector<float> Model::forward(const ForwardBatch& batch, KvCache& kv, const AdapterBatch* adapters) {
+Tensor Model::run(const ForwardBatch& batch, KvCache& kv, const AdapterBatch* adapters) {
   validate(batch, kv);
   Backend& be = backend_;
   const ModelSpec& s = spec_;
   const int64_t T = batch.num_tokens(), H = s.hidden_size;
   const int64_t mlp_width = s.gated_mlp ? 2 * s.intermediate_size : s.intermediate_size;
   be.begin_forward(batch);
-
   Tensor h = be.empty({T, H}), x = be.empty({T, H}), o = be.empty({T, H}), mlp_out = be.empty({T, H});
   Tensor qkv = be.empty({T, s.qkv_size()}), attn = be.empty({T, s.q_size()});
   Tensor up = be.empty({T, mlp_width}), act = be.empty({T, s.intermediate_size});
+  const int64_t n = static_cast<int64_t>(batch.lm_head_indices.size());
+  Tensor selected = be.empty({n, H}), logits = be.empty({n, s.vocab_size});
   const Tensor* pos_table = weights_.pos_embed.defined() ? &weights_.pos_embed : nullptr;
-  be.embed(weights_.embed, pos_table, static_cast<float>(s.embedding_multiplier), h);
 
   const std::vector<float> inv_freq =
       s.rope.scaling_type == "dynamic" ? rope_inv_freq(batch.max_s) : base_inv_freq_;
@@ -107,49 +107,62 @@ std::vector<float> Model::forward(const ForwardBatch& batch, KvCache& kv, const 
     project(s.gated_mlp ? act : up, w.down_w, w.down_b, out, layer, Projection::Down);
   };
 
-  for (int l = 0; l < s.num_layers; ++l) {
-    const LayerWeights& w = weights_.layers[l];
-    norm(h, w.attn_norm_w, w.attn_norm_b, x);
-    project(x, w.qkv_w, w.qkv_b, qkv, l, Projection::Qkv);
-    if (s.positions == PositionKind::Rope)
-      be.rope(qkv, s.num_heads, s.num_kv_heads, s.head_dim, s.rope.rotary_dim, inv_freq);
-    AttentionParams p;
-    p.num_heads = s.num_heads;
-    p.num_kv_heads = s.num_kv_heads;
-    p.head_dim = s.head_dim;
-    p.scale = static_cast<float>(s.layer_attn_scale(l));
-    p.logit_softcap = static_cast<float>(s.attn_logit_softcap);
-    p.sliding_window = s.layer_window(l);
-    be.attention(qkv, kv.layer(l), kv.block_size(), p, attn);
-    project(attn, w.o_w, w.o_b, o, l, Projection::O);
-    if (s.sandwich_norms) {
-      norm(o, w.post_attn_norm_w, Tensor{}, x);
-      std::swap(o, x);
-    }
-    if (s.parallel_residual) {
-      norm(h, w.mlp_norm_w, w.mlp_norm_b, x);
-      mlp(x, w, l, mlp_out);
-      be.add(h, o);
-      be.add(h, mlp_out);
-    } else {
-      be.add(h, o);
-      norm(h, w.mlp_norm_w, w.mlp_norm_b, x);
-      mlp(x, w, l, mlp_out);
-      if (s.sandwich_norms) {
-        norm(mlp_out, w.post_mlp_norm_w, Tensor{}, x);
-        std::swap(mlp_out, x);
+  // All buffers exist before the body so a backend can record and replay it.
+  auto body = [&] {
+    be.embed(weights_.embed, pos_table, static_cast<float>(s.embedding_multiplier), h);
+    for (int l = 0; l < s.num_layers; ++l) {
+      const LayerWeights& w = weights_.layers[l];
+      norm(h, w.attn_norm_w, w.attn_norm_b, x);
+      project(x, w.qkv_w, w.qkv_b, qkv, l, Projection::Qkv);
+      if (s.positions == PositionKind::Rope)
+        be.rope(qkv, s.num_heads, s.num_kv_heads, s.head_dim, s.rope.rotary_dim, inv_freq);
+      AttentionParams p;
+      p.num_heads = s.num_heads;
+      p.num_kv_heads = s.num_kv_heads;
+      p.head_dim = s.head_dim;
+      p.scale = static_cast<float>(s.layer_attn_scale(l));
+      p.logit_softcap = static_cast<float>(s.attn_logit_softcap);
+      p.sliding_window = s.layer_window(l);
+      be.attention(qkv, kv.layer(l), kv.block_size(), p, attn);
+      project(attn, w.o_w, w.o_b, o, l, Projection::O);
+      if (s.sandwich_norms) norm(o, w.post_attn_norm_w, Tensor{}, o);
+      if (s.parallel_residual) {
+        norm(h, w.mlp_norm_w, w.mlp_norm_b, x);
+        mlp(x, w, l, mlp_out);
+        be.add(h, o);
+        be.add(h, mlp_out);
+      } else {
+        be.add(h, o);
+        norm(h, w.mlp_norm_w, w.mlp_norm_b, x);
+        mlp(x, w, l, mlp_out);
+        if (s.sandwich_norms) norm(mlp_out, w.post_mlp_norm_w, Tensor{}, mlp_out);
+        be.add(h, mlp_out);
       }
-      be.add(h, mlp_out);
     }
+    norm(h, weights_.final_norm_w, weights_.final_norm_b, x);
+    be.gather_rows(x, selected);
+    be.linear(selected, weights_.lm_head, nullptr, logits);
+    if (adapters) adapters->apply_lm_head(be, selected, logits);
+    if (s.final_logit_softcap > 0) be.softcap(logits, static_cast<float>(s.final_logit_softcap));
+  };
+  // Pure decode steps repeat with the same shapes: those may be replayed as graphs.
+  const bool decode_only = batch.num_tokens() == batch.num_seqs() && !adapters &&
+                           static_cast<int64_t>(batch.lm_head_indices.size()) == T && s.rope.scaling_type != "dynamic";
+  if (decode_only) {
+    be.run_graph("decode:" + std::to_string(T), body);
+  } else {
+    body();
   }
-  norm(h, weights_.final_norm_w, weights_.final_norm_b, x);
-  const int64_t n = static_cast<int64_t>(batch.lm_head_indices.size());
-  Tensor selected = be.empty({n, H}), logits = be.empty({n, s.vocab_size});
-  be.gather_rows(x, selected);
-  be.linear(selected, weights_.lm_head, nullptr, logits);
-  if (adapters) adapters->apply_lm_head(be, selected, logits);
-  if (s.final_logit_softcap > 0) be.softcap(logits, static_cast<float>(s.final_logit_softcap));
-  return be.download(logits);
+  return logits;
+}
+
+std::vector<float> Model::forward(const ForwardBatch& batch, KvCache& kv, const AdapterBatch* adapters) {
+  return backend_.download(run(batch, kv, adapters));
+}
+
+void Model::forward_greedy(const ForwardBatch& batch, KvCache& kv, const AdapterBatch* adapters,
+                           std::vector<int32_t>& ids, std::vector<float>& logprobs) {
+  backend_.argmax(run(batch, kv, adapters), ids, logprobs);
 }
 
 }  // namespace lorax

@@ -45,12 +45,17 @@ class Model {
   // Runs one forward over the flattened batch and returns logits
   // [batch.lm_head_indices.size(), vocab] as float32 on the host.
   std::vector<float> forward(const ForwardBatch& batch, KvCache& kv, const AdapterBatch* adapters = nullptr);
+  // The same forward, returning only the greedy token and its log-prob per row.
+  void forward_greedy(const ForwardBatch& batch, KvCache& kv, const AdapterBatch* adapters, std::vector<int32_t>& ids,
+                      std::vector<float>& logprobs);
 
   // RoPE inverse frequencies for the batch (dynamic NTK scaling depends on max_s).
   std::vector<float> rope_inv_freq(int max_s) const;
 
  private:
   void validate(const ForwardBatch& batch, const KvCache& kv) const;
+  // Runs the decoder and leaves logits [lm_head rows, vocab] on the backend.
+  Tensor run(const ForwardBatch& batch, KvCache& kv, const AdapterBatch* adapters);
   ModelSpec spec_;
   ModelWeights weights_;
   Backend& backend_;

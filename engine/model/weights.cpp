@@ -1,8 +1,6 @@
 // Checkpoint -> canonical weights: reads every part named by the architecture's
 // layout, checks shapes and dtypes, applies the layout transform (transpose,
 // NeoX regrouping), concatenates fused projections and uploads them.
-#include <numeric>
-#include <random>
 #include <set>
 
 #include "model/checkpoint_layout.h"
@@ -114,18 +112,22 @@ ModelWeights load_weights(const std::string& model_dir, const ModelSpec& spec, B
 }
 
 ModelWeights dummy_weights(const ModelSpec& spec, Backend& backend, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> normal(0.0f, 0.02f);
   ModelWeights mw;
   mw.layers.resize(spec.num_layers);
+  uint64_t index = 0;
   for (const CanonicalWeight& w : checkpoint_layout(spec)) {
     if (w.optional) continue;
-    Shape shape = fused_shape(w);
-    std::vector<float> data(static_cast<size_t>(std::accumulate(shape.begin(), shape.end(), int64_t{1}, std::multiplies<int64_t>())));
+    Tensor t = backend.empty(fused_shape(w));
     const bool is_norm = w.name.find("norm.weight") != std::string::npos;
     const bool is_bias = w.name.size() > 5 && w.name.compare(w.name.size() - 5, 5, ".bias") == 0;
-    for (float& v : data) v = is_norm ? (spec.norm_one_plus_weight ? 0.0f : 1.0f) : is_bias ? 0.0f : normal(rng);
-    *slot_for(mw, w.name) = backend.upload(data.data(), shape);
+    if (is_norm) {
+      backend.fill(t, spec.norm_one_plus_weight ? 0.0f : 1.0f);
+    } else if (is_bias) {
+      backend.fill(t, 0.0f);
+    } else {
+      backend.fill_random(t, seed * 1000003 + index++, 0.02f);
+    }
+    *slot_for(mw, w.name) = t;
   }
   if (!mw.lm_head.defined()) mw.lm_head = mw.embed;
   return mw;

@@ -2,6 +2,7 @@
 // decoder calls only these ops; the CPU backend (fp32, OpenBLAS, threads) is the
 // reference and the CUDA backend implements the same contract on the GPU.
 #pragma once
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -47,6 +48,11 @@ class Backend {
   virtual Tensor upload(const float* host, const std::vector<int64_t>& shape) = 0;
   virtual std::vector<float> download(const Tensor& t) = 0;
 
+  // Fills with N(0, stddev) (deterministic in `seed`), or with `value`; for
+  // --load-format dummy, so random weights never pass through host memory.
+  virtual void fill_random(Tensor& t, uint64_t seed, float stddev) = 0;
+  virtual void fill(Tensor& t, float value) = 0;
+
   // Per-forward metadata (token ids, positions, block tables...).
   virtual void begin_forward(const ForwardBatch& batch) = 0;
 
@@ -74,6 +80,19 @@ class Backend {
   // out[i] = x[rows[i]] for the batch's lm_head_indices.
   virtual void gather_rows(const Tensor& x, Tensor& out) = 0;
   virtual void softcap(Tensor& x, float cap) = 0;  // x = cap * tanh(x / cap)
+
+  // Greedy choice per row of logits [n, vocab]: argmax and its log-probability,
+  // so greedy decoding need not copy whole logit rows off the device.
+  virtual void argmax(const Tensor& logits, std::vector<int32_t>& ids, std::vector<float>& logprobs) = 0;
+
+  // Runs `body` (ops only, no allocation) for the current forward. A backend may
+  // record it once per `key` and replay it later (CUDA graphs); the default runs it.
+  virtual void run_graph(const std::string& key, const std::function<void()>& body) {
+    (void)key;
+    body();
+  }
+  // Device memory for model weights and KV cache the backend can still give.
+  virtual size_t free_memory() const { return 0; }
 };
 
 std::unique_ptr<Backend> make_cpu_backend(int num_threads = 0);

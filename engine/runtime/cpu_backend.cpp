@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <random>
 #include <stdexcept>
 
 #include "runtime/backend.h"
@@ -62,6 +63,14 @@ class CpuBackend final : public Backend {
     const float* p = t.as<float>();
     return std::vector<float>(p, p + t.numel());
   }
+
+  void fill_random(Tensor& t, uint64_t seed, float stddev) override {
+    std::mt19937_64 rng(seed);
+    std::normal_distribution<float> normal(0.0f, stddev);
+    float* p = t.as<float>();
+    for (int64_t i = 0; i < t.numel(); ++i) p[i] = normal(rng);
+  }
+  void fill(Tensor& t, float value) override { std::fill(t.as<float>(), t.as<float>() + t.numel(), value); }
 
   void begin_forward(const ForwardBatch& batch) override {
     batch_ = &batch;
@@ -253,6 +262,20 @@ class CpuBackend final : public Backend {
     const auto& rows = batch_->lm_head_indices;
     for (size_t i = 0; i < rows.size(); ++i)
       std::memcpy(out.as<float>() + i * h, x.as<float>() + static_cast<int64_t>(rows[i]) * h, h * sizeof(float));
+  }
+
+  void argmax(const Tensor& logits, std::vector<int32_t>& ids, std::vector<float>& logprobs) override {
+    const int64_t rows = logits.rows(), v = logits.cols();
+    ids.assign(rows, 0);
+    logprobs.assign(rows, 0.0f);
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* x = logits.as<float>() + r * v;
+      const int64_t best = std::max_element(x, x + v) - x;
+      double sum = 0;
+      for (int64_t i = 0; i < v; ++i) sum += std::exp(static_cast<double>(x[i]) - x[best]);
+      ids[r] = static_cast<int32_t>(best);
+      logprobs[r] = static_cast<float>(-std::log(sum));
+    }
   }
 
   void softcap(Tensor& x, float cap) override {

@@ -1,6 +1,8 @@
 // Reads tests/fixtures/models/*/reference.json, written by scripts/make-fixtures.py
 // from transformers (float64, eager attention) on the GPU machine.
 #pragma once
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -8,6 +10,10 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
+
+#include "kv/kv_cache.h"
+#include "model/model.h"
+#include "scheduler/engine.h"
 
 namespace lorax::testing {
 
@@ -52,6 +58,74 @@ inline std::vector<std::filesystem::path> reference_dirs(const std::filesystem::
     if (e.is_regular_file() && e.path().filename() == "reference.json") out.push_back(e.path().parent_path());
   std::sort(out.begin(), out.end());
   return out;
+}
+
+// What the engine produced for one case.
+struct Outcome {
+  std::vector<std::optional<float>> prefill;
+  std::vector<int32_t> tokens;
+};
+
+struct RunOptions {
+  int kv_blocks = 0;  // 0: room for every case at once
+  int block_size = 4;
+  bool solo = false;  // one request at a time
+  EngineConfig config;
+  std::shared_ptr<const AdapterWeights> adapter;
+};
+
+// Runs every case of `ref` (greedy, EOS ignored, prompt log-probs on) through one engine.
+inline std::vector<Outcome> run_cases(Model& model, const Reference& ref, const RunOptions& opt,
+                                      EngineStats* stats = nullptr) {
+  int blocks = opt.kv_blocks;
+  if (blocks == 0)
+    for (auto& c : ref.cases)
+      blocks += (static_cast<int>(c.input_ids.size()) + ref.max_new_tokens + opt.block_size - 1) / opt.block_size + 1;
+  KvCache kv(model.backend(), model.spec().num_layers, blocks, opt.block_size, model.spec().num_kv_heads,
+             model.spec().head_dim);
+  Engine engine(model, kv, nullptr, opt.config);
+  std::vector<Outcome> out(ref.cases.size());
+  for (size_t i = 0; i < ref.cases.size(); ++i) {
+    GenerationRequest req;
+    req.prompt_ids = ref.cases[i].input_ids;
+    req.prefill_details = true;
+    req.stopping.max_new_tokens = ref.max_new_tokens;
+    req.stopping.ignore_eos_token = true;
+    req.adapter = opt.adapter;
+    req.adapter_id = opt.adapter ? opt.adapter->id : "";
+    req.on_finish = [&out, i](const FinishInfo& info) {
+      for (auto& p : info.prefill) out[i].prefill.push_back(p.logprob);
+      for (auto& t : info.tokens) out[i].tokens.push_back(t.id);
+    };
+    engine.submit(std::move(req));
+    if (opt.solo) engine.run_until_idle();
+  }
+  engine.run_until_idle();
+  if (kv.allocator().num_free() != blocks) throw std::runtime_error("KV blocks leaked");
+  if (stats) *stats = engine.stats();
+  return out;
+}
+
+// Largest |logprob - reference| over all prompt positions.
+inline double max_logprob_error(const Reference& ref, const std::vector<Outcome>& got) {
+  double worst = 0;
+  for (size_t i = 0; i < ref.cases.size(); ++i)
+    for (size_t t = 1; t < ref.cases[i].prefill_logprobs.size(); ++t) {
+      if (t >= got[i].prefill.size() || !got[i].prefill[t]) return INFINITY;
+      worst = std::max(worst, std::abs(*got[i].prefill[t] - *ref.cases[i].prefill_logprobs[t]));
+    }
+  return worst;
+}
+
+// Share of greedy positions that match before each case's first divergence.
+inline double greedy_agreement(const Reference& ref, const std::vector<Outcome>& got) {
+  size_t matched = 0, total = 0;
+  for (size_t i = 0; i < ref.cases.size(); ++i) {
+    const auto& want = ref.cases[i].greedy_ids;
+    total += want.size();
+    for (size_t t = 0; t < want.size() && t < got[i].tokens.size() && got[i].tokens[t] == want[t]; ++t) ++matched;
+  }
+  return total ? static_cast<double>(matched) / total : 1.0;
 }
 
 }  // namespace lorax::testing

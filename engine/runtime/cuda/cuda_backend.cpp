@@ -1,0 +1,551 @@
+#include "runtime/cuda/cuda_backend.h"
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cstring>
+#include <map>
+#include <tuple>
+#include <unordered_map>
+
+#include "kernels/kernels.h"
+#include "runtime/cuda/cuda_check.h"
+
+namespace lorax {
+namespace {
+
+using kernels::Dt;
+
+Dt to_dt(DType d) { return d == DType::F32 ? Dt::F32 : d == DType::F16 ? Dt::F16 : Dt::BF16; }
+cudaDataType_t to_cuda(DType d) { return d == DType::F32 ? CUDA_R_32F : d == DType::F16 ? CUDA_R_16F : CUDA_R_16BF; }
+
+std::shared_ptr<void> device_alloc(size_t bytes) {
+  void* p = nullptr;
+  CUDA_CHECK(cudaMalloc(&p, std::max<size_t>(bytes, 16)));
+  return std::shared_ptr<void>(p, [](void* q) { cudaFree(q); });
+}
+
+// Bump allocator for one forward's activations. Addresses repeat for a repeated
+// sequence of requests, which is what makes recorded graphs replayable. When a
+// forward outgrows it, the overflow is served by separate allocations and the
+// arena grows before the next forward.
+class Arena {
+ public:
+  void reset() {
+    overflow_.clear();
+    if (wanted_ > capacity_) {
+      base_ = device_alloc(wanted_);
+      capacity_ = wanted_;
+      ++generation_;
+    }
+    offset_ = 0;
+  }
+  void* take(size_t bytes, bool* overflowed) {
+    bytes = (bytes + 255) & ~size_t{255};
+    wanted_ = std::max(wanted_, offset_ + bytes);
+    if (offset_ + bytes <= capacity_) {
+      void* p = static_cast<char*>(base_.get()) + offset_;
+      offset_ += bytes;
+      return p;
+    }
+    offset_ += bytes;
+    *overflowed = true;
+    overflow_.push_back(device_alloc(bytes));
+    return overflow_.back().get();
+  }
+  uint64_t generation() const { return generation_; }
+
+ private:
+  std::shared_ptr<void> base_;
+  size_t capacity_ = 0, offset_ = 0, wanted_ = 0;
+  uint64_t generation_ = 0;
+  std::vector<std::shared_ptr<void>> overflow_;
+};
+
+// A device int32 array with a pinned host mirror, grown as needed.
+struct MetaArray {
+  std::shared_ptr<void> dev;
+  int32_t* host = nullptr;
+  size_t capacity = 0;
+  ~MetaArray() {
+    if (host) cudaFreeHost(host);
+  }
+  // Returns true when the device address changed.
+  bool ensure(size_t n) {
+    if (n <= capacity) return false;
+    size_t cap = std::max<size_t>(n, capacity * 2);
+    if (host) cudaFreeHost(host);
+    CUDA_CHECK(cudaMallocHost(&host, cap * sizeof(int32_t)));
+    dev = device_alloc(cap * sizeof(int32_t));
+    capacity = cap;
+    return true;
+  }
+  int32_t* d() const { return static_cast<int32_t*>(dev.get()); }
+};
+
+class CudaBackend final : public Backend {
+ public:
+  CudaBackend(DType dtype, int device) : dtype_(dtype), dt_(to_dt(dtype)) {
+    int count = 0;
+    if (cudaGetDeviceCount(&count) != cudaSuccess || count <= device)
+      throw std::runtime_error("no CUDA device available (--device cuda)");
+    CUDA_CHECK(cudaSetDevice(device));
+    CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    CUDA_CHECK(cublasLtCreate(&lt_));
+    workspace_bytes_ = 64ull << 20;
+    workspace_ = device_alloc(workspace_bytes_);
+  }
+  ~CudaBackend() override {
+    for (auto& [k, g] : graphs_) cudaGraphExecDestroy(g.exec);
+    for (auto& [k, p] : plans_) {
+      cublasLtMatmulDescDestroy(p.desc);
+      cublasLtMatrixLayoutDestroy(p.a);
+      cublasLtMatrixLayoutDestroy(p.b);
+      cublasLtMatrixLayoutDestroy(p.c);
+    }
+    cublasLtDestroy(lt_);
+    cudaStreamDestroy(stream_);
+    if (stage_) cudaFreeHost(stage_);
+  }
+
+  std::string name() const override { return "cuda"; }
+  DType compute_dtype() const override { return dtype_; }
+
+  size_t free_memory() const override {
+    size_t free = 0, total = 0;
+    CUDA_CHECK(cudaMemGetInfo(&free, &total));
+    return free;
+  }
+
+  Tensor empty(const std::vector<int64_t>& shape) override {
+    Tensor t;
+    t.shape = shape;
+    t.dtype = dtype_;
+    if (in_forward_) {
+      t.data = arena_.take(t.bytes(), &arena_overflowed_);
+    } else {
+      t.owner = device_alloc(t.bytes());
+      t.data = t.owner.get();
+    }
+    return t;
+  }
+
+  Tensor upload(const float* host, const std::vector<int64_t>& shape) override {
+    Tensor t;
+    t.shape = shape;
+    t.dtype = dtype_;
+    t.owner = device_alloc(t.bytes());
+    t.data = t.owner.get();
+    const int64_t n = t.numel();
+    if (dtype_ == DType::F32) {
+      CUDA_CHECK(cudaMemcpy(t.data, host, n * 4, cudaMemcpyHostToDevice));
+    } else {
+      std::vector<uint16_t> staged(n);
+      for (int64_t i = 0; i < n; ++i) {
+        if (dtype_ == DType::BF16) {
+          __nv_bfloat16 v = __float2bfloat16_rn(host[i]);
+          std::memcpy(&staged[i], &v, 2);
+        } else {
+          __half v = __float2half_rn(host[i]);
+          std::memcpy(&staged[i], &v, 2);
+        }
+      }
+      CUDA_CHECK(cudaMemcpy(t.data, staged.data(), n * 2, cudaMemcpyHostToDevice));
+    }
+    return t;
+  }
+
+  void fill_random(Tensor& t, uint64_t seed, float stddev) override {
+    kernels::fill_random(dt_, t.data, t.numel(), seed, stddev, stream_);
+    CUDA_CHECK_LAUNCH();
+    CUDA_CHECK(cudaStreamSynchronize(stream_));
+  }
+  void fill(Tensor& t, float value) override {
+    kernels::fill(dt_, t.data, t.numel(), value, stream_);
+    CUDA_CHECK_LAUNCH();
+    CUDA_CHECK(cudaStreamSynchronize(stream_));
+  }
+
+  std::vector<float> download(const Tensor& t) override {
+    std::vector<float> out(t.numel());
+    if (out.empty()) return out;
+    std::shared_ptr<void> owned;
+    void* tmp;
+    if (in_forward_) {
+      bool overflow = false;
+      tmp = arena_.take(out.size() * sizeof(float), &overflow);
+    } else {
+      owned = device_alloc(out.size() * sizeof(float));
+      tmp = owned.get();
+    }
+    kernels::to_float(dt_, t.data, t.numel(), static_cast<float*>(tmp), stream_);
+    CUDA_CHECK_LAUNCH();
+    CUDA_CHECK(cudaMemcpyAsync(out.data(), tmp, out.size() * sizeof(float), cudaMemcpyDeviceToHost, stream_));
+    CUDA_CHECK(cudaStreamSynchronize(stream_));
+    in_forward_ = false;
+    return out;
+  }
+
+  void begin_forward(const ForwardBatch& b) override {
+    CUDA_CHECK(cudaStreamSynchronize(stream_));
+    arena_.reset();
+    arena_overflowed_ = false;
+    in_forward_ = true;
+    batch_ = &b;
+    const size_t T = b.input_ids.size();
+    // Block tables get a power-of-two row stride so recorded graphs stay valid
+    // while sequences grow.
+    stride_ = 1;
+    while (stride_ < std::max(b.max_blocks, 1)) stride_ *= 2;
+    bool moved = false;
+    moved |= ids_.ensure(T);
+    moved |= pos_.ensure(T);
+    moved |= slots_.ensure(T);
+    moved |= seq_of_token_.ensure(T);
+    moved |= lm_rows_.ensure(std::max<size_t>(b.lm_head_indices.size(), 1));
+    moved |= tables_.ensure(static_cast<size_t>(b.num_seqs()) * stride_ + 1);
+    if (moved) invalidate_graphs();
+    std::memcpy(ids_.host, b.input_ids.data(), T * 4);
+    std::memcpy(pos_.host, b.position_ids.data(), T * 4);
+    std::memcpy(slots_.host, b.slots.data(), T * 4);
+    for (int s = 0; s < b.num_seqs(); ++s) {
+      for (int t = b.cu_seqlens[s]; t < b.cu_seqlens[s + 1]; ++t) seq_of_token_.host[t] = s;
+      for (int k = 0; k < stride_; ++k)
+        tables_.host[s * stride_ + k] = k < b.max_blocks ? b.block_tables[s * b.max_blocks + k] : 0;
+    }
+    std::memcpy(lm_rows_.host, b.lm_head_indices.data(), b.lm_head_indices.size() * 4);
+    for (MetaArray* m : {&ids_, &pos_, &slots_, &seq_of_token_})
+      CUDA_CHECK(cudaMemcpyAsync(m->d(), m->host, T * 4, cudaMemcpyHostToDevice, stream_));
+    CUDA_CHECK(cudaMemcpyAsync(lm_rows_.d(), lm_rows_.host, b.lm_head_indices.size() * 4, cudaMemcpyHostToDevice,
+                               stream_));
+    stage_offset_ = 0;
+    CUDA_CHECK(cudaMemcpyAsync(tables_.d(), tables_.host, static_cast<size_t>(b.num_seqs()) * stride_ * 4,
+                               cudaMemcpyHostToDevice, stream_));
+    // Context splits of attention are part of a recorded graph's shape.
+    attention_ws_ = empty_floats(kernels::paged_attention_workspace(T, max_q_heads_, max_head_dim_, b.max_s));
+  }
+
+  void embed(const Tensor& table, const Tensor* pos_table, float multiplier, Tensor& out) override {
+    kernels::embed(dt_, table.data, pos_table ? pos_table->data : nullptr, ids_.d(), pos_.d(), multiplier,
+                   out.rows(), out.cols(), out.data, stream_);
+    CUDA_CHECK_LAUNCH();
+  }
+
+  void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) override {
+    const int64_t m = w.rows(), n = x.rows(), k = x.cols();
+    if (n == 0) return;
+    Plan& plan = plan_for(m, n, k, y.cols(), bias != nullptr);
+    if (bias) {
+      const void* bp = bias->data;
+      CUDA_CHECK(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bp, sizeof(bp)));
+    }
+    const float one = 1.0f, zero = 0.0f;
+    CUDA_CHECK(cublasLtMatmul(lt_, plan.desc, &one, w.data, plan.a, x.data, plan.b, &zero, y.data, plan.c, y.data,
+                              plan.c, plan.has_algo ? &plan.algo : nullptr, workspace_.get(), workspace_bytes_, stream_));
+  }
+
+  void lora(const Tensor& x, const std::vector<AdapterSegment>& segments, const std::vector<const LoraPair*>& pairs,
+            int64_t col_offset, Tensor& y) override {
+    // Pack the segments that have a LoRA pair here into device arrays.
+    std::vector<int32_t> starts, ends, ranks;
+    std::vector<float> scales;
+    std::vector<const void*> a_ptrs, b_ptrs;
+    int max_rank = 0, max_rows = 0;
+    int64_t out = 0;
+    for (const AdapterSegment& s : segments) {
+      if (s.adapter < 0 || s.adapter >= static_cast<int>(pairs.size()) || !pairs[s.adapter]) continue;
+      const LoraPair& p = *pairs[s.adapter];
+      starts.push_back(s.start);
+      ends.push_back(s.end);
+      ranks.push_back(p.rank);
+      scales.push_back(p.scale);
+      a_ptrs.push_back(p.a.data);
+      b_ptrs.push_back(p.b.data);
+      max_rank = std::max(max_rank, p.rank);
+      max_rows = std::max(max_rows, s.end - s.start);
+      out = p.b.rows();
+    }
+    if (starts.empty()) return;
+    const size_t n = starts.size();
+    // One staging block: 3 int arrays, scales, 2 pointer arrays.
+    const size_t bytes = n * (3 * 4 + 4 + 2 * sizeof(void*)) + 64;
+    char* host = stage(bytes);
+    char* p = host;
+    auto put = [&](const void* src, size_t len, size_t align) {
+      size_t off = (p - host + align - 1) / align * align;
+      std::memcpy(host + off, src, len);
+      p = host + off + len;
+      return off;
+    };
+    size_t o_ptrs_a = put(a_ptrs.data(), n * sizeof(void*), 8), o_ptrs_b = put(b_ptrs.data(), n * sizeof(void*), 8);
+    size_t o_start = put(starts.data(), n * 4, 4), o_end = put(ends.data(), n * 4, 4), o_rank = put(ranks.data(), n * 4, 4);
+    size_t o_scale = put(scales.data(), n * 4, 4);
+    bool overflow = false;
+    char* dev = static_cast<char*>(arena_.take(bytes, &overflow));
+    arena_overflowed_ |= overflow;
+    CUDA_CHECK(cudaMemcpyAsync(dev, host, bytes, cudaMemcpyHostToDevice, stream_));
+    Tensor shrink = empty_floats(x.rows() * max_rank);
+    kernels::LoraSegmentsArgs a{};
+    a.x = x.data;
+    a.y = y.data;
+    a.in = x.cols();
+    a.ldy = y.cols();
+    a.out = out;
+    a.col_offset = col_offset;
+    a.num_segments = static_cast<int>(n);
+    a.seg_start = reinterpret_cast<const int32_t*>(dev + o_start);
+    a.seg_end = reinterpret_cast<const int32_t*>(dev + o_end);
+    a.ranks = reinterpret_cast<const int32_t*>(dev + o_rank);
+    a.scales = reinterpret_cast<const float*>(dev + o_scale);
+    a.a_ptrs = reinterpret_cast<const void* const*>(dev + o_ptrs_a);
+    a.b_ptrs = reinterpret_cast<const void* const*>(dev + o_ptrs_b);
+    a.max_rank = max_rank;
+    a.max_rows = max_rows;
+    a.shrink_buf = static_cast<float*>(shrink.data);
+    a.T = x.rows();
+    kernels::lora_segments(dt_, a, stream_);
+    CUDA_CHECK_LAUNCH();
+  }
+
+  void add(Tensor& y, const Tensor& x) override {
+    kernels::add(dt_, y.data, x.data, y.numel(), stream_);
+    CUDA_CHECK_LAUNCH();
+  }
+
+  void norm(const Tensor& x, NormKind kind, const Tensor& w, const Tensor* b, float eps, bool one_plus,
+            Tensor& y) override {
+    kernels::norm(dt_, x.data, nullptr, w.data, b ? b->data : nullptr, kind == NormKind::LayerNorm ? 0 : 1, eps,
+                  one_plus, x.rows(), x.cols(), y.data, stream_);
+    CUDA_CHECK_LAUNCH();
+  }
+
+  void rope(Tensor& qkv, int num_heads, int num_kv_heads, int head_dim, int rotary_dim,
+            const std::vector<float>& inv_freq) override {
+    const float* freq = inv_freq_device(inv_freq);
+    kernels::rope(dt_, qkv.data, pos_.d(), freq, qkv.rows(), qkv.cols(), num_heads + num_kv_heads, head_dim,
+                  rotary_dim, stream_);
+    CUDA_CHECK_LAUNCH();
+  }
+
+  void attention(const Tensor& qkv, KvLayer& kv, int block_size, const AttentionParams& p, Tensor& out) override {
+    kernels::kv_write(dt_, qkv.data, slots_.d(), qkv.rows(), qkv.cols(), p.num_heads, p.num_kv_heads, p.head_dim,
+                      kv.k.data, kv.v.data, stream_);
+    CUDA_CHECK_LAUNCH();
+    kernels::AttentionArgs a{};
+    a.qkv = qkv.data;
+    a.k_cache = kv.k.data;
+    a.v_cache = kv.v.data;
+    a.out = out.data;
+    a.positions = pos_.d();
+    a.seq_of_token = seq_of_token_.d();
+    a.block_tables = tables_.d();
+    a.T = qkv.rows();
+    a.width = qkv.cols();
+    a.max_blocks = stride_;
+    a.block_size = block_size;
+    a.q_heads = p.num_heads;
+    a.kv_heads = p.num_kv_heads;
+    a.head_dim = p.head_dim;
+    a.scale = p.scale;
+    a.softcap = p.logit_softcap;
+    a.window = p.sliding_window;
+    a.max_context = batch_->max_s;
+    if (kernels::paged_attention_workspace(a.T, p.num_heads, p.head_dim, a.max_context) >
+        attention_ws_.numel()) {
+      // First sight of this head shape: size the workspace now (never during capture).
+      max_q_heads_ = std::max(max_q_heads_, p.num_heads);
+      max_head_dim_ = std::max(max_head_dim_, p.head_dim);
+      attention_ws_ = empty_floats(kernels::paged_attention_workspace(a.T, max_q_heads_, max_head_dim_, a.max_context));
+    }
+    a.workspace = static_cast<float*>(attention_ws_.data);
+    a.workspace_floats = attention_ws_.numel();
+    kernels::paged_attention(dt_, a, stream_);
+    CUDA_CHECK_LAUNCH();
+  }
+
+  void activation(Tensor& x, Activation act) override {
+    kernels::activation(dt_, x.data, x.numel(), static_cast<int>(act), stream_);
+    CUDA_CHECK_LAUNCH();
+  }
+  void gated_activation(const Tensor& gate_up, Activation act, Tensor& out) override {
+    kernels::gated_activation(dt_, gate_up.data, gate_up.rows(), gate_up.cols() / 2, static_cast<int>(act), out.data,
+                              stream_);
+    CUDA_CHECK_LAUNCH();
+  }
+  void gather_rows(const Tensor& x, Tensor& out) override {
+    kernels::gather_rows(dt_, x.data, lm_rows_.d(), out.rows(), x.cols(), out.data, stream_);
+    CUDA_CHECK_LAUNCH();
+  }
+  void argmax(const Tensor& logits, std::vector<int32_t>& ids, std::vector<float>& logprobs) override {
+    const int64_t rows = logits.rows();
+    ids.assign(rows, 0);
+    logprobs.assign(rows, 0.0f);
+    if (rows == 0) return;
+    bool overflow = false;
+    auto* dev_ids = static_cast<int32_t*>(arena_.take(rows * 4, &overflow));
+    auto* dev_lp = static_cast<float*>(arena_.take(rows * 4, &overflow));
+    kernels::argmax_logprob(dt_, logits.data, rows, logits.cols(), dev_ids, dev_lp, stream_);
+    CUDA_CHECK_LAUNCH();
+    CUDA_CHECK(cudaMemcpyAsync(ids.data(), dev_ids, rows * 4, cudaMemcpyDeviceToHost, stream_));
+    CUDA_CHECK(cudaMemcpyAsync(logprobs.data(), dev_lp, rows * 4, cudaMemcpyDeviceToHost, stream_));
+    CUDA_CHECK(cudaStreamSynchronize(stream_));
+    in_forward_ = false;
+  }
+
+  void softcap(Tensor& x, float cap) override {
+    kernels::softcap(dt_, x.data, x.numel(), cap, stream_);
+    CUDA_CHECK_LAUNCH();
+  }
+
+  void run_graph(const std::string& key, const std::function<void()>& body) override {
+    if (arena_overflowed_ || graphs_disabled_) return body();
+    const std::string full = key + ":s" + std::to_string(stride_) + ":a" + std::to_string(attention_ws_.numel()) + ":g" +
+                             std::to_string(arena_.generation());
+    auto it = graphs_.find(full);
+    if (it != graphs_.end()) {
+      CUDA_CHECK(cudaGraphLaunch(it->second.exec, stream_));
+      return;
+    }
+    // Record a shape the second time it is seen (the first run sizes the arena).
+    if (++seen_[full] < 2) return body();
+    cudaGraph_t graph;
+    CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+    try {
+      body();
+    } catch (...) {
+      cudaStreamEndCapture(stream_, &graph);
+      throw;
+    }
+    CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
+    if (arena_overflowed_) {  // an op allocated past the arena while recording: not replayable
+      cudaGraphDestroy(graph);
+      return body();
+    }
+    cudaGraphExec_t exec;
+    CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
+    cudaGraphDestroy(graph);
+    graphs_[full] = {exec};
+    CUDA_CHECK(cudaGraphLaunch(exec, stream_));
+  }
+
+ private:
+  struct Plan {
+    cublasLtMatmulDesc_t desc{};
+    cublasLtMatrixLayout_t a{}, b{}, c{};
+    cublasLtMatmulAlgo_t algo{};
+    bool has_algo = false;
+  };
+  struct Graph {
+    cudaGraphExec_t exec;
+  };
+
+  // y[n, m] (row-major, leading dim ldy) = x[n, k] W[m, k]^T, computed as the
+  // column-major product C(m x n) = W^T' * X' with W transposed.
+  Plan& plan_for(int64_t m, int64_t n, int64_t k, int64_t ldy, bool bias) {
+    auto key = std::make_tuple(m, n, k, ldy, bias);
+    auto it = plans_.find(key);
+    if (it != plans_.end()) return it->second;
+    Plan p;
+    const cudaDataType_t t = to_cuda(dtype_);
+    CUDA_CHECK(cublasLtMatmulDescCreate(&p.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+    CUDA_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
+    CUDA_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
+    if (bias) {
+      cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
+      CUDA_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)));
+      cudaDataType_t bt = t;
+      CUDA_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof(bt)));
+    }
+    CUDA_CHECK(cublasLtMatrixLayoutCreate(&p.a, t, k, m, k));
+    CUDA_CHECK(cublasLtMatrixLayoutCreate(&p.b, t, k, n, k));
+    CUDA_CHECK(cublasLtMatrixLayoutCreate(&p.c, t, m, n, ldy));
+    cublasLtMatmulPreference_t pref;
+    CUDA_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+    CUDA_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace_bytes_,
+                                                    sizeof(workspace_bytes_)));
+    cublasLtMatmulHeuristicResult_t result{};
+    int found = 0;
+    if (cublasLtMatmulAlgoGetHeuristic(lt_, p.desc, p.a, p.b, p.c, p.c, pref, 1, &result, &found) ==
+            CUBLAS_STATUS_SUCCESS &&
+        found > 0) {
+      p.algo = result.algo;
+      p.has_algo = true;
+    }
+    cublasLtMatmulPreferenceDestroy(pref);
+    return plans_.emplace(key, p).first->second;
+  }
+
+  Tensor empty_floats(int64_t n) {
+    Tensor t;
+    t.shape = {std::max<int64_t>(n, 1)};
+    t.dtype = DType::F32;
+    bool overflow = false;
+    t.data = arena_.take(t.numel() * 4, &overflow);
+    arena_overflowed_ |= overflow;
+    return t;
+  }
+
+  const float* inv_freq_device(const std::vector<float>& inv) {
+    auto it = inv_freq_cache_.find(inv);
+    if (it != inv_freq_cache_.end()) return static_cast<const float*>(it->second.get());
+    auto buf = device_alloc(inv.size() * 4);
+    CUDA_CHECK(cudaMemcpy(buf.get(), inv.data(), inv.size() * 4, cudaMemcpyHostToDevice));
+    inv_freq_cache_[inv] = buf;
+    return static_cast<const float*>(buf.get());
+  }
+
+  // Pinned staging for per-forward host->device parameter blocks; it is reused
+  // only after begin_forward synchronised the stream.
+  char* stage(size_t bytes) {
+    bytes = (bytes + 63) & ~size_t{63};
+    if (stage_offset_ + bytes > stage_capacity_) {
+      CUDA_CHECK(cudaStreamSynchronize(stream_));
+      if (bytes > stage_capacity_) {
+        if (stage_) cudaFreeHost(stage_);
+        stage_capacity_ = std::max<size_t>(bytes, 1 << 20);
+        CUDA_CHECK(cudaMallocHost(&stage_, stage_capacity_));
+      }
+      stage_offset_ = 0;
+    }
+    char* p = static_cast<char*>(stage_) + stage_offset_;
+    stage_offset_ += bytes;
+    return p;
+  }
+
+  void invalidate_graphs() {
+    for (auto& [k, g] : graphs_) cudaGraphExecDestroy(g.exec);
+    graphs_.clear();
+    seen_.clear();
+  }
+
+  DType dtype_;
+  Dt dt_;
+  cudaStream_t stream_{};
+  cublasLtHandle_t lt_{};
+  std::shared_ptr<void> workspace_;
+  size_t workspace_bytes_ = 0;
+  Arena arena_;
+  bool in_forward_ = false;
+  bool arena_overflowed_ = false;
+  bool graphs_disabled_ = std::getenv("LORAX_NO_CUDA_GRAPHS") != nullptr;
+  const ForwardBatch* batch_ = nullptr;
+  MetaArray ids_, pos_, slots_, seq_of_token_, lm_rows_, tables_;
+  int stride_ = 1;
+  void* stage_ = nullptr;
+  size_t stage_offset_ = 0, stage_capacity_ = 0;
+  int max_q_heads_ = 1, max_head_dim_ = 1;
+  Tensor attention_ws_;
+  std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, bool>, Plan> plans_;
+  std::map<std::vector<float>, std::shared_ptr<void>> inv_freq_cache_;
+  std::unordered_map<std::string, Graph> graphs_;
+  std::unordered_map<std::string, int> seen_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cuda_backend(DType dtype, int device) {
+  return std::make_unique<CudaBackend>(dtype, device);
+}
+
+}  // namespace lorax

@@ -1,0 +1,60 @@
+// A generation request as the scheduler sees it, and what it reports back.
+#pragma once
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sampling/sampling.h"
+
+namespace lorax {
+
+struct AdapterWeights;
+
+struct StoppingParams {
+  int max_new_tokens = 20;
+  std::vector<std::string> stop;
+  bool ignore_eos_token = false;
+};
+
+enum class FinishReason { Length, EosToken, StopSequence, Cancelled, Error };
+const char* finish_reason_name(FinishReason r);
+
+struct GeneratedToken {
+  int32_t id = 0;
+  std::string text;  // the text this token adds (its token string if special)
+  float logprob = 0.0f;
+  bool special = false;
+};
+
+struct PrefillToken {
+  int32_t id = 0;
+  std::string text;
+  std::optional<float> logprob;  // none for the first token
+};
+
+struct FinishInfo {
+  FinishReason reason = FinishReason::Length;
+  std::string generated_text;
+  std::optional<uint64_t> seed;  // set when sampling
+  std::vector<PrefillToken> prefill;
+  std::vector<GeneratedToken> tokens;
+  std::string error;  // for FinishReason::Error
+  double queue_seconds = 0, inference_seconds = 0, total_seconds = 0;
+};
+
+struct GenerationRequest {
+  std::vector<int32_t> prompt_ids;
+  SamplingParams sampling;
+  StoppingParams stopping;
+  bool prefill_details = false;  // compute prompt log-probs (decoder_input_details)
+  std::shared_ptr<const AdapterWeights> adapter;  // null: base model
+  std::string adapter_id;                         // for grouping and metrics
+  std::function<void(const GeneratedToken&)> on_token;  // optional, streaming
+  std::function<void(const FinishInfo&)> on_finish;     // always called once
+};
+
+}  // namespace lorax

@@ -1,0 +1,154 @@
+#include "server/api/generate_api.h"
+
+#include "tokenizer/tokenizer.h"
+
+#include <cmath>
+#include <set>
+
+namespace lorax {
+namespace {
+
+using json = nlohmann::json;
+
+template <typename T>
+std::optional<T> field(const json& p, const char* name, const char* expected) {
+  if (!p.contains(name) || p[name].is_null()) return std::nullopt;
+  const json& v = p[name];
+  try {
+    if constexpr (std::is_same_v<T, bool>) {
+      if (!v.is_boolean()) throw ValidationError("");
+    } else if constexpr (std::is_same_v<T, std::string>) {
+      if (!v.is_string()) throw ValidationError("");
+    } else if constexpr (std::is_integral_v<T>) {
+      if (!v.is_number_integer()) throw ValidationError("");
+    } else {
+      if (!v.is_number()) throw ValidationError("");
+    }
+    return v.get<T>();
+  } catch (const std::exception&) {
+    throw ValidationError("`" + std::string(name) + "` must be " + expected);
+  }
+}
+
+}  // namespace
+
+GenerateParameters parse_generate_parameters(const json& p) {
+  if (!p.is_object()) throw ValidationError("`parameters` must be an object");
+  static const std::set<std::string> known = {
+      "adapter_id", "adapter_source", "api_token", "max_new_tokens", "do_sample", "temperature", "top_k", "top_p",
+      "typical_p", "repetition_penalty", "frequency_penalty", "presence_penalty", "seed", "stop", "truncate",
+      "return_full_text", "details", "decoder_input_details", "best_of", "watermark", "ignore_eos_token",
+      "response_format", "merged_adapters", "top_n_tokens"};
+  for (auto& [key, _] : p.items())
+    if (!known.count(key)) throw ValidationError("unknown parameter `" + key + "`");
+  GenerateParameters out;
+  out.adapter_id = field<std::string>(p, "adapter_id", "a string");
+  out.adapter_source = field<std::string>(p, "adapter_source", "a string");
+  if (out.adapter_source && *out.adapter_source != "local" && *out.adapter_source != "hub" &&
+      *out.adapter_source != "s3" && *out.adapter_source != "url")
+    throw ValidationError("`adapter_source` must be one of local, hub, s3, url");
+  out.api_token = field<std::string>(p, "api_token", "a string");
+  out.max_new_tokens = field<int>(p, "max_new_tokens", "an integer");
+  if (out.max_new_tokens && *out.max_new_tokens <= 0) throw ValidationError("`max_new_tokens` must be strictly positive");
+  SamplingParams& s = out.sampling;
+  s.do_sample = field<bool>(p, "do_sample", "a boolean").value_or(false);
+  s.temperature = field<double>(p, "temperature", "a number").value_or(1.0);
+  s.top_k = field<int>(p, "top_k", "an integer").value_or(0);
+  s.top_p = field<double>(p, "top_p", "a number").value_or(1.0);
+  s.typical_p = field<double>(p, "typical_p", "a number").value_or(1.0);
+  s.repetition_penalty = field<double>(p, "repetition_penalty", "a number").value_or(1.0);
+  s.frequency_penalty = field<double>(p, "frequency_penalty", "a number").value_or(0.0);
+  s.presence_penalty = field<double>(p, "presence_penalty", "a number").value_or(0.0);
+  if (p.contains("seed") && !p["seed"].is_null()) {
+    if (!p["seed"].is_number_unsigned()) throw ValidationError("`seed` must be a non-negative integer");
+    s.seed = p["seed"].get<uint64_t>();
+  }
+  if (std::string err = s.validate(); !err.empty()) throw ValidationError(err);
+  if (p.contains("stop") && !p["stop"].is_null()) {
+    if (!p["stop"].is_array()) throw ValidationError("`stop` must be a list of strings");
+    for (auto& v : p["stop"]) {
+      if (!v.is_string()) throw ValidationError("`stop` must be a list of strings");
+      out.stop.push_back(v.get<std::string>());
+    }
+  }
+  out.truncate = field<int>(p, "truncate", "an integer");
+  if (out.truncate && *out.truncate <= 0) throw ValidationError("`truncate` must be strictly positive");
+  out.return_full_text = field<bool>(p, "return_full_text", "a boolean").value_or(false);
+  out.details = field<bool>(p, "details", "a boolean").value_or(false);
+  out.decoder_input_details = field<bool>(p, "decoder_input_details", "a boolean").value_or(false);
+  out.best_of = field<int>(p, "best_of", "an integer").value_or(1);
+  if (out.best_of != 1) throw ValidationError("`best_of` > 1 is not supported");
+  out.watermark = field<bool>(p, "watermark", "a boolean").value_or(false);
+  if (out.watermark) throw ValidationError("`watermark` is not supported");
+  out.ignore_eos_token = field<bool>(p, "ignore_eos_token", "a boolean").value_or(false);
+  if (p.contains("response_format") && !p["response_format"].is_null())
+    throw ValidationError("`response_format` (structured output) is not supported");
+  return out;
+}
+
+GenerateBody parse_generate_body(const json& body) {
+  if (!body.is_object()) throw ValidationError("request body must be a JSON object");
+  if (!body.contains("inputs") || !body["inputs"].is_string()) throw ValidationError("`inputs` must be a string");
+  for (auto& [key, _] : body.items())
+    if (key != "inputs" && key != "parameters" && key != "stream")
+      throw ValidationError("unknown field `" + key + "`");
+  GenerateBody out;
+  out.inputs = body["inputs"].get<std::string>();
+  if (body.contains("parameters") && !body["parameters"].is_null())
+    out.parameters = parse_generate_parameters(body["parameters"]);
+  return out;
+}
+
+GenerationRequest build_generation_request(const GenerateBody& body, const Tokenizer& tokenizer,
+                                           const RequestLimits& limits) {
+  const GenerateParameters& p = body.parameters;
+  GenerationRequest req;
+  if (body.inputs.empty()) throw ValidationError("`inputs` must not be empty");
+  req.prompt_ids = tokenizer.encode(body.inputs, true);
+  if (req.prompt_ids.empty()) throw ValidationError("`inputs` produced no tokens");
+  if (p.truncate && static_cast<int>(req.prompt_ids.size()) > *p.truncate)
+    req.prompt_ids.erase(req.prompt_ids.begin(), req.prompt_ids.end() - *p.truncate);
+  const int input_len = static_cast<int>(req.prompt_ids.size());
+  if (input_len > limits.max_input_length)
+    throw ValidationError("`inputs` must have less than " + std::to_string(limits.max_input_length) +
+                          " tokens. Given: " + std::to_string(input_len));
+  int max_new = p.max_new_tokens.value_or(std::min(limits.default_max_new_tokens, limits.max_total_tokens - input_len));
+  if (max_new <= 0 || input_len + max_new > limits.max_total_tokens)
+    throw ValidationError("`inputs` tokens + `max_new_tokens` must be <= " + std::to_string(limits.max_total_tokens) +
+                          ". Given: " + std::to_string(input_len) + " `inputs` tokens and " + std::to_string(max_new) +
+                          " `max_new_tokens`");
+  req.sampling = p.sampling;
+  req.stopping.max_new_tokens = max_new;
+  req.stopping.stop = p.stop;
+  req.stopping.ignore_eos_token = p.ignore_eos_token;
+  req.prefill_details = p.decoder_input_details;
+  req.adapter_id = p.adapter_id.value_or("");
+  return req;
+}
+
+json token_json(const GeneratedToken& tok) {
+  return {{"id", tok.id}, {"text", tok.text}, {"logprob", tok.logprob}, {"special", tok.special}};
+}
+
+json generate_response(const FinishInfo& info, const GenerateParameters& params, const std::string& prompt) {
+  json out;
+  out["generated_text"] = params.return_full_text ? prompt + info.generated_text : info.generated_text;
+  if (params.details || params.decoder_input_details) {
+    json details;
+    details["finish_reason"] = finish_reason_name(info.reason);
+    details["generated_tokens"] = info.tokens.size();
+    details["seed"] = info.seed ? json(*info.seed) : json(nullptr);
+    json prefill = json::array();
+    if (params.decoder_input_details)
+      for (const PrefillToken& t : info.prefill)
+        prefill.push_back({{"id", t.id}, {"text", t.text}, {"logprob", t.logprob ? json(*t.logprob) : json(nullptr)}});
+    details["prefill"] = prefill;
+    json tokens = json::array();
+    for (const GeneratedToken& t : info.tokens) tokens.push_back(token_json(t));
+    details["tokens"] = tokens;
+    out["details"] = details;
+  }
+  return out;
+}
+
+}  // namespace lorax

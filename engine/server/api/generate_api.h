@@ -1,0 +1,63 @@
+// The LoRAX /generate request and response shapes (DESIGN.md §4), shared by the
+// REST server and `lorax-engine generate --json` so both speak exactly one format.
+#pragma once
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "scheduler/request.h"
+
+namespace lorax {
+
+// A request the client got wrong: HTTP 422 with error_type "validation".
+struct ValidationError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct GenerateParameters {
+  std::optional<std::string> adapter_id;
+  std::optional<std::string> adapter_source;
+  std::optional<std::string> api_token;
+  std::optional<int> max_new_tokens;
+  SamplingParams sampling;
+  std::vector<std::string> stop;
+  std::optional<int> truncate;
+  bool return_full_text = false;
+  bool details = false;
+  bool decoder_input_details = false;
+  int best_of = 1;
+  bool watermark = false;
+  bool ignore_eos_token = false;
+  nlohmann::json response_format;  // null when absent
+};
+
+struct GenerateBody {
+  std::string inputs;
+  GenerateParameters parameters;
+};
+
+// Throws ValidationError naming the offending field.
+GenerateBody parse_generate_body(const nlohmann::json& body);
+GenerateParameters parse_generate_parameters(const nlohmann::json& params);
+
+// Server limits a request is checked against (lorax-engine serve flags).
+struct RequestLimits {
+  int max_input_length = 1024;
+  int max_total_tokens = 2048;
+  int default_max_new_tokens = 20;
+};
+
+class Tokenizer;
+// Tokenizes `inputs` (with special tokens), applies `truncate`, checks the
+// limits and fills a scheduler request (callbacks are the caller's).
+GenerationRequest build_generation_request(const GenerateBody& body, const Tokenizer& tokenizer,
+                                           const RequestLimits& limits);
+
+// The /generate response body.
+nlohmann::json generate_response(const FinishInfo& info, const GenerateParameters& params, const std::string& prompt);
+nlohmann::json token_json(const GeneratedToken& tok);
+
+}  // namespace lorax

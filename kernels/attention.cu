@@ -1,0 +1,184 @@
+// Paged attention for flattened batches: every token (a decode, or one row of a
+// possibly chunked prefill) attends to positions [lo, pos] of its sequence
+// through the block table. One CTA serves up to 8 query heads that share a KV
+// head (GQA: K/V are read once for the group); its 4 warps stride over the
+// context with an online softmax. Long contexts are split across CTAs
+// (flash-decoding) and merged by a second kernel.
+#include "kernels/common.cuh"
+
+namespace lorax::kernels {
+namespace {
+
+constexpr int kWarps = 4;
+constexpr int kMaxGroup = 8;
+constexpr int kSplitChunk = 512;
+
+int heads_per_cta(int group) {
+  for (int g = kMaxGroup; g > 1; --g)
+    if (group % g == 0) return g;
+  return 1;
+}
+
+int num_splits(int max_context) { return (max_context + kSplitChunk - 1) / kSplitChunk; }
+
+// EPL: head elements per lane (head_dim <= 32 * EPL).
+template <typename T, int EPL>
+__global__ void __launch_bounds__(kWarps * 32) attention_kernel(AttentionArgs a, int hg, int splits) {
+  const int64_t t = blockIdx.x;
+  const int q_head0 = blockIdx.y * hg;
+  const int group = a.q_heads / a.kv_heads;
+  const int kv_head = q_head0 / group;
+  const int split = blockIdx.z;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int D = a.head_dim;
+  const int pos = a.positions[t];
+  const int lo = a.window > 0 ? max(0, pos - a.window + 1) : 0;
+  const int begin = lo + split * kSplitChunk;
+  const int end = min(pos + 1, begin + kSplitChunk);
+  const T* qkv = static_cast<const T*>(a.qkv);
+  const T* kc = static_cast<const T*>(a.k_cache);
+  const T* vc = static_cast<const T*>(a.v_cache);
+  const int32_t* table = a.block_tables + static_cast<int64_t>(a.seq_of_token[t]) * a.max_blocks;
+  const int64_t kv_row = static_cast<int64_t>(a.kv_heads) * D;
+
+  float q[kMaxGroup][EPL], acc[kMaxGroup][EPL], m[kMaxGroup], l[kMaxGroup];
+#pragma unroll
+  for (int g = 0; g < kMaxGroup; ++g) {
+    m[g] = -INFINITY;
+    l[g] = 0.0f;
+#pragma unroll
+    for (int e = 0; e < EPL; ++e) {
+      const int d = lane * EPL + e;
+      acc[g][e] = 0.0f;
+      q[g][e] = (g < hg && d < D) ? to_f(qkv[t * a.width + static_cast<int64_t>(q_head0 + g) * D + d]) * a.scale : 0.0f;
+    }
+  }
+  for (int j = begin + warp; j < end; j += kWarps) {
+    const int64_t slot = static_cast<int64_t>(table[j / a.block_size]) * a.block_size + j % a.block_size;
+    const T* krow = kc + slot * kv_row + static_cast<int64_t>(kv_head) * D;
+    const T* vrow = vc + slot * kv_row + static_cast<int64_t>(kv_head) * D;
+    float k[EPL], v[EPL];
+#pragma unroll
+    for (int e = 0; e < EPL; ++e) {
+      const int d = lane * EPL + e;
+      k[e] = d < D ? to_f(krow[d]) : 0.0f;
+      v[e] = d < D ? to_f(vrow[d]) : 0.0f;
+    }
+#pragma unroll
+    for (int g = 0; g < kMaxGroup; ++g) {
+      if (g >= hg) break;
+      float dot = 0.0f;
+#pragma unroll
+      for (int e = 0; e < EPL; ++e) dot += q[g][e] * k[e];
+      float s = warp_sum(dot);
+      if (a.softcap > 0.0f) s = a.softcap * tanhf(s / a.softcap);
+      const float m_new = fmaxf(m[g], s);
+      const float correction = __expf(m[g] - m_new);
+      const float p = __expf(s - m_new);
+      l[g] = l[g] * correction + p;
+#pragma unroll
+      for (int e = 0; e < EPL; ++e) acc[g][e] = acc[g][e] * correction + p * v[e];
+      m[g] = m_new;
+    }
+  }
+  // Merge the warps' partial softmaxes through shared memory.
+  __shared__ float sm_m[kWarps][kMaxGroup], sm_l[kWarps][kMaxGroup];
+  __shared__ float sm_acc[kWarps][kMaxGroup][32 * EPL];
+  if (lane == 0)
+    for (int g = 0; g < hg; ++g) {
+      sm_m[warp][g] = m[g];
+      sm_l[warp][g] = l[g];
+    }
+#pragma unroll
+  for (int g = 0; g < kMaxGroup; ++g) {
+    if (g >= hg) break;
+#pragma unroll
+    for (int e = 0; e < EPL; ++e) sm_acc[warp][g][lane * EPL + e] = acc[g][e];
+  }
+  __syncthreads();
+  for (int idx = threadIdx.x; idx < hg * D; idx += blockDim.x) {
+    const int g = idx / D, d = idx % D;
+    float M = -INFINITY;
+    for (int w = 0; w < kWarps; ++w) M = fmaxf(M, sm_m[w][g]);
+    float L = 0.0f, O = 0.0f;
+    if (M > -INFINITY) {
+      for (int w = 0; w < kWarps; ++w) {
+        const float f = __expf(sm_m[w][g] - M);
+        L += sm_l[w][g] * f;
+        O += sm_acc[w][g][d] * f;
+      }
+    }
+    const int head = q_head0 + g;
+    if (splits == 1) {
+      static_cast<T*>(a.out)[(t * a.q_heads + head) * static_cast<int64_t>(D) + d] = from_f<T>(L > 0.0f ? O / L : 0.0f);
+    } else {
+      float* part = a.workspace + ((t * a.q_heads + head) * static_cast<int64_t>(splits) + split) * (D + 2);
+      part[2 + d] = O;
+      if (d == 0) {
+        part[0] = M;
+        part[1] = L;
+      }
+    }
+  }
+}
+
+template <typename T>
+__global__ void merge_splits_kernel(AttentionArgs a, int splits) {
+  const int64_t t = blockIdx.x;
+  const int head = blockIdx.y;
+  const int D = a.head_dim;
+  const float* parts = a.workspace + (t * a.q_heads + head) * static_cast<int64_t>(splits) * (D + 2);
+  // Splits past the token's own context never ran: only read the ones that did.
+  const int pos = a.positions[t];
+  const int lo = a.window > 0 ? max(0, pos - a.window + 1) : 0;
+  const int used = (pos - lo + kSplitChunk) / kSplitChunk;
+  float M = -INFINITY;
+  for (int s = 0; s < used; ++s) M = fmaxf(M, parts[s * (D + 2)]);
+  for (int d = threadIdx.x; d < D; d += blockDim.x) {
+    float L = 0.0f, O = 0.0f;
+    for (int s = 0; s < used; ++s) {
+      const float* p = parts + s * (D + 2);
+      if (p[0] == -INFINITY) continue;
+      const float f = __expf(p[0] - M);
+      L += p[1] * f;
+      O += p[2 + d] * f;
+    }
+    static_cast<T*>(a.out)[(t * a.q_heads + head) * static_cast<int64_t>(D) + d] = from_f<T>(L > 0.0f ? O / L : 0.0f);
+  }
+}
+
+template <typename T, int EPL>
+void launch(const AttentionArgs& a, cudaStream_t s) {
+  const int hg = heads_per_cta(a.q_heads / a.kv_heads);
+  const int splits = num_splits(a.max_context);
+  dim3 grid(static_cast<unsigned>(a.T), static_cast<unsigned>(a.q_heads / hg), static_cast<unsigned>(splits));
+  attention_kernel<T, EPL><<<grid, kWarps * 32, 0, s>>>(a, hg, splits);
+  if (splits > 1) {
+    merge_splits_kernel<T><<<dim3(static_cast<unsigned>(a.T), static_cast<unsigned>(a.q_heads)), 128, 0, s>>>(a, splits);
+  }
+}
+
+}  // namespace
+
+int64_t paged_attention_workspace(int64_t T, int q_heads, int head_dim, int max_context) {
+  const int splits = num_splits(max_context);
+  return splits > 1 ? T * q_heads * static_cast<int64_t>(splits) * (head_dim + 2) : 0;
+}
+
+void paged_attention(Dt dt, const AttentionArgs& a, cudaStream_t s) {
+  if (a.T == 0) return;
+  const int epl = (a.head_dim + 31) / 32;
+  LORAX_DISPATCH(dt, {
+    switch (epl) {
+      case 1: launch<T, 1>(a, s); break;
+      case 2: launch<T, 2>(a, s); break;
+      case 3: launch<T, 3>(a, s); break;
+      case 4: launch<T, 4>(a, s); break;
+      case 5: launch<T, 5>(a, s); break;
+      case 6: launch<T, 6>(a, s); break;
+      default: launch<T, 8>(a, s); break;
+    }
+  });
+}
+
+}  // namespace lorax::kernels

@@ -1,0 +1,268 @@
+// Embedding gather, norms (with fused residual add), RoPE, KV write,
+// activations and small row ops.
+#include "kernels/common.cuh"
+
+namespace lorax::kernels {
+namespace {
+
+template <typename T>
+__global__ void embed_kernel(const T* table, const T* pos_table, const int32_t* ids, const int32_t* pos, float mult,
+                             int64_t H, T* out) {
+  const int64_t t = blockIdx.x;
+  const T* src = table + static_cast<int64_t>(ids[t]) * H;
+  const T* psrc = pos_table ? pos_table + static_cast<int64_t>(pos[t]) * H : nullptr;
+  for (int64_t i = threadIdx.x; i < H; i += blockDim.x) {
+    float v = to_f(src[i]) * mult;
+    if (psrc) v += to_f(psrc[i]);
+    out[t * H + i] = from_f<T>(v);
+  }
+}
+
+// One block per row; statistics in fp32. With `residual`, x += residual first
+// (the sum is written back to x, which carries the residual stream).
+template <typename T>
+__global__ void norm_kernel(T* x, const T* residual, const T* w, const T* b, int kind, float eps, bool one_plus,
+                            int64_t H, T* y) {
+  __shared__ float scratch[32];
+  const int64_t row = blockIdx.x;
+  T* xr = x + row * H;
+  float sum = 0, sq = 0;
+  for (int64_t i = threadIdx.x; i < H; i += blockDim.x) {
+    float v = to_f(xr[i]);
+    if (residual) {
+      v += to_f(residual[row * H + i]);
+      xr[i] = from_f<T>(v);
+      v = to_f(xr[i]);  // normalise exactly what the residual stream holds
+    }
+    sum += v;
+    sq += v * v;
+  }
+  float mean = 0, var;
+  if (kind == 0) {
+    mean = block_sum(sum, scratch) / H;
+    // second pass for a stable variance
+    float d2 = 0;
+    for (int64_t i = threadIdx.x; i < H; i += blockDim.x) {
+      float d = to_f(xr[i]) - mean;
+      d2 += d * d;
+    }
+    var = block_sum(d2, scratch) / H;
+  } else {
+    var = block_sum(sq, scratch) / H;
+  }
+  const float inv = rsqrtf(var + eps);
+  for (int64_t i = threadIdx.x; i < H; i += blockDim.x) {
+    float v = (to_f(xr[i]) - mean) * inv;
+    float wv = to_f(w[i]);
+    v *= one_plus ? 1.0f + wv : wv;
+    if (b) v += to_f(b[i]);
+    y[row * H + i] = from_f<T>(v);
+  }
+}
+
+template <typename T>
+__global__ void rope_kernel(T* qkv, const int32_t* pos, const float* inv_freq, int64_t width, int heads, int head_dim,
+                            int rotary_dim) {
+  const int64_t t = blockIdx.x;
+  const int half = rotary_dim / 2;
+  const float p = static_cast<float>(pos[t]);
+  for (int idx = threadIdx.x; idx < heads * half; idx += blockDim.x) {
+    const int h = idx / half, i = idx % half;
+    float sn, cs;
+    sincosf(p * inv_freq[i], &sn, &cs);
+    T* v = qkv + t * width + static_cast<int64_t>(h) * head_dim;
+    const float x1 = to_f(v[i]), x2 = to_f(v[i + half]);
+    v[i] = from_f<T>(x1 * cs - x2 * sn);
+    v[i + half] = from_f<T>(x2 * cs + x1 * sn);
+  }
+}
+
+template <typename T>
+__global__ void kv_write_kernel(const T* qkv, const int32_t* slots, int64_t width, int q_heads, int kv_heads,
+                                int head_dim, T* k, T* v) {
+  const int64_t t = blockIdx.x;
+  const int64_t kv_row = static_cast<int64_t>(kv_heads) * head_dim;
+  const T* src = qkv + t * width + static_cast<int64_t>(q_heads) * head_dim;
+  const int64_t slot = slots[t];
+  for (int64_t i = threadIdx.x; i < kv_row; i += blockDim.x) {
+    k[slot * kv_row + i] = src[i];
+    v[slot * kv_row + i] = src[kv_row + i];
+  }
+}
+
+__device__ __forceinline__ float act_f(float x, int act) {
+  switch (act) {
+    case 0: return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
+    case 1: return 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
+    case 2: return x / (1.0f + __expf(-x));
+    default: return x > 0.0f ? x : 0.0f;
+  }
+}
+
+template <typename T>
+__global__ void activation_kernel(T* x, int64_t n, int act) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    x[i] = from_f<T>(act_f(to_f(x[i]), act));
+}
+
+template <typename T>
+__global__ void gated_kernel(const T* gu, int64_t rows, int64_t n, int act, T* out) {
+  const int64_t total = rows * n;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total; i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t r = i / n, c = i % n;
+    const T* row = gu + r * 2 * n;
+    out[i] = from_f<T>(act_f(to_f(row[c]), act) * to_f(row[n + c]));
+  }
+}
+
+template <typename T>
+__global__ void add_kernel(T* y, const T* x, int64_t n) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    y[i] = from_f<T>(to_f(y[i]) + to_f(x[i]));
+}
+
+template <typename T>
+__global__ void softcap_kernel(T* x, int64_t n, float cap) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    x[i] = from_f<T>(cap * tanhf(to_f(x[i]) / cap));
+}
+
+template <typename T>
+__global__ void gather_kernel(const T* x, const int32_t* rows, int64_t H, T* out) {
+  const int64_t r = blockIdx.x;
+  const T* src = x + static_cast<int64_t>(rows[r]) * H;
+  for (int64_t i = threadIdx.x; i < H; i += blockDim.x) out[r * H + i] = src[i];
+}
+
+template <typename T>
+__global__ void add_bias_kernel(T* y, const T* b, int64_t rows, int64_t n) {
+  const int64_t total = rows * n;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total; i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    y[i] = from_f<T>(to_f(y[i]) + to_f(b[i % n]));
+}
+
+template <typename T>
+__global__ void to_float_kernel(const T* x, int64_t n, float* out) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    out[i] = to_f(x[i]);
+}
+
+template <typename T>
+__global__ void from_float_kernel(const float* x, int64_t n, T* out) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    out[i] = from_f<T>(x[i]);
+}
+
+__device__ __forceinline__ uint64_t mix64(uint64_t z) {
+  z += 0x9e3779b97f4a7c15ull;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+template <typename T>
+__global__ void fill_random_kernel(T* x, int64_t n, uint64_t seed, float stddev) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const uint64_t r = mix64(seed ^ mix64(static_cast<uint64_t>(i)));
+    const float u1 = (static_cast<float>(r >> 40) + 1.0f) / 16777217.0f;
+    const float u2 = static_cast<float>((r >> 16) & 0xffffff) / 16777216.0f;
+    x[i] = from_f<T>(stddev * sqrtf(-2.0f * logf(u1)) * cospif(2.0f * u2));
+  }
+}
+
+template <typename T>
+__global__ void fill_kernel(T* x, int64_t n, float v) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    x[i] = from_f<T>(v);
+}
+
+unsigned grid_for(int64_t n) {
+  int64_t b = (n + 255) / 256;
+  return static_cast<unsigned>(b < 1 ? 1 : (b > 65535 * 4 ? 65535 * 4 : b));
+}
+
+}  // namespace
+
+void embed(Dt dt, const void* table, const void* pos_table, const int32_t* ids, const int32_t* pos, float mult,
+           int64_t n_tok, int64_t H, void* out, cudaStream_t s) {
+  if (n_tok == 0) return;
+  LORAX_DISPATCH(dt, embed_kernel<T><<<n_tok, 256, 0, s>>>(static_cast<const T*>(table), static_cast<const T*>(pos_table),
+                                                       ids, pos, mult, H, static_cast<T*>(out)));
+}
+
+void norm(Dt dt, void* x, const void* residual, const void* w, const void* b, int kind, float eps, bool one_plus,
+          int64_t rows, int64_t H, void* y, cudaStream_t s) {
+  if (rows == 0) return;
+  const int threads = H >= 1024 ? 1024 : ((H + 31) / 32) * 32;
+  LORAX_DISPATCH(dt, norm_kernel<T><<<rows, threads, 0, s>>>(static_cast<T*>(x), static_cast<const T*>(residual),
+                                                             static_cast<const T*>(w), static_cast<const T*>(b), kind,
+                                                             eps, one_plus, H, static_cast<T*>(y)));
+}
+
+void rope(Dt dt, void* qkv, const int32_t* pos, const float* inv_freq, int64_t n_tok, int64_t width, int heads,
+          int head_dim, int rotary_dim, cudaStream_t s) {
+  if (n_tok == 0) return;
+  LORAX_DISPATCH(dt, rope_kernel<T><<<n_tok, 256, 0, s>>>(static_cast<T*>(qkv), pos, inv_freq, width, heads, head_dim,
+                                                      rotary_dim));
+}
+
+void kv_write(Dt dt, const void* qkv, const int32_t* slots, int64_t n_tok, int64_t width, int q_heads, int kv_heads,
+              int head_dim, void* k_cache, void* v_cache, cudaStream_t s) {
+  if (n_tok == 0) return;
+  LORAX_DISPATCH(dt, kv_write_kernel<T><<<n_tok, 256, 0, s>>>(static_cast<const T*>(qkv), slots, width, q_heads, kv_heads,
+                                                          head_dim, static_cast<T*>(k_cache), static_cast<T*>(v_cache)));
+}
+
+void activation(Dt dt, void* x, int64_t n, int act, cudaStream_t s) {
+  if (n == 0) return;
+  LORAX_DISPATCH(dt, activation_kernel<T><<<grid_for(n), 256, 0, s>>>(static_cast<T*>(x), n, act));
+}
+
+void gated_activation(Dt dt, const void* gate_up, int64_t rows, int64_t n, int act, void* out, cudaStream_t s) {
+  if (rows * n == 0) return;
+  LORAX_DISPATCH(dt, gated_kernel<T><<<grid_for(rows * n), 256, 0, s>>>(static_cast<const T*>(gate_up), rows, n, act,
+                                                                       static_cast<T*>(out)));
+}
+
+void add(Dt dt, void* y, const void* x, int64_t n, cudaStream_t s) {
+  if (n == 0) return;
+  LORAX_DISPATCH(dt, add_kernel<T><<<grid_for(n), 256, 0, s>>>(static_cast<T*>(y), static_cast<const T*>(x), n));
+}
+
+void softcap(Dt dt, void* x, int64_t n, float cap, cudaStream_t s) {
+  if (n == 0) return;
+  LORAX_DISPATCH(dt, softcap_kernel<T><<<grid_for(n), 256, 0, s>>>(static_cast<T*>(x), n, cap));
+}
+
+void gather_rows(Dt dt, const void* x, const int32_t* rows, int64_t n, int64_t H, void* out, cudaStream_t s) {
+  if (n == 0) return;
+  LORAX_DISPATCH(dt, gather_kernel<T><<<n, 256, 0, s>>>(static_cast<const T*>(x), rows, H, static_cast<T*>(out)));
+}
+
+void add_bias(Dt dt, void* y, const void* bias, int64_t rows, int64_t n, cudaStream_t s) {
+  if (rows * n == 0) return;
+  LORAX_DISPATCH(dt, add_bias_kernel<T><<<grid_for(rows * n), 256, 0, s>>>(static_cast<T*>(y),
+                                                                          static_cast<const T*>(bias), rows, n));
+}
+
+void fill_random(Dt dt, void* x, int64_t n, uint64_t seed, float stddev, cudaStream_t s) {
+  if (n == 0) return;
+  LORAX_DISPATCH(dt, fill_random_kernel<T><<<grid_for(n), 256, 0, s>>>(static_cast<T*>(x), n, seed, stddev));
+}
+
+void fill(Dt dt, void* x, int64_t n, float value, cudaStream_t s) {
+  if (n == 0) return;
+  LORAX_DISPATCH(dt, fill_kernel<T><<<grid_for(n), 256, 0, s>>>(static_cast<T*>(x), n, value));
+}
+
+void to_float(Dt dt, const void* x, int64_t n, float* out, cudaStream_t s) {
+  if (n == 0) return;
+  LORAX_DISPATCH(dt, to_float_kernel<T><<<grid_for(n), 256, 0, s>>>(static_cast<const T*>(x), n, out));
+}
+
+void from_float(Dt dt, const float* x, int64_t n, void* out, cudaStream_t s) {
+  if (n == 0) return;
+  LORAX_DISPATCH(dt, from_float_kernel<T><<<grid_for(n), 256, 0, s>>>(x, n, static_cast<T*>(out)));
+}
+
+}  // namespace lorax::kernels

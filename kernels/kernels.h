@@ -1,0 +1,87 @@
+// Launch wrappers of the CUDA kernels. Host code (engine/runtime/cuda) calls
+// only these; they take raw device pointers, a storage dtype and a stream.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace lorax::kernels {
+
+enum class Dt { F32 = 0, F16 = 1, BF16 = 2 };
+
+// out[t] = table[ids[t]] * mult (+ pos_table[pos[t]])
+void embed(Dt dt, const void* table, const void* pos_table, const int32_t* ids, const int32_t* pos, float mult,
+           int64_t T, int64_t H, void* out, cudaStream_t s);
+// y = norm(x) * w (+ b); kind 0 LayerNorm, 1 RMSNorm; one_plus uses (1 + w).
+// When `residual` is given it is added into x first (x += residual), fusing the residual add.
+void norm(Dt dt, void* x, const void* residual, const void* w, const void* b, int kind, float eps, bool one_plus,
+          int64_t rows, int64_t H, void* y, cudaStream_t s);
+void rope(Dt dt, void* qkv, const int32_t* pos, const float* inv_freq, int64_t T, int64_t width, int heads,
+          int head_dim, int rotary_dim, cudaStream_t s);
+// K/V of each token into its slot; kv layout [slots, Hkv, D].
+void kv_write(Dt dt, const void* qkv, const int32_t* slots, int64_t T, int64_t width, int q_heads, int kv_heads,
+              int head_dim, void* k_cache, void* v_cache, cudaStream_t s);
+
+struct AttentionArgs {
+  const void* qkv;
+  const void* k_cache;
+  const void* v_cache;
+  void* out;                     // [T, Hq, D]
+  const int32_t* positions;      // [T]
+  const int32_t* seq_of_token;   // [T]
+  const int32_t* block_tables;   // [B, max_blocks]
+  int64_t T;
+  int64_t width;                 // qkv row width
+  int max_blocks;
+  int block_size;
+  int q_heads, kv_heads, head_dim;
+  float scale, softcap;
+  int window;
+  int max_context;               // upper bound of any token's context length
+  float* workspace;              // split-context partials
+  int64_t workspace_floats;
+};
+// Paged attention for any mix of prefill and decode tokens (context split for long sequences).
+void paged_attention(Dt dt, const AttentionArgs& a, cudaStream_t s);
+// Workspace floats paged_attention needs for these sizes.
+int64_t paged_attention_workspace(int64_t T, int q_heads, int head_dim, int max_context);
+
+// act: 0 gelu, 1 gelu_tanh, 2 silu, 3 relu
+void activation(Dt dt, void* x, int64_t n, int act, cudaStream_t s);
+void gated_activation(Dt dt, const void* gate_up, int64_t rows, int64_t n, int act, void* out, cudaStream_t s);
+void add(Dt dt, void* y, const void* x, int64_t n, cudaStream_t s);
+void softcap(Dt dt, void* x, int64_t n, float cap, cudaStream_t s);
+void gather_rows(Dt dt, const void* x, const int32_t* rows, int64_t n, int64_t H, void* out, cudaStream_t s);
+void add_bias(Dt dt, void* y, const void* bias, int64_t rows, int64_t n, cudaStream_t s);
+void to_float(Dt dt, const void* x, int64_t n, float* out, cudaStream_t s);
+void from_float(Dt dt, const float* x, int64_t n, void* out, cudaStream_t s);
+
+// Deterministic N(0, stddev) fill (counter-based hash + Box-Muller), or a constant.
+void fill_random(Dt dt, void* x, int64_t n, uint64_t seed, float stddev, cudaStream_t s);
+void fill(Dt dt, void* x, int64_t n, float value, cudaStream_t s);
+
+// Per row of logits [rows, vocab]: the argmax and its log-softmax value.
+void argmax_logprob(Dt dt, const void* logits, int64_t rows, int64_t vocab, int32_t* ids, float* logprobs,
+                    cudaStream_t s);
+
+// Segmented LoRA (SGMV-style): for every token row of segment i with adapter
+// pointers A[i] [r_i, in], B[i] [out, r_i]: y[row, off : off+out] += scale_i * (x A^T) B^T.
+struct LoraSegmentsArgs {
+  const void* x;        // [T, in]
+  void* y;              // [T, ldy]
+  int64_t in, ldy, out, col_offset;
+  int num_segments;
+  const int32_t* seg_start;  // device [num_segments]
+  const int32_t* seg_end;
+  const int32_t* ranks;
+  const float* scales;
+  const void* const* a_ptrs;
+  const void* const* b_ptrs;
+  int max_rank;
+  int max_rows;              // longest segment
+  float* shrink_buf;         // [T, max_rank] scratch
+  int64_t T;
+};
+void lora_segments(Dt dt, const LoraSegmentsArgs& a, cudaStream_t s);
+
+}  // namespace lorax::kernels
