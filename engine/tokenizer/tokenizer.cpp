@@ -5,6 +5,7 @@
 
 #include <fstream>
 #include <sstream>
+#include <unordered_map>
 
 #include "tokenizer/added_vocab.h"
 #include "tokenizer/bpe.h"
@@ -23,6 +24,7 @@ struct Pipeline {
   std::vector<AddedToken> added;
   TokenTrie raw_trie, normalized_trie;
   std::vector<int32_t> added_by_id;  // id -> index into `added`, -1 when not an added token
+  std::unordered_map<std::string, int32_t> added_by_content;  // content -> id
   size_t vocab_size = 0;
 
   const AddedToken* added_token(int32_t id) const {
@@ -160,6 +162,7 @@ std::shared_ptr<const Tokenizer> Tokenizer::from_json_text(std::string_view text
     for (size_t i = 0; i < p.added.size(); ++i) {
       auto& a = p.added[i];
       if (p.added_by_id[a.id] < 0) p.added_by_id[a.id] = static_cast<int32_t>(i);
+      p.added_by_content.emplace(a.content, a.id);
       if (a.normalized) {
         std::string pattern = a.content;
         if (p.normalizer) p.normalizer->normalize(pattern);
@@ -247,8 +250,8 @@ std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special_to
 }
 
 std::optional<int32_t> Tokenizer::token_to_id(std::string_view token) const {
-  for (auto& a : p_->added)
-    if (a.content == token) return a.id;
+  auto it = p_->added_by_content.find(std::string(token));
+  if (it != p_->added_by_content.end()) return it->second;
   return p_->model->token_to_id(token);
 }
 
