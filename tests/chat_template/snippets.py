@@ -102,6 +102,9 @@ SNIPPETS = [
     ("tool_id_slices", "{{ id[-9:] }} {{ id|length < 9 }} {{ (out|tojson)[:-1] }}", {"id": "call_abcdefghijk", "out": {"a": 1}}),
     ("undefined_in_output_trim", "[{{- nothing -}}] [{{ nothing ~ 'x' }}] [{{ nothing|default('', true) }}]", {}),
     ("err_undefined_modulo", "{% for m in [1] %}{{ (i % 2 == 0) }}{% endfor %}", {}),
+    # unknown filters/tests inside if/conditional expressions fail only when run (jinja2 >= 3.0)
+    ("unknown_filter_untaken_branch", "{% if false %}{{ x|nosuchfilter }}{% elif x is nosuchtest %}b{% endif %}{{ 'a' if true else y|nosuch }}ok", {}),
+    ("err_unknown_filter_taken_branch", "{% if true %}{{ x|nosuchfilter }}{% endif %}", {}),
     # runtime errors: both sides must fail
     ("err_undefined_attr_of_undefined", "{{ missing.attr }}", {}),
     ("err_add_str_int", "{{ 'a' + 1 }}", {}),

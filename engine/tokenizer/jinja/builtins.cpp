@@ -270,10 +270,12 @@ std::string py_format(const std::string& fmt, std::vector<Value>& args, Kwargs& 
 // Python's printf-style `fmt % args` for the conversions templates use
 // (%s %r %d %i %f %F %e %g %x %X %o %c %%, flags, width, precision, %(name)s).
 std::string percent_format(const std::string& fmt, const Value& rhs) {
+  // A tuple supplies the arguments; anything else is the single argument, and
+  // mapping-like values (dict, list) also skip the "not all converted" check.
   std::vector<Value> args;
-  const Dict* mapping = nullptr;
+  const Dict* mapping = rhs.type == T::Dict ? rhs.dict.get() : nullptr;
+  bool mapping_like = rhs.type == T::Dict || rhs.type == T::List;
   if (rhs.type == T::Tuple) args = *rhs.list;
-  else if (rhs.type == T::Dict) mapping = rhs.dict.get();
   else args.push_back(rhs);
   size_t next = 0;
   std::string out;
@@ -308,7 +310,6 @@ std::string percent_format(const std::string& fmt, const Value& rhs) {
       continue;
     }
     if (!arg) {
-      if (mapping && args.empty()) throw TemplateError("format requires a mapping");
       if (next >= args.size()) throw TemplateError("not enough arguments for format string");
       arg = &args[next++];
     }
@@ -344,7 +345,7 @@ std::string percent_format(const std::string& fmt, const Value& rhs) {
     }
     out += piece;
   }
-  if (!mapping && next < args.size()) throw TemplateError("not all arguments converted during string formatting");
+  if (!mapping_like && next < args.size()) throw TemplateError("not all arguments converted during string formatting");
   return out;
 }
 
@@ -686,6 +687,7 @@ Value select_common(const Value& x, std::vector<Value>& a, Kwargs& k, bool attr,
     targs.assign(a.begin() + pos + 1, a.end());
   }
   if (!test.empty() && !has_test(test)) throw TemplateError("No test named '" + test + "'.");
+  if (!x.truthy()) return Value::from_list({});  // jinja2 guards with `if value:`
   for (const auto& item : iterate(x)) {
     Value v = attribute ? attr_path(item, *attribute) : item;
     bool r;
@@ -712,6 +714,59 @@ const std::map<std::string, FilterFn>& filters() {
     f["attr"] = [](const Value& x, std::vector<Value>& a, Kwargs& k) {
       auto b = bind("attr", a, k, {{"name", Value()}});
       return get_attr(x, need_str(b[0], "attribute name"));
+    };
+    f["batch"] = [](const Value& x, std::vector<Value>& a, Kwargs& k) {
+      auto b = bind("batch", a, k, {{"linecount", Value()}, {"fill_with", N()}});
+      int64_t n = to_index(b[0], "linecount");
+      if (n <= 0) throw TemplateError("batch size must be positive");
+      List out, cur;
+      for (const auto& item : iterate(x)) {
+        cur.push_back(item);
+        if (static_cast<int64_t>(cur.size()) == n) {
+          out.push_back(Value::from_list(std::move(cur)));
+          cur.clear();
+        }
+      }
+      if (!cur.empty()) {
+        if (!b[1].is_none())
+          while (static_cast<int64_t>(cur.size()) < n) cur.push_back(b[1]);
+        out.push_back(Value::from_list(std::move(cur)));
+      }
+      return Value::from_list(std::move(out));
+    };
+    f["center"] = [](const Value& x, std::vector<Value>& a, Kwargs& k) {
+      auto b = bind("center", a, k, {{"width", I(80)}});
+      std::string s = soft_str(x);
+      int64_t len = static_cast<int64_t>(utf8::length(s)), w = to_index(b[0], "width");
+      if (w <= len) return S(s);
+      // Python's str.center puts the odd extra space on the left when the width is odd.
+      int64_t total = w - len, left = total / 2 + (total & w & 1);
+      return S(std::string(left, ' ') + s + std::string(total - left, ' '));
+    };
+    f["pprint"] = [](const Value& x, std::vector<Value>& a, Kwargs& k) {
+      bind("pprint", a, k, {});
+      return S(to_repr(x));
+    };
+    f["truncate"] = [](const Value& x, std::vector<Value>& a, Kwargs& k) {
+      auto b = bind("truncate", a, k, {{"length", I(255)}, {"killwords", B(false)}, {"end", S("...")}, {"leeway", I(5)}});
+      if (x.type != T::String) {
+        // jinja2 only measures len(s): short containers pass through, others fail.
+        int64_t len = x.is_sequence() ? static_cast<int64_t>(x.list->size()) : x.is_dict() ? static_cast<int64_t>(x.dict->items.size()) : -1;
+        if (len < 0) throw TemplateError("object of type '" + x.type_name() + "' has no len()");
+        if (len <= to_index(b[0], "length") + to_index(b[3], "leeway")) return x;
+        throw TemplateError("truncate filter expects a string");
+      }
+      std::u32string u = utf8::decode(x.str);
+      std::u32string end = utf8::decode(soft_str(b[2]));
+      int64_t length = to_index(b[0], "length"), leeway = to_index(b[3], "leeway");
+      if (length < static_cast<int64_t>(end.size())) throw TemplateError("expected length >= len(end)");
+      if (static_cast<int64_t>(u.size()) <= length + leeway) return S(utf8::encode(u));
+      std::u32string head = u.substr(0, length - end.size());
+      if (!b[1].truthy()) {
+        size_t sp = head.rfind(U' ');
+        if (sp != std::u32string::npos) head = head.substr(0, sp);
+      }
+      return S(utf8::encode(head + end));
     };
     f["capitalize"] = [](const Value& x, std::vector<Value>& a, Kwargs& k) {
       bind("capitalize", a, k, {});
@@ -756,12 +811,12 @@ const std::map<std::string, FilterFn>& filters() {
     };
     f["last"] = [](const Value& x, std::vector<Value>& a, Kwargs& k) {
       bind("last", a, k, {});
-      if (x.type == T::Dict) throw TemplateError("'dict' object is not reversible");
       List items = iterate(x);
       return items.empty() ? Value::undefined("No last item, sequence was empty.") : items.back();
     };
     f["float"] = [](const Value& x, std::vector<Value>& a, Kwargs& k) {
       auto b = bind("float", a, k, {{"default", Value::from_float(0.0)}});
+      if (x.is_undefined()) fail_undefined(x);
       if (x.is_number()) return Value::from_float(x.as_double());
       if (x.type == T::String)
         if (auto d = parse_float(x.str)) return Value::from_float(*d);
@@ -769,6 +824,7 @@ const std::map<std::string, FilterFn>& filters() {
     };
     f["int"] = [](const Value& x, std::vector<Value>& a, Kwargs& k) {
       auto b = bind("int", a, k, {{"default", I(0)}, {"base", I(10)}});
+      if (x.is_undefined()) fail_undefined(x);
       if (x.type == T::Int) return x;
       if (x.type == T::Bool) return I(x.boolean);
       if (x.type == T::Float) return I(static_cast<int64_t>(x.real));
@@ -788,7 +844,8 @@ const std::map<std::string, FilterFn>& filters() {
     };
     f["indent"] = [](const Value& x, std::vector<Value>& a, Kwargs& k) {
       auto b = bind("indent", a, k, {{"width", I(4)}, {"first", B(false)}, {"blank", B(false)}});
-      return S(indent_text(soft_str(x), b[0], b[1].truthy(), b[2].truthy()));
+      if (x.type != T::String) throw TemplateError("indent filter expects a string, not " + x.type_name());
+      return S(indent_text(x.str, b[0], b[1].truthy(), b[2].truthy()));
     };
     f["join"] = [](const Value& x, std::vector<Value>& a, Kwargs& k) {
       auto b = bind("join", a, k, {{"d", S("")}, {"attribute", N()}});
@@ -833,6 +890,7 @@ const std::map<std::string, FilterFn>& filters() {
         if (key == "attribute") attribute = &v;
         else if (key == "default") def = &v;
       }
+      if (!x.truthy()) return Value::from_list({});  // jinja2 guards with `if value:`
       if (attribute) {
         for (const auto& item : iterate(x)) {
           Value v = attr_path(item, *attribute);
@@ -890,6 +948,9 @@ const std::map<std::string, FilterFn>& filters() {
     f["round"] = [](const Value& x, std::vector<Value>& a, Kwargs& k) {
       auto b = bind("round", a, k, {{"precision", I(0)}, {"method", S("common")}});
       if (!x.is_number()) throw TemplateError("round filter expects a number");
+      // Python's round(int, n >= 0) keeps the int; ceil/floor divide, giving a float.
+      if (x.type != T::Float && b[1].type == T::String && b[1].str == "common" && to_index(b[0], "precision") >= 0)
+        return I(x.type == T::Bool ? x.boolean : x.integer);
       return Value::from_float(py_round(x.as_double(), to_index(b[0], "precision"), need_str(b[1], "method")));
     };
     f["safe"] = [](const Value& x, std::vector<Value>& a, Kwargs& k) {
@@ -941,7 +1002,15 @@ const std::map<std::string, FilterFn>& filters() {
     };
     f["wordcount"] = [](const Value& x, std::vector<Value>& a, Kwargs& k) {
       bind("wordcount", a, k, {});
-      return I(static_cast<int64_t>(split_ws(soft_str(x), -1).size()));
+      // jinja2 counts runs of \w (letters, digits, underscore).
+      int64_t n = 0;
+      bool in_word = false;
+      for (char32_t c : utf8::decode(soft_str(x))) {
+        bool w = c == '_' || (c >= '0' && c <= '9') || utf8::is_alpha_ascii(c) || (c >= 0x80 && !utf8::is_space(c) && utf8::is_cased_letter(c));
+        if (w && !in_word) ++n;
+        in_word = w;
+      }
+      return I(n);
     };
     return f;
   }();
@@ -973,16 +1042,17 @@ const std::map<std::string, TestFn>& tests() {
     t["iterable"] = [](const Value& v, std::vector<Value>&) {
       return v.type == T::String || v.is_sequence() || v.type == T::Dict || v.is_undefined();
     };
+    // Undefined has __len__ and __getitem__ (which raises), so jinja2 calls it a sequence.
     t["sequence"] = [](const Value& v, std::vector<Value>&) {
-      return v.type == T::String || v.is_sequence() || v.type == T::Dict;
+      return v.type == T::String || v.is_sequence() || v.type == T::Dict || v.is_undefined();
     };
-    t["callable"] = [](const Value& v, std::vector<Value>&) { return v.type == T::Callable; };
-    t["even"] = [](const Value& v, std::vector<Value>&) { return to_index(v, "value") % 2 == 0; };
-    t["odd"] = [](const Value& v, std::vector<Value>&) { return to_index(v, "value") % 2 != 0; };
+    // jinja2's Undefined defines __call__ (to raise), so callable() is true for it.
+    t["callable"] = [](const Value& v, std::vector<Value>&) { return v.type == T::Callable || v.is_undefined(); };
+    // Python `value % n == 0`, so floats work too.
+    t["even"] = [](const Value& v, std::vector<Value>&) { return equals(binary_op("%", v, I(2)), I(0)); };
+    t["odd"] = [](const Value& v, std::vector<Value>&) { return equals(binary_op("%", v, I(2)), I(1)); };
     t["divisibleby"] = [arg](const Value& v, std::vector<Value>& a) {
-      int64_t d = to_index(arg(a, "divisibleby"), "divisor");
-      if (d == 0) throw TemplateError("integer division or modulo by zero");
-      return to_index(v, "value") % d == 0;
+      return equals(binary_op("%", v, arg(a, "divisibleby")), I(0));
     };
     t["eq"] = [arg](const Value& v, std::vector<Value>& a) { return equals(v, arg(a, "eq")); };
     t["ne"] = [arg](const Value& v, std::vector<Value>& a) { return !equals(v, arg(a, "ne")); };
@@ -1011,14 +1081,20 @@ const std::map<std::string, TestFn>& tests() {
         default: return equals(v, o);
       }
     };
-    t["lower"] = [](const Value& v, std::vector<Value>&) {
-      std::string s = soft_str(v);
-      return map_case(s, false) == s;
+    // str(value).islower() / .isupper(): needs a cased character, all in that case.
+    auto cased_test = [](bool upper) {
+      return [upper](const Value& v, std::vector<Value>&) {
+        bool any = false;
+        for (char32_t c : utf8::decode(soft_str(v))) {
+          if (!utf8::is_cased_letter(c)) continue;
+          any = true;
+          if ((upper ? utf8::to_upper(c) : utf8::to_lower(c)) != c) return false;
+        }
+        return any;
+      };
     };
-    t["upper"] = [](const Value& v, std::vector<Value>&) {
-      std::string s = soft_str(v);
-      return map_case(s, true) == s;
-    };
+    t["lower"] = cased_test(false);
+    t["upper"] = cased_test(true);
     t["escaped"] = [](const Value&, std::vector<Value>&) { return false; };
     return t;
   }();
@@ -1078,15 +1154,19 @@ Value get_attr(const Value& obj, const std::string& name) {
     }
     case T::List:
     case T::Tuple: return list_method(obj, name);
+    case T::Int:
+    case T::Bool:
+    case T::Float:
+      if (name == "real") return obj.type == T::Bool ? I(obj.boolean) : obj;
+      if (name == "imag") return obj.type == T::Float ? Value::from_float(0.0) : I(0);
+      return missing_attr(obj, name);
     default: return missing_attr(obj, name);
   }
 }
 
 Value get_item(const Value& obj, const Value& key) {
   switch (obj.type) {
-    case T::Undefined:
-      if (key.type == T::String) fail_undefined(obj);
-      return Value::undefined(obj.str);
+    case T::Undefined: fail_undefined(obj);  // Undefined.__getitem__ raises
     case T::Dict:
       if (const Value* v = obj.dict->find(key)) return *v;
       break;
@@ -1121,6 +1201,8 @@ Value slice(const Value& obj, const Value& start, const Value& stop, const Value
   };
   if (obj.is_undefined()) fail_undefined(obj);
   bool is_str = obj.type == T::String;
+  // jinja2 compiles slices to a plain Python subscript, so non-sequences raise TypeError.
+  if (obj.type == T::Dict) throw TemplateError("unhashable type: 'slice'");
   if (!is_str && !obj.is_sequence()) throw TemplateError("'" + obj.type_name() + "' object is not subscriptable");
   std::u32string u;
   int64_t n;
@@ -1191,7 +1273,10 @@ bool contains(const Value& container, const Value& item) {
       for (const auto& v : *container.list)
         if (equals(v, item)) return true;
       return false;
-    case T::Dict: return container.dict->find(item) != nullptr;
+    case T::Dict:
+      if (item.type == T::List || item.type == T::Dict || item.type == T::Namespace)
+        throw TemplateError("unhashable type: '" + item.type_name() + "'");
+      return container.dict->find(item) != nullptr;
     default: throw TemplateError("argument of type '" + container.type_name() + "' is not iterable");
   }
 }
@@ -1279,6 +1364,7 @@ Value binary_op(const std::string& op, const Value& a, const Value& b) {
       for (int64_t i = 0; i < e; ++i) check_overflow(__builtin_mul_overflow(acc, base, &acc));
       return I(acc);
     }
+    if (a.as_double() == 0.0 && b.as_double() < 0) throw TemplateError("0.0 cannot be raised to a negative power");
     return Value::from_float(std::pow(a.as_double(), b.as_double()));
   }
   throw TemplateError("unsupported operator '" + op + "'");

@@ -1,5 +1,6 @@
 #include "tokenizer/jinja/interpreter.h"
 
+#include <optional>
 #include <unordered_map>
 
 #include "tokenizer/jinja/builtins.h"
@@ -31,35 +32,61 @@ using FramePtr = std::shared_ptr<Frame>;
 
 enum class Flow { Normal, Break, Continue };
 
-void check_names(const Expr* e);
+// jinja2 rejects unknown filters and tests when compiling, except inside `if`
+// statements and conditional expressions ("soft" frames), where the error is
+// deferred until the filter actually runs. Constructs that open an inner
+// scope (loops, macros, blocks) are strict again.
+void check_names(const Expr* e, bool soft);
 
-void check_body(const Body& body) {
+void check_body(const Body& body, bool soft) {
   for (const auto& s : body) {
-    check_names(s->expr.get());
-    check_names(s->filter.get());
-    for (const auto& [test, b] : s->branches) {
-      check_names(test.get());
-      check_body(b);
+    switch (s->kind) {
+      case Stmt::Kind::If:
+        for (const auto& [test, b] : s->branches) {
+          check_names(test.get(), true);
+          check_body(b, true);
+        }
+        check_body(s->else_body, true);
+        break;
+      case Stmt::Kind::For:
+        check_names(s->expr.get(), soft);
+        check_names(s->filter.get(), false);
+        check_body(s->body, false);
+        check_body(s->else_body, false);
+        break;
+      case Stmt::Kind::Output:
+      case Stmt::Kind::Set:
+        check_names(s->expr.get(), soft);
+        break;
+      case Stmt::Kind::CallBlock:
+        check_names(s->expr.get(), soft);
+        for (const auto& d : s->defaults) check_names(d.get(), false);
+        check_body(s->body, false);
+        break;
+      case Stmt::Kind::Scope:  // transformers' generation block is a call block: an inner scope
+        check_body(s->body, false);
+        break;
+      default:
+        for (const auto& f : s->filters) check_names(f.get(), false);
+        for (const auto& d : s->defaults) check_names(d.get(), false);
+        for (const auto& as : s->assigns) check_names(as.second.get(), false);
+        check_body(s->body, false);
+        check_body(s->else_body, false);
     }
-    check_body(s->body);
-    check_body(s->else_body);
-    for (const auto& f : s->filters) check_names(f.get());
-    for (const auto& d : s->defaults) check_names(d.get());
-    for (const auto& a : s->assigns) check_names(a.second.get());
   }
 }
 
-// jinja2 rejects unknown filters and tests when compiling, before rendering.
-void check_names(const Expr* e) {
+void check_names(const Expr* e, bool soft) {
   if (!e) return;
-  if (e->kind == Expr::Kind::Filter && !has_filter(e->name))
+  if (!soft && e->kind == Expr::Kind::Filter && !has_filter(e->name))
     throw TemplateError("unknown filter '" + e->name + "' at line " + std::to_string(e->line));
-  if (e->kind == Expr::Kind::Test && !has_test(e->name))
+  if (!soft && e->kind == Expr::Kind::Test && !has_test(e->name))
     throw TemplateError("unknown test '" + e->name + "' at line " + std::to_string(e->line));
-  for (const auto& c : e->children) check_names(c.get());
-  for (const auto& kw : e->kwargs) check_names(kw.second.get());
-  check_names(e->dyn_args.get());
-  check_names(e->dyn_kwargs.get());
+  bool inner_soft = soft || e->kind == Expr::Kind::CondExpr;
+  for (const auto& c : e->children) check_names(c.get(), inner_soft);
+  for (const auto& kw : e->kwargs) check_names(kw.second.get(), inner_soft);
+  check_names(e->dyn_args.get(), inner_soft);
+  check_names(e->dyn_kwargs.get(), inner_soft);
 }
 
 class Renderer {
@@ -182,6 +209,8 @@ class Renderer {
     }
     if (items.empty()) return exec(s.else_body, frame, out);
     const int64_t n = static_cast<int64_t>(items.size());
+    // loop.changed(*values) remembers the previous call's values across iterations.
+    auto last_changed = std::make_shared<std::optional<Value>>();
     for (int64_t i = 0; i < n; ++i) {
       Dict loop;
       auto put = [&](const char* k, Value v) { loop.items.emplace_back(Value::from_string(k), std::move(v)); };
@@ -204,6 +233,12 @@ class Renderer {
       // carries over to the next iteration (hence namespace()).
       auto inner = std::make_shared<Frame>();
       inner->parent = frame;
+      put("changed", Value::function("changed", [last_changed](std::vector<Value>& a, Kwargs&) {
+            Value now = Value::from_list(a);
+            if (*last_changed && equals(**last_changed, now)) return Value::from_bool(false);
+            *last_changed = now;
+            return Value::from_bool(true);
+          }));
       inner->vars["loop"] = Value::from_dict(std::move(loop));
       assign(s.target, items[i], inner, s.line);
       Flow f = exec(s.body, inner, out);
@@ -396,7 +431,7 @@ class Renderer {
 
 }  // namespace
 
-Template::Template(const std::string& source) : body_(parse_template(source)) { check_body(body_); }
+Template::Template(const std::string& source) : body_(parse_template(source)) { check_body(body_, false); }
 
 std::string Template::render(const Value& context) const {
   auto globals = std::make_shared<Frame>();
