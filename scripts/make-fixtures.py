@@ -237,7 +237,7 @@ def main():
                                                      args.min_margin))
                     print(f"[{time.time() - t0:6.1f}s] adapter {base_name}/{aspec['name']} ok", flush=True)
             if "llama" in base_cases:
-                bad = adapters_lib.make_bad(os.path.join(out, "adapters"), os.path.join(out, "models", "llama"),
+                bad = adapters_lib.make_bad(os.path.join(out, "adapters"),
                                             os.path.join(out, "adapters", "llama", "attn-r8"),
                                             stable_seed(args.seed, "bad"))
         manifest = {

@@ -10,7 +10,6 @@ the CPU (for a quick check: --minutes 0.2). Needs torch, transformers 5.x, token
 """
 import argparse
 import hashlib
-import json
 import math
 import os
 import platform

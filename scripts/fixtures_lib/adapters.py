@@ -125,7 +125,7 @@ def load(base_dir, adapter_dir):
     return pm.to(torch.float64).eval()
 
 
-def make_bad(out_root, llama_dir, good_adapter_dir, seed):
+def make_bad(out_root, good_adapter_dir, seed):
     """Adapters that must be refused with a clear error: wrong shapes, truncated weights, no weights, bad JSON."""
     bad = os.path.join(out_root, "bad")
     if os.path.exists(bad):
