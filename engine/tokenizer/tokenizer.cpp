@@ -26,6 +26,20 @@ struct Pipeline {
   std::vector<int32_t> added_by_id;  // id -> index into `added`, -1 when not an added token
   std::unordered_map<std::string, int32_t> added_by_content;  // content -> id
   size_t vocab_size = 0;
+  size_t n_special_added = 0;  // ids the post-processor adds around one sequence
+
+  struct Truncation {
+    size_t max_length;
+    bool left;
+  };
+  struct Padding {
+    std::optional<size_t> fixed;  // Fixed(n); BatchLongest pads nothing for one sequence
+    std::optional<size_t> multiple_of;
+    int32_t pad_id;
+    bool left;
+  };
+  std::optional<Truncation> truncation;
+  std::optional<Padding> padding;
 
   const AddedToken* added_token(int32_t id) const {
     if (id < 0 || static_cast<size_t>(id) >= added_by_id.size() || added_by_id[id] < 0) return nullptr;
@@ -132,8 +146,22 @@ std::shared_ptr<const Tokenizer> Tokenizer::from_json_text(std::string_view text
       static const json null;
       return j.contains(k) ? j[k] : null;
     };
-    for (const char* k : {"truncation", "padding"})
-      if (!get(k).is_null()) throw std::runtime_error(std::string("\"") + k + "\" is not supported");
+    if (const json& t = get("truncation"); !t.is_null()) {
+      std::string dir = t.value("direction", std::string("Right"));
+      p.truncation = tok::Pipeline::Truncation{t.at("max_length").get<size_t>(), dir == "Left"};
+    }
+    if (const json& pd = get("padding"); !pd.is_null()) {
+      tok::Pipeline::Padding pad{};
+      const json& strategy = pd.at("strategy");
+      if (strategy.is_object() && strategy.contains("Fixed")) pad.fixed = strategy["Fixed"].get<size_t>();
+      else if (!(strategy.is_string() && strategy.get<std::string>() == "BatchLongest"))
+        throw std::runtime_error("unsupported padding strategy " + strategy.dump());
+      if (pd.contains("pad_to_multiple_of") && !pd["pad_to_multiple_of"].is_null())
+        pad.multiple_of = pd["pad_to_multiple_of"].get<size_t>();
+      pad.pad_id = pd.value("pad_id", 0);
+      pad.left = pd.value("direction", std::string("Right")) == "Left";
+      p.padding = pad;
+    }
     p.normalizer = tok::make_normalizer(get("normalizer"));
     p.pre_tokenizer = tok::make_pre_tokenizer(get("pre_tokenizer"));
     p.post_processor = tok::make_post_processor(get("post_processor"));
@@ -175,6 +203,7 @@ std::shared_ptr<const Tokenizer> Tokenizer::from_json_text(std::string_view text
     if (p.post_processor) {
       std::vector<int32_t> probe;
       p.post_processor->process(probe);
+      p.n_special_added = probe.size();
       for (int32_t id : probe)
         if (id < 0 || static_cast<size_t>(id) >= p.vocab_size)
           throw std::runtime_error("post_processor special token id " + std::to_string(id) + " is out of range");
@@ -217,7 +246,21 @@ std::vector<int32_t> Tokenizer::encode(std::string_view input, bool add_special_
       for (auto& piece : pieces) p.model->tokenize(piece.text, ids);
     }
   }
+  if (p.truncation) {
+    // As the library does: room is left for the special tokens the post-processor will add.
+    size_t max_len = p.truncation->max_length;
+    if (add_special_tokens) max_len = max_len > p.n_special_added ? max_len - p.n_special_added : 0;
+    if (ids.size() > max_len) {
+      if (p.truncation->left) ids.erase(ids.begin(), ids.end() - static_cast<ptrdiff_t>(max_len));
+      else ids.resize(max_len);
+    }
+  }
   if (add_special_tokens && p.post_processor) p.post_processor->process(ids);
+  if (p.padding) {
+    size_t target = p.padding->fixed.value_or(ids.size());
+    if (size_t m = p.padding->multiple_of.value_or(0); m > 0 && target % m != 0) target += m - target % m;
+    if (ids.size() < target) ids.insert(p.padding->left ? ids.begin() : ids.end(), target - ids.size(), p.padding->pad_id);
+  }
   return ids;
 }
 

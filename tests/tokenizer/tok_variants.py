@@ -66,11 +66,21 @@ def _gpt2_variants(gpt2):
                 {"type": "Split", "pattern": {"Regex": r"\s+|\p{P}"}, "behavior": behavior, "invert": invert},
                 {"type": "Split", "pattern": {"String": "e"}, "behavior": behavior, "invert": False}, _bl()]}
             out[f"gpt2-split-{behavior}-{'inv' if invert else 'fwd'}"] = v
+    v = copy.deepcopy(gpt2)
+    v["truncation"] = {"direction": "Right", "max_length": 12, "strategy": "LongestFirst", "stride": 0}
+    v["padding"] = {"strategy": "BatchLongest", "direction": "Right", "pad_to_multiple_of": 8, "pad_id": 50256,
+                    "pad_type_id": 0, "pad_token": "<|endoftext|>"}
+    out["gpt2-truncate-right-pad-multiple"] = v
     return out
 
 
 def _llama2_variants(llama2):
     out = {}
+    v = copy.deepcopy(llama2)
+    v["truncation"] = {"direction": "Left", "max_length": 9, "strategy": "LongestFirst", "stride": 0}
+    v["padding"] = {"strategy": {"Fixed": 16}, "direction": "Left", "pad_to_multiple_of": None, "pad_id": 0,
+                    "pad_type_id": 0, "pad_token": "<unk>"}
+    out["llama2-truncate-left-pad-fixed"] = v
     for scheme, split in [("first", False), ("first", True), ("always", True), ("never", True)]:
         v = copy.deepcopy(llama2)
         v["normalizer"] = None
@@ -140,7 +150,7 @@ def write_variants(shared, out_dir):
 
 VARIANT_NAMES = [
     "gpt2-prefix-space-added", "gpt2-nfkc-lower-template", "gpt2-whitespace-punct-digits", "gpt2-bert-pre-nfd",
-    "gpt2-whitespace-digits",
+    "gpt2-whitespace-digits", "gpt2-truncate-right-pad-multiple", "llama2-truncate-left-pad-fixed",
     *[f"gpt2-split-{b}-{d}" for b in ["Removed", "MergedWithPrevious", "MergedWithNext", "Contiguous"]
       for d in ("fwd", "inv")],
     "llama2-metaspace-first-nosplit", "llama2-metaspace-first-split", "llama2-metaspace-always-split",
