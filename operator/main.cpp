@@ -110,6 +110,7 @@ int main(int argc, char** argv) {
     kube::log_error("exiting after losing leadership");
     std::_Exit(1);
   }
+  if (holder.joinable()) holder.join();  // no renewal may race the release
   if (cfg.leader_election) elector.release();
   kube::log_info("stopped");
   std::_Exit(0);  // informer threads may sit in a watch until its timeout: do not wait for them

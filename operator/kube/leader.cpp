@@ -98,6 +98,7 @@ void LeaderElector::hold(const std::atomic<bool>& stop) {
   auto last_ok = std::chrono::steady_clock::now();
   while (!stop) {
     std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int>(cfg_.retry_period_s * 1000)));
+    if (stop) break;
     bool ok = false;
     try {
       ok = try_acquire_or_renew();
@@ -106,23 +107,33 @@ void LeaderElector::hold(const std::atomic<bool>& stop) {
     }
     auto now = std::chrono::steady_clock::now();
     if (ok) last_ok = now;
-    else if (now - last_ok >= std::chrono::seconds(cfg_.renew_deadline_s)) break;
+    else if (now - last_ok >= std::chrono::seconds(cfg_.renew_deadline_s)) {
+      leading_ = false;
+      log_error("lost leadership", {{"identity", cfg_.identity}});
+      return;
+    }
   }
-  leading_ = false;
-  log_error("lost leadership", {{"identity", cfg_.identity}});
 }
 
 void LeaderElector::release() {
   if (!leading_) return;
-  try {
-    std::string path = resources::kLeases.item(cfg_.lease_namespace, cfg_.lease_name);
-    json lease = client_.get(path);
-    if (lease["spec"].value("holderIdentity", "") == cfg_.identity) {
-      lease["spec"]["holderIdentity"] = "";
-      client_.update(path, lease);
+  std::string path = resources::kLeases.item(cfg_.lease_namespace, cfg_.lease_name);
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    try {
+      json lease = client_.get(path);
+      if (lease["spec"].value("holderIdentity", "") == cfg_.identity) {
+        lease["spec"]["holderIdentity"] = "";
+        client_.update(path, lease);
+      }
+      break;
+    } catch (const ApiError& e) {
+      if (e.status == 409) continue;  // raced with our own last renewal: read again
+      log_error("lease release failed", {{"error", e.what()}});
+      break;
+    } catch (const std::exception& e) {
+      log_error("lease release failed", {{"error", e.what()}});
+      break;
     }
-  } catch (const std::exception& e) {
-    log_error("lease release failed", {{"error", e.what()}});
   }
   leading_ = false;
 }

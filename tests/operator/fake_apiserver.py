@@ -504,9 +504,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 with store.cond:
                     events = [(erv, t, o) for erv, p, t, o in store.history
                               if erv > rv and p == plural and (not ns or o["metadata"].get("namespace") == ns)]
+                    cur_rv = store.rv  # read with the events: a bookmark must never skip an event
                     if not events:
                         store.cond.wait(0.1)
-                    cur_rv = store.rv
                 for erv, t, o in events:
                     rv = erv
                     if labels_match(o, sel):
