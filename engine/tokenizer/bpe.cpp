@@ -43,16 +43,12 @@ BpeModel::BpeModel(const json& m) {
   int32_t max_id = -1;
   for (auto it = vocab.begin(); it != vocab.end(); ++it) {
     int64_t id = it.value().get<int64_t>();
-    if (id < 0 || id > INT32_MAX - 1) throw std::runtime_error("vocab id out of range for '" + it.key() + "'");
+    if (id < 0 || id > kMaxTokenId) throw std::runtime_error("vocab id out of range for '" + it.key() + "'");
     vocab_[it.key()] = static_cast<int32_t>(id);
     max_id = std::max(max_id, static_cast<int32_t>(id));
   }
-  id_to_token_.resize(static_cast<size_t>(max_id + 1));
-  has_id_.assign(id_to_token_.size(), false);
-  for (auto& [tok, id] : vocab_) {
-    id_to_token_[id] = tok;
-    has_id_[id] = true;
-  }
+  id_to_token_.assign(static_cast<size_t>(max_id + 1), nullptr);
+  for (auto& [tok, id] : vocab_) id_to_token_[id] = &tok;
   for (int b = 0; b < 256; ++b) {
     char name[8];
     std::snprintf(name, sizeof(name), "<0x%02X>", b);
@@ -101,8 +97,8 @@ std::optional<int32_t> BpeModel::token_to_id(std::string_view token) const {
 }
 
 const std::string* BpeModel::id_to_token(int32_t id) const {
-  if (id < 0 || static_cast<size_t>(id) >= id_to_token_.size() || !has_id_[id]) return nullptr;
-  return &id_to_token_[id];
+  if (id < 0 || static_cast<size_t>(id) >= id_to_token_.size()) return nullptr;
+  return id_to_token_[id];
 }
 
 void BpeModel::tokenize(std::string_view word, std::vector<int32_t>& out) const {

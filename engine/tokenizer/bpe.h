@@ -40,6 +40,9 @@ class MergeMap {
   size_t mask_ = 0;
 };
 
+// Ids above this are taken as a corrupt file rather than allocated for.
+constexpr int64_t kMaxTokenId = (1 << 24) - 1;
+
 class BpeModel {
  public:
   explicit BpeModel(const json& model);  // throws std::runtime_error
@@ -53,8 +56,7 @@ class BpeModel {
   void merge_word(std::string_view word, std::vector<int32_t>& out) const;
 
   Vocab vocab_;
-  std::vector<std::string> id_to_token_;
-  std::vector<bool> has_id_;
+  std::vector<const std::string*> id_to_token_;  // into vocab_'s keys (nodes never move); null for holes
   MergeMap merges_;
   std::string prefix_, suffix_;  // continuing_subword_prefix / end_of_word_suffix
   std::optional<std::string> unk_token_;

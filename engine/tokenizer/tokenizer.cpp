@@ -172,7 +172,7 @@ std::shared_ptr<const Tokenizer> Tokenizer::from_json_text(std::string_view text
       tok::AddedToken at;
       at.content = a.at("content").get<std::string>();
       int64_t id = a.at("id").get<int64_t>();
-      if (id < 0 || id > INT32_MAX - 1) throw std::runtime_error("added token '" + at.content + "' has id out of range");
+      if (id < 0 || id > tok::kMaxTokenId) throw std::runtime_error("added token '" + at.content + "' has id out of range");
       at.id = static_cast<int32_t>(id);
       // Like the library, a token already in the model's vocab keeps the model's id.
       if (auto model_id = p.model->token_to_id(at.content)) at.id = *model_id;
@@ -217,6 +217,16 @@ std::shared_ptr<const Tokenizer> Tokenizer::from_json_text(std::string_view text
 }
 
 std::vector<int32_t> Tokenizer::encode(std::string_view input, bool add_special_tokens) const {
+  try {
+    return encode_impl(input, add_special_tokens);
+  } catch (const TokenizerError&) {
+    throw;
+  } catch (const std::runtime_error& e) {  // e.g. a regex resource limit, an unk_token missing from the vocab
+    throw TokenizerError(std::string("encode failed: ") + e.what());
+  }
+}
+
+std::vector<int32_t> Tokenizer::encode_impl(std::string_view input, bool add_special_tokens) const {
   const auto& p = *p_;
   std::string owned;
   if (!tok::utf8_valid(input)) {

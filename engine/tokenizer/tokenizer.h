@@ -55,6 +55,7 @@ class Tokenizer {
 
  private:
   Tokenizer();
+  std::vector<int32_t> encode_impl(std::string_view text, bool add_special_tokens) const;
   std::unique_ptr<tok::Pipeline> p_;
   TokenizerConfig config_;
 };

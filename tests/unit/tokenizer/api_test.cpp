@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <thread>
 
 #include <unistd.h>
@@ -122,6 +123,51 @@ TEST(TokenizerApi, ConcurrentEncodeMatchesSequential) {
     });
   for (auto& t : threads) t.join();
   for (int m : mismatches) EXPECT_EQ(m, 0);
+}
+
+// Robustness: arbitrary bytes and arbitrary ids never crash or hang.
+TEST(TokenizerApi, RandomInputNeverCrashes) {
+  for (const char* name : {"gpt2", "llama2"}) {
+    auto tok = load_or_skip(name);
+    if (!tok) GTEST_SKIP() << "shared tokenizers not present";
+    std::mt19937 rng(1234);
+    for (int i = 0; i < 300; ++i) {
+      std::string s(rng() % 64, '\0');
+      for (auto& c : s) c = static_cast<char>(rng() % 256);
+      auto ids = tok->encode(s);
+      std::string text = tok->decode(ids);
+      std::vector<int32_t> random_ids(rng() % 16);
+      for (auto& id : random_ids) id = static_cast<int32_t>(rng() % tok->vocab_size());
+      IncrementalDetokenizer d(tok, i % 2 == 0);
+      std::string streamed;
+      for (int32_t id : random_ids) streamed += d.push(id);
+      streamed += d.finish();
+      EXPECT_EQ(streamed, tok->decode(random_ids, i % 2 == 0));
+    }
+  }
+}
+
+// Corrupting a valid file anywhere gives either a working tokenizer or a TokenizerError.
+TEST(TokenizerApi, CorruptedJsonIsAnErrorNotACrash) {
+  std::string good = R"({"model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2}, "merges": ["a b"]},
+    "normalizer": {"type": "NFC"}, "pre_tokenizer": {"type": "Split", "pattern": {"Regex": "\\s+"},
+    "behavior": "Isolated", "invert": false}, "decoder": {"type": "Fuse"},
+    "added_tokens": [{"id": 3, "content": "<s>", "special": true}]})";
+  std::mt19937 rng(99);
+  int loaded = 0, rejected = 0;
+  for (int i = 0; i < 2000; ++i) {
+    std::string bad = good;
+    for (int k = 0; k < 3; ++k) bad[rng() % bad.size()] = "{}[]\":,0a -9"[rng() % 14];
+    try {
+      auto tok = Tokenizer::from_json_text(bad, "fuzz.json");
+      tok->decode(tok->encode("ab ab<s>"));
+      ++loaded;
+    } catch (const TokenizerError& e) {
+      EXPECT_NE(std::string(e.what()).find("fuzz.json"), std::string::npos);
+      ++rejected;
+    }
+  }
+  EXPECT_GT(rejected, 0);
 }
 
 TEST(TokenizerApi, ReadsTokenizerConfigForms) {
