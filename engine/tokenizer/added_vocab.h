@@ -2,6 +2,8 @@
 // model sees it: leftmost-longest matching (the library uses aho-corasick), with
 // single_word / lstrip / rstrip, non-normalized tokens on the raw text and
 // normalized ones on the normalized text.
+// Hand-written: a byte trie gives the leftmost-longest match directly and no packaged
+// Aho-Corasick library is installed; added-token sets are small.
 #pragma once
 #include <array>
 #include <cstdint>

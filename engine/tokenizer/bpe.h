@@ -1,5 +1,7 @@
 // The BPE model of tokenizer.json: vocab, ranked merges, byte fallback, unknown
 // token handling and a bounded per-word cache, following `tokenizers`' models::bpe.
+// Hand-written: no Debian package implements Hugging Face BPE (the merge loop must
+// match the library's rank/position order exactly).
 #pragma once
 #include <cstdint>
 #include <mutex>

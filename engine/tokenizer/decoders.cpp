@@ -1,5 +1,6 @@
 // Decoders of tokenizer.json: each rewrites the list of token strings, and the
 // final text is their concatenation (as `tokenizers`' decode_chain + join does).
+// Hand-written: small string rewrites specific to the library.
 #include <stdexcept>
 
 #include "tokenizer/byte_level.h"

@@ -1,6 +1,7 @@
 // Splitting one piece of text by a pattern with one of the library's
 // SplitDelimiterBehavior modes. Matches are listed as spans covering the text
 // (alternating gaps and matches), the shape the Rust library folds over.
+// Hand-written: these split rules are specific to the `tokenizers` library.
 #pragma once
 #include <string>
 #include <string_view>
