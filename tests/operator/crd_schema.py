@@ -1,8 +1,9 @@
 """Loads the CRDs of crds/ and validates custom resources against their openAPIV3Schema
-with jsonschema, the way the API server would (minus CEL rules, checked separately)."""
+with jsonschema and their CEL rules with cel-python, the way the API server would."""
 import copy
 import os
 
+import celpy
 import jsonschema
 import yaml
 
@@ -38,8 +39,29 @@ def schema_for(kind, strict=True):
     return _close(s) if strict else s
 
 
+class CelError(jsonschema.ValidationError):
+    """A failed x-kubernetes-validations rule (a ValidationError, like the schema's own failures)."""
+
+
+def check_cel(value, schema, path="self"):
+    """Evaluates every x-kubernetes-validations rule with cel-python (a CEL implementation
+    independent of ours), with `self` bound to the value at that point, as the API server does."""
+    if isinstance(value, dict):
+        for rule in schema.get("x-kubernetes-validations", []):
+            env = celpy.Environment()
+            prog = env.program(env.compile(rule["rule"]))
+            if not prog.evaluate({"self": celpy.json_to_cel(value)}):
+                raise CelError(f"{path}: {rule.get('message', rule['rule'])}")
+        for name, sub in schema.get("properties", {}).items():
+            if name in value:
+                check_cel(value[name], sub, f"{path}.{name}")
+
+
 def validate_cr(obj, strict=True):
+    """Schema, then CEL rules on the object as the API server would default it."""
     jsonschema.validate(obj, schema_for(obj["kind"], strict))
+    defaulted = apply_defaults(copy.deepcopy(obj))
+    check_cel(defaulted, schema_for(obj["kind"], strict=False))
 
 
 def apply_defaults(obj, schema=None):

@@ -25,7 +25,7 @@ import uuid
 import jsonschema
 import yaml
 
-from crd_schema import apply_defaults, schema_for
+from crd_schema import apply_defaults, check_cel, schema_for
 
 KINDS = {  # plural -> (group, version, kind, namespaced, has_status_subresource)
     "loraxdeployments": ("lorax.dev", "v1alpha1", "LoraxDeployment", True, True),
@@ -199,6 +199,7 @@ class Store:
             apply_defaults(obj)
             try:
                 jsonschema.validate(obj, schema_for(kind, strict=False))
+                check_cel(obj, schema_for(kind, strict=False))
             except jsonschema.ValidationError as e:
                 raise ApiError(422, "Invalid", f"{kind} is invalid: {e.message}")
 
@@ -298,6 +299,7 @@ class Store:
             if KINDS[plural][0] == "lorax.dev":
                 try:
                     jsonschema.validate(new, schema_for(KINDS[plural][2], strict=(sub == "status")))
+                    check_cel(new, schema_for(KINDS[plural][2], strict=False))
                 except jsonschema.ValidationError as e:
                     raise ApiError(422, "Invalid", f"invalid: {e.message}")
             if new == cur:

@@ -59,7 +59,9 @@ def test_failed_load_is_reported_and_retried(cluster, start_operator):
     cluster.engines["m1-0"].fail_loads = 1
     cluster.create_adapter("x", {"deploymentRef": {"name": "m1"}, "source": "file:///loras/x", "preload": True})
     wait_for(lambda: adapter_ready(cluster, "x", 1), 15, "loaded after a retry")
-    assert len(posts(cluster)["m1-0"]) == 2
+    # one failure, then success; a retry already queued may load once more from a cache that has not
+    # yet seen the Loaded status (loads are idempotent on the engine)
+    assert 2 <= len(posts(cluster)["m1-0"]) <= 3
     failed = [e for e in cluster.api.store.list("events") if e["reason"] == "LoadFailed"]
     assert failed and "HTTP 422" in failed[0]["message"]
 

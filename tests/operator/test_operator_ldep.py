@@ -131,3 +131,26 @@ def reconciles(text):
             ctl = line.split('controller="')[1].split('"')[0]
             out[ctl] = out.get(ctl, 0) + float(line.rsplit(" ", 1)[1])
     return out
+
+
+def test_server_side_apply_ownership(cluster, start_operator):
+    start_operator()
+    cluster.create_ldep("m1", spec_with_engine_port(cluster, SPEC))
+    wait_for(lambda: available(cluster, ready=2), 20, "m1 Available")
+    url = f"{cluster.api.url}/apis/apps/v1/namespaces/default/deployments/m1"
+    dep = cluster.get("deployments", "m1")
+    theirs = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "m1", "namespace": "default"},
+              "spec": {"template": {"spec": {"containers": [{"name": "engine", "image": "other:1"}]}}}}
+    hdr = {"Content-Type": "application/apply-patch+yaml", "Authorization": "Bearer kubectl"}
+    # another manager may not take fields lorax-operator owns without force...
+    r = cluster.http.patch(url + "?fieldManager=someone", json=theirs, headers=hdr, timeout=5)
+    assert r.status_code == 409 and r.json()["reason"] == "Conflict"
+    assert cluster.get("deployments", "m1")["metadata"]["resourceVersion"] == dep["metadata"]["resourceVersion"]
+    # ...with force it does, and the operator (also forcing) takes them back
+    r = cluster.http.patch(url + "?fieldManager=someone&force=true", json=theirs, headers=hdr, timeout=5)
+    assert r.status_code == 200
+    restored = wait_for(lambda: (d := cluster.get("deployments", "m1"))["spec"]["template"]["spec"]["containers"][0]
+                        .get("image") == "example.com/lorax-engine:test" and d, 15, "operator re-applied")
+    owners = {m["manager"]: m["fieldsV1"] for m in restored["metadata"]["managedFields"]}
+    assert "spec.template.spec.containers" in owners["lorax-operator"]
+    assert "spec.template.spec.containers" not in owners.get("someone", {})

@@ -115,6 +115,12 @@ def test_default_spec_validates_after_defaulting():
     adapter({"deploymentRef": {}, "source": "hf://o/l"}),
     adapter({"deploymentRef": {"name": "x"}}),                    # no source
     adapter({"deploymentRef": {"name": "x"}, "source": "https://h/a", "sha256": "xyz"}),
+    # CEL rules (x-kubernetes-validations)
+    adapter({"deploymentRef": {"name": "x"}, "source": "https://h/a"}),           # https without sha256
+    ldep({"model": {"source": "hf://o/m"}, "autoscaling": {"minReplicas": 5, "maxReplicas": 2}}),
+    ldep({"model": {"source": "hf://o/m"}, "replicas": 9, "autoscaling": {"maxReplicas": 4}}),
+    ldep({"model": {"source": "hf://o/m"}, "adapters": {"maxActive": 9, "maxLoaded": 2}}),
+    ldep({"model": {"source": "hf://o/m"}, "engine": {"maxInputLength": 10, "maxTotalTokens": 10}}),
 ], ids=lambda o: json.dumps(o["spec"])[:60])
 def test_invalid_resources_rejected(obj):
     with pytest.raises(jsonschema.ValidationError):
