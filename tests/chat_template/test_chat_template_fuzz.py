@@ -1,6 +1,7 @@
 """Randomised differential tests against Python jinja2: whitespace control
-(trim_blocks/lstrip_blocks/-/+ modifiers, comments, raw) and expressions
-(operators, filters, tests, methods, subscripts). Seeds are fixed so runs are
+(trim_blocks/lstrip_blocks/-/+ modifiers, comments, raw), expressions
+(operators, filters, tests, methods, subscripts) and statements (nested
+for/if/set/namespace/macro/call/filter blocks, break/continue, for-else). Seeds are fixed so runs are
 reproducible; each test starts lorax-engine once in batch mode."""
 import copy
 import random
@@ -109,3 +110,59 @@ def test_random_whitespace_control_matches_jinja2(engine_bin, tmp_path, seed):
 def test_random_expressions_match_jinja2(engine_bin, tmp_path, seed):
     rng = random.Random(seed)
     _compare(engine_bin, tmp_path, ["{{ " + _expr(rng) + " }}" for _ in range(400)], CTX)
+
+
+STMT_EXPRS = ["a", "b", "i", "x", "loop.index", "loop.first", "loop.last", "loop.length", "loop.revindex", "loop.previtem",
+              "loop.nextitem", "ns.v", "ns.n", "1", "'s'", "a ~ b", "(a or 0) + 1", "x is defined", "items|length", "m.role", "k", "v",
+              "loop.index0 % 2 == 0", "varargs", "kwargs", "caller is defined"]
+STMT_LISTS = ["[1, 2, 3]", "items", "'ab'", "[]", "d.items()", "range(3)", "msgs", "[[1, 2], [3, 4]]"]
+STMT_CTX = {"items": [3, 1, 2], "d": {"p": 1, "q": 2}, "msgs": [{"role": "user"}, {"role": "assistant"}], "a": 10}
+
+
+def _stmts(rng, depth, in_loop):
+    out = []
+    for _ in range(rng.randint(1, 4)):
+        r = rng.random()
+        if r < 0.25:
+            out.append("{{ " + rng.choice(STMT_EXPRS) + " }}")
+        elif r < 0.35:
+            out.append(rng.choice(["\n", " ", "-", "\n  "]))
+        elif r < 0.47:
+            out.append("{% set " + rng.choice(["a", "b", "c", "i", "x"]) + " = " + rng.choice(STMT_EXPRS) + " %}")
+        elif r < 0.53:
+            out.append("{% set ns." + rng.choice(["v", "n"]) + " = " + rng.choice(STMT_EXPRS) + " %}")
+        elif r < 0.58 and in_loop:
+            out.append(rng.choice(["{% break %}", "{% continue %}", "{% if loop.index > 1 %}{% break %}{% endif %}",
+                                   "{% if loop.first %}{% continue %}{% endif %}"]))
+        elif depth < 3 and r < 0.72:
+            cond = rng.choice(["", "", " if " + rng.choice(STMT_EXPRS)])
+            other = rng.choice(["", "", "{% else %}E" + _stmts(rng, depth + 1, False)])
+            out.append("{% for " + rng.choice(["i", "x", "m", "k, v", "a, b"]) + " in " + rng.choice(STMT_LISTS) + cond + " %}"
+                       + _stmts(rng, depth + 1, True) + other + "{% endfor %}")
+        elif depth < 3 and r < 0.84:
+            out.append("{% if " + rng.choice(STMT_EXPRS) + " %}" + _stmts(rng, depth + 1, in_loop)
+                       + rng.choice(["", "{% elif " + rng.choice(STMT_EXPRS) + " %}" + _stmts(rng, depth + 1, in_loop)])
+                       + rng.choice(["", "{% else %}" + _stmts(rng, depth + 1, in_loop)]) + "{% endif %}")
+        elif depth < 3 and r < 0.88:
+            out.append("{% set " + rng.choice(["a", "b", "x"]) + " %}" + _stmts(rng, depth + 1, False) + "{% endset %}")
+        elif depth < 3 and r < 0.91:
+            out.append("{% filter upper %}" + _stmts(rng, depth + 1, in_loop) + "{% endfilter %}")
+        elif r < 0.96:
+            out.append("{{ mac(" + rng.choice(["", "1", "1, 2", "b=5", "1, 2, 3", "x", "a=9", "1, c=3"]) + ") }}")
+        else:
+            out.append("{% call mac(" + rng.choice(["", "1"]) + ") %}" + _stmts(rng, depth + 1, False) + "{% endcall %}")
+    return "".join(out)
+
+
+def _stmt_template(rng):
+    body = _stmts(rng, 2, False)
+    if "mac(" in body:
+        body = "C"
+    macro = "{% macro mac(a, b=2) %}[" + body + "{{ caller() if caller is defined }}]{% endmacro %}"
+    return "{% set ns = namespace(v=0, n='') %}" + macro + _stmts(rng, 0, False)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_random_statements_match_jinja2(engine_bin, tmp_path, seed):
+    rng = random.Random(seed)
+    _compare(engine_bin, tmp_path, [_stmt_template(rng) for _ in range(300)], STMT_CTX)

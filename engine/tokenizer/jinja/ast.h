@@ -59,6 +59,9 @@ struct Stmt {
   std::vector<std::string> params;                  // Macro / CallBlock caller parameters
   std::vector<ExprPtr> defaults;                    // per parameter, null when none
   std::vector<std::pair<Target, ExprPtr>> assigns;  // With
+  // Macro / CallBlock: whether the body mentions these names, which is what
+  // lets jinja2 macros accept extra positional / keyword / caller arguments.
+  bool uses_varargs = false, uses_kwargs = false, uses_caller = false;
 };
 
 }  // namespace lorax::jinja

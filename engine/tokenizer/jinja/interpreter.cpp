@@ -37,9 +37,15 @@ enum class Flow { Normal, Break, Continue };
 // deferred until the filter actually runs. Constructs that open an inner
 // scope (loops, macros, blocks) are strict again.
 void check_names(const Expr* e, bool soft);
+bool mentions(const Body& body, const std::string& name);
 
 void check_body(const Body& body, bool soft) {
   for (const auto& s : body) {
+    if (s->kind == Stmt::Kind::Macro || s->kind == Stmt::Kind::CallBlock) {
+      s->uses_varargs = mentions(s->body, "varargs");
+      s->uses_kwargs = mentions(s->body, "kwargs");
+      s->uses_caller = mentions(s->body, "caller");
+    }
     switch (s->kind) {
       case Stmt::Kind::If:
         for (const auto& [test, b] : s->branches) {
@@ -74,6 +80,32 @@ void check_body(const Body& body, bool soft) {
         check_body(s->else_body, false);
     }
   }
+}
+
+bool mentions(const Expr* e, const std::string& name) {
+  if (!e) return false;
+  if (e->kind == Expr::Kind::Name && e->name == name) return true;
+  for (const auto& c : e->children)
+    if (mentions(c.get(), name)) return true;
+  for (const auto& kw : e->kwargs)
+    if (mentions(kw.second.get(), name)) return true;
+  return mentions(e->dyn_args.get(), name) || mentions(e->dyn_kwargs.get(), name);
+}
+
+bool mentions(const Body& body, const std::string& name) {
+  for (const auto& s : body) {
+    if (mentions(s->expr.get(), name) || mentions(s->filter.get(), name)) return true;
+    for (const auto& [test, b] : s->branches)
+      if (mentions(test.get(), name) || mentions(b, name)) return true;
+    if (mentions(s->body, name) || mentions(s->else_body, name)) return true;
+    for (const auto& f : s->filters)
+      if (mentions(f.get(), name)) return true;
+    for (const auto& d : s->defaults)
+      if (mentions(d.get(), name)) return true;
+    for (const auto& a : s->assigns)
+      if (mentions(a.second.get(), name)) return true;
+  }
+  return false;
 }
 
 void check_names(const Expr* e, bool soft) {
@@ -115,8 +147,14 @@ class Renderer {
       case Stmt::Kind::For: return exec_for(s, frame, out);
       case Stmt::Kind::Set: assign(s.target, eval(*s.expr, frame), frame, s.line); return Flow::Normal;
       case Stmt::Kind::SetBlock: {
+        // The body runs in an inner scope where the target name is not yet bound (as in jinja2).
+        auto inner = std::make_shared<Frame>();
+        inner->parent = frame;
+        if (s.target.kind == Target::Kind::Name)
+          inner->vars[s.target.names[0]] = Value::undefined("'" + s.target.names[0] + "' is undefined");
         std::string captured;
-        exec(s.body, frame, captured);
+        // break/continue inside the block skip the assignment, as in jinja2's generated code.
+        if (Flow fl = exec(s.body, inner, captured); fl != Flow::Normal) return fl;
         Value v = Value::from_string(captured);
         for (const auto& f : s.filters) v = apply_filter_expr(*f, v, frame);
         assign(s.target, v, frame, s.line);
@@ -138,7 +176,8 @@ class Renderer {
         std::string captured;
         auto inner = std::make_shared<Frame>();
         inner->parent = frame;
-        exec(s.body, inner, captured);
+        // break/continue inside the block drop its buffered output, as in jinja2.
+        if (Flow fl = exec(s.body, inner, captured); fl != Flow::Normal) return fl;
         Value v = Value::from_string(captured);
         for (const auto& f : s.filters) v = apply_filter_expr(*f, v, frame);
         out += to_str(v);
@@ -207,7 +246,9 @@ class Renderer {
       }
       items = std::move(kept);
     }
-    if (items.empty()) return exec(s.else_body, frame, out);
+    // jinja2 runs the else block unless some iteration reached the end of the
+    // body: iterations left through break/continue do not count.
+    bool completed_any = false;
     const int64_t n = static_cast<int64_t>(items.size());
     // loop.changed(*values) remembers the previous call's values across iterations.
     auto last_changed = std::make_shared<std::optional<Value>>();
@@ -243,6 +284,12 @@ class Renderer {
       assign(s.target, items[i], inner, s.line);
       Flow f = exec(s.body, inner, out);
       if (f == Flow::Break) break;
+      if (f == Flow::Normal) completed_any = true;
+    }
+    if (!completed_any && !s.else_body.empty()) {
+      auto else_frame = std::make_shared<Frame>();
+      else_frame->parent = frame;
+      exec(s.else_body, else_frame, out);
     }
     return Flow::Normal;
   }
@@ -256,6 +303,8 @@ class Renderer {
       f->parent = weak.lock();
       if (!f->parent) throw TemplateError("macro '" + name + "' called outside of its scope");
       size_t np = stmt->params.size();
+      if (args.size() > np && !stmt->uses_varargs)
+        throw TemplateError("macro '" + name + "' takes not more than " + std::to_string(np) + " argument(s)");
       List varargs;
       for (size_t i = 0; i < args.size(); ++i) {
         if (i < np)
@@ -265,24 +314,32 @@ class Renderer {
       }
       Dict extra;
       for (auto& [k, v] : kwargs) {
-        bool is_param = false;
-        for (size_t i = 0; i < np; ++i) {
+        bool bound = false;
+        for (size_t i = args.size(); i < np && !bound; ++i) {
           if (stmt->params[i] != k) continue;
-          if (i < args.size()) throw TemplateError("macro '" + name + "' got multiple values for argument '" + k + "'");
-          is_param = true;
-        }
-        if (is_param || k == "caller")
           f->vars[k] = v;
-        else
-          extra.set(Value::from_string(k), v);
+          bound = true;
+        }
+        if (bound) continue;
+        if (k == "caller" && stmt->uses_caller) {
+          f->vars[k] = v;
+          continue;
+        }
+        if (!stmt->uses_kwargs) {
+          if (k == "caller")
+            throw TemplateError("macro '" + name + "' was invoked with two values for the special caller argument. This is most likely a bug.");
+          throw TemplateError("macro '" + name + "' takes no keyword argument '" + k + "'");
+        }
+        extra.set(Value::from_string(k), v);
       }
       for (size_t i = args.size(); i < np; ++i) {
         if (f->vars.count(stmt->params[i])) continue;
         f->vars[stmt->params[i]] = stmt->defaults[i] ? eval(*stmt->defaults[i], f)
                                                      : Value::undefined("parameter '" + stmt->params[i] + "' was not provided");
       }
-      f->vars["varargs"] = Value::from_list(std::move(varargs));
-      f->vars["kwargs"] = Value::from_dict(std::move(extra));
+      if (stmt->uses_caller && !f->vars.count("caller")) f->vars["caller"] = Value::undefined("No caller defined");
+      if (stmt->uses_varargs) f->vars["varargs"] = Value::from_list(std::move(varargs), true);
+      if (stmt->uses_kwargs) f->vars["kwargs"] = Value::from_dict(std::move(extra));
       std::string out;
       exec(stmt->body, f, out);
       return Value::from_string(out);

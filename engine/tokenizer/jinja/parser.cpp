@@ -323,7 +323,10 @@ class Parser {
     if (s->expr->kind != Expr::Kind::Call) fail("expected call");
     expect_block_end();
     std::string stopped;
+    int saved = loop_depth_;
+    loop_depth_ = 0;  // the body becomes the caller() macro: no enclosing loop
     s->body = parse_nested("call", line, {"endcall"}, stopped);
+    loop_depth_ = saved;
     end_tag(stopped);
     return s;
   }
