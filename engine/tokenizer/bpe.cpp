@@ -11,14 +11,12 @@ namespace lorax::tok {
 void MergeMap::build(const std::vector<std::pair<uint64_t, std::pair<int32_t, int32_t>>>& entries) {
   size_t cap = 16;
   while (cap < entries.size() * 2) cap <<= 1;
-  keys_.assign(cap, kEmpty);
-  vals_.assign(cap, {0, 0});
+  slots_.assign(cap, Slot{kEmpty, {0, 0}});
   mask_ = cap - 1;
   for (auto& [k, v] : entries) {
     size_t i = slot(k);
-    while (keys_[i] != kEmpty && keys_[i] != k) i = (i + 1) & mask_;
-    keys_[i] = k;  // a duplicate merge overwrites: the last rank wins, as in the Rust HashMap build
-    vals_[i] = v;
+    while (slots_[i].key != kEmpty && slots_[i].key != k) i = (i + 1) & mask_;
+    slots_[i] = Slot{k, v};  // a duplicate merge overwrites: the last rank wins, as in the Rust HashMap build
   }
 }
 
@@ -54,6 +52,18 @@ BpeModel::BpeModel(const json& m) {
     std::snprintf(name, sizeof(name), "<0x%02X>", b);
     auto it = vocab_.find(std::string_view(name));
     byte_ids_[b] = it == vocab_.end() ? -1 : it->second;
+  }
+
+  if (prefix_.empty() && suffix_.empty()) {
+    char_ids_.assign(0x10000, -1);
+    std::string key;
+    for (char32_t cp = 0; cp < 0x10000; ++cp) {
+      if (cp >= 0xD800 && cp < 0xE000) continue;
+      key.clear();
+      utf8_append(key, cp);
+      auto it = vocab_.find(key);
+      if (it != vocab_.end()) char_ids_[cp] = it->second;
+    }
   }
 
   const json& merges = m.at("merges");
@@ -174,13 +184,20 @@ void BpeModel::merge_word(std::string_view w, std::vector<int32_t>& out) const {
       key = buf;
     }
     i += n;
-    auto it = vocab_.find(key);
-    if (it != vocab_.end()) {
+    int32_t id = -1;
+    if (!char_ids_.empty() && n < 4) {
+      int len;
+      id = char_ids_[utf8_decode(piece, 0, &len)];
+    } else {
+      auto it = vocab_.find(key);
+      if (it != vocab_.end()) id = it->second;
+    }
+    if (id >= 0) {
       if (unk_pending) {
         add(unk_id);
         unk_pending = false;
       }
-      add(it->second);
+      add(id);
       continue;
     }
     if (byte_fallback_) {

@@ -26,19 +26,22 @@ class MergeMap {
  public:
   void build(const std::vector<std::pair<uint64_t, std::pair<int32_t, int32_t>>>& entries);
   const std::pair<int32_t, int32_t>* find(int32_t a, int32_t b) const {
-    if (keys_.empty()) return nullptr;
+    if (slots_.empty()) return nullptr;
     uint64_t k = (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
     for (size_t i = slot(k);; i = (i + 1) & mask_) {
-      if (keys_[i] == k) return &vals_[i];
-      if (keys_[i] == kEmpty) return nullptr;
+      if (slots_[i].key == k) return &slots_[i].val;
+      if (slots_[i].key == kEmpty) return nullptr;
     }
   }
 
  private:
   static constexpr uint64_t kEmpty = ~0ull;
   size_t slot(uint64_t k) const { return static_cast<size_t>((k * 0x9E3779B97F4A7C15ull) >> 20) & mask_; }
-  std::vector<uint64_t> keys_;
-  std::vector<std::pair<int32_t, int32_t>> vals_;
+  struct Slot {  // key and value side by side: one cache line per probe
+    uint64_t key;
+    std::pair<int32_t, int32_t> val;
+  };
+  std::vector<Slot> slots_;
   size_t mask_ = 0;
 };
 
@@ -64,6 +67,9 @@ class BpeModel {
   std::optional<std::string> unk_token_;
   bool fuse_unk_ = false, byte_fallback_ = false, ignore_merges_ = false;
   int32_t byte_ids_[256];  // <0xXX> tokens for byte fallback, -1 when absent
+  // Vocab ids of single characters below U+10000 (-1: not in the vocab), used when no
+  // continuing-subword prefix / end-of-word suffix changes the lookup keys.
+  std::vector<int32_t> char_ids_;
 
   static constexpr size_t kCacheCapacity = 10000;
   static constexpr size_t kMaxCachedWord = 256;
