@@ -1,0 +1,198 @@
+#include "server/engine_loop.h"
+
+#include <cstdio>
+
+namespace lorax::server {
+
+namespace {
+double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+}  // namespace
+
+struct EngineLoop::Active {
+  std::shared_ptr<Sink> sink;
+  Clock::time_point received, last_token;
+  size_t prompt_len = 0;
+  bool any_token = false;
+  bool done = false;
+};
+
+EngineLoop::EngineLoop(Engine& engine, ServerMetrics& metrics, int max_waiting_requests)
+    : engine_(engine), metrics_(metrics), max_waiting_(max_waiting_requests) {
+  metrics_.kv_cache_blocks_total.set(engine_.kv().allocator().num_blocks());
+  publish_gauges();
+}
+
+EngineLoop::~EngineLoop() { stop(); }
+
+void EngineLoop::start() { thread_ = std::thread([this] { run(); }); }
+
+EngineLoop::Admit EngineLoop::submit(Job job) {
+  {
+    std::lock_guard lock(mu_);
+    if (closed_) return Admit::ShuttingDown;
+    if (static_cast<int>(inbox_.size()) + engine_waiting_ >= max_waiting_) return Admit::QueueFull;
+    inbox_.push_back(std::move(job));
+    ++in_flight_;
+    metrics_.queue_size.set(static_cast<double>(inbox_.size() + engine_waiting_));
+  }
+  wake_.notify_one();
+  return Admit::Accepted;
+}
+
+void EngineLoop::close() {
+  std::lock_guard lock(mu_);
+  closed_ = true;
+}
+
+bool EngineLoop::drain(Clock::time_point deadline) {
+  std::unique_lock lock(mu_);
+  return drained_.wait_until(lock, deadline, [&] { return in_flight_.load() == 0; });
+}
+
+void EngineLoop::stop() {
+  {
+    std::lock_guard lock(mu_);
+    closed_ = true;
+    stop_requested_ = true;
+  }
+  wake_.notify_one();
+  if (thread_.joinable()) thread_.join();
+}
+
+size_t EngineLoop::admit(std::vector<Job>& jobs) {
+  size_t rejected = 0;
+  for (Job& job : jobs) {
+    auto act = std::make_shared<Active>();
+    act->sink = job.sink;
+    act->received = job.received;
+    act->prompt_len = job.request.prompt_ids.size();
+    std::weak_ptr<Active> weak = act;
+    job.request.on_token = [this, weak](const GeneratedToken& tok) {
+      auto a = weak.lock();
+      if (!a) return;
+      const auto now = Clock::now();
+      if (!a->any_token) {
+        metrics_.time_to_first_token.observe(seconds(now - a->received));
+        a->any_token = true;
+      } else {
+        metrics_.inter_token_latency.observe(seconds(now - a->last_token));
+      }
+      a->last_token = now;
+      a->sink->on_token(tok);
+    };
+    job.request.on_finish = [this, act](const FinishInfo& info) {
+      act->done = true;
+      const double total = seconds(Clock::now() - act->received);
+      if (info.reason == FinishReason::Cancelled) {
+        metrics_.cancelled.inc();
+        metrics_.failure("cancelled");
+      } else if (info.reason == FinishReason::Error) {
+        metrics_.failure("generation");
+      } else {
+        metrics_.request_success.inc();
+        metrics_.request_duration.observe(total);
+        // Inbox time counts as queueing too.
+        metrics_.request_queue_duration.observe(total - info.inference_seconds);
+        metrics_.request_inference_duration.observe(info.inference_seconds);
+        if (!info.tokens.empty())
+          metrics_.request_mean_time_per_token_duration.observe(info.inference_seconds / info.tokens.size());
+        metrics_.request_input_length.observe(static_cast<double>(act->prompt_len));
+        metrics_.request_generated_tokens.observe(static_cast<double>(info.tokens.size()));
+      }
+      act->sink->on_finish(info);
+    };
+    act->sink->on_start();
+    try {
+      const uint64_t id = engine_.submit(std::move(job.request));
+      if (!act->done) active_[id] = act;
+    } catch (const std::exception& e) {
+      metrics_.failure("validation");
+      act->sink->on_rejected(e.what());
+      ++rejected;
+    }
+  }
+  return rejected;
+}
+
+void EngineLoop::cancel_dead() {
+  std::vector<uint64_t> dead;
+  for (auto& [id, act] : active_)
+    if (!act->done && !act->sink->alive()) dead.push_back(id);
+  for (uint64_t id : dead) engine_.cancel(id);
+}
+
+void EngineLoop::publish_gauges() {
+  const EngineStats& st = engine_.stats();
+  metrics_.batch_current_size.set(st.running);
+  metrics_.kv_cache_usage_ratio.set(engine_.kv().usage_ratio());
+  metrics_.kv_cache_blocks_free.set(engine_.kv().allocator().num_free());
+  if (st.preemptions > preemptions_seen_) {
+    metrics_.preemptions.inc(static_cast<double>(st.preemptions - preemptions_seen_));
+    preemptions_seen_ = st.preemptions;
+  }
+}
+
+void EngineLoop::run() {
+  bool stalled = false;  // the last step made no progress: wait a little before retrying
+  for (;;) {
+    std::vector<Job> jobs;
+    {
+      std::unique_lock lock(mu_);
+      auto has_work = [&] { return stop_requested_ || !inbox_.empty() || (!engine_.idle() && !stalled); };
+      if (stalled)
+        wake_.wait_for(lock, std::chrono::milliseconds(5), has_work);
+      else
+        wake_.wait(lock, has_work);
+      if (stop_requested_) break;
+      jobs.swap(inbox_);
+    }
+    size_t finished = admit(jobs);  // rejected at once count as finished
+    cancel_dead();
+    bool progressed = false;
+    if (!engine_.idle()) {
+      try {
+        progressed = engine_.step();
+      } catch (const std::exception& e) {
+        // A failed forward must not take the server down: fail what is in flight.
+        std::fprintf(stderr, "lorax-engine: step failed: %s\n", e.what());
+        std::vector<uint64_t> ids;
+        for (auto& [id, act] : active_) ids.push_back(id);
+        for (uint64_t id : ids) engine_.cancel(id);
+      }
+    }
+    stalled = !progressed && !engine_.idle();
+    // Retire finished requests.
+    for (auto it = active_.begin(); it != active_.end();) {
+      if (it->second->done) {
+        it = active_.erase(it);
+        ++finished;
+      } else {
+        ++it;
+      }
+    }
+    publish_gauges();
+    {
+      std::lock_guard lock(mu_);
+      engine_waiting_ = engine_.stats().waiting;
+      metrics_.queue_size.set(static_cast<double>(inbox_.size() + engine_waiting_));
+      in_flight_ -= finished;
+    }
+    drained_.notify_all();
+  }
+  // Shutting down: whatever is left is cancelled so every client gets an answer.
+  std::vector<Job> left;
+  {
+    std::lock_guard lock(mu_);
+    left.swap(inbox_);
+  }
+  for (Job& job : left) job.sink->on_rejected("the server is shutting down");
+  std::vector<uint64_t> ids;
+  for (auto& [id, act] : active_) ids.push_back(id);
+  for (uint64_t id : ids) engine_.cancel(id);
+  active_.clear();
+  publish_gauges();
+  in_flight_ = 0;
+  drained_.notify_all();
+}
+
+}  // namespace lorax::server

@@ -1,0 +1,85 @@
+// One thread owns the Engine (which is single-threaded) and steps it whenever
+// there is work. HTTP handler threads hand it requests through a
+// mutex/condvar-protected inbox; each request carries a Sink that receives its
+// tokens and its finish on the engine thread. The waiting queue is bounded:
+// submit() refuses at once when it is full, so the server can answer 429.
+#pragma once
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "scheduler/engine.h"
+#include "server/server_metrics.h"
+
+namespace lorax::server {
+
+using Clock = std::chrono::steady_clock;
+
+// What one request's HTTP side implements. All calls come from the engine thread.
+class Sink {
+ public:
+  virtual ~Sink() = default;
+  virtual void on_start() {}  // accepted by the engine thread (streams send their headers here)
+  virtual void on_token(const GeneratedToken& tok) = 0;
+  virtual void on_finish(const FinishInfo& info) = 0;
+  // Engine::submit refused the request (e.g. it can never fit the KV cache).
+  virtual void on_rejected(const std::string& message) = 0;
+  // False once the client has gone away; the request is then cancelled.
+  virtual bool alive() const = 0;
+};
+
+struct Job {
+  GenerationRequest request;  // callbacks are set by the loop
+  std::shared_ptr<Sink> sink;
+  Clock::time_point received = Clock::now();
+};
+
+class EngineLoop {
+ public:
+  EngineLoop(Engine& engine, ServerMetrics& metrics, int max_waiting_requests);
+  ~EngineLoop();
+
+  void start();
+  enum class Admit { Accepted, QueueFull, ShuttingDown };
+  Admit submit(Job job);
+  // Refuses new work from now on (submit answers ShuttingDown).
+  void close();
+  // Waits until every accepted request has finished, or the deadline passes; true when drained.
+  bool drain(Clock::time_point deadline);
+  // Cancels whatever is left and joins the thread.
+  void stop();
+
+  size_t in_flight() const { return in_flight_.load(); }
+  bool running() const { return thread_.joinable() && !stopping_.load(); }
+
+ private:
+  struct Active;
+  void run();
+  size_t admit(std::vector<Job>& jobs);  // returns how many Engine::submit refused
+  void cancel_dead();
+  void publish_gauges();
+
+  Engine& engine_;
+  ServerMetrics& metrics_;
+  const int max_waiting_;
+
+  std::mutex mu_;
+  std::condition_variable wake_, drained_;
+  std::vector<Job> inbox_;
+  bool closed_ = false;
+  bool stop_requested_ = false;
+  int engine_waiting_ = 0;  // engine's waiting queue, published under mu_ after each step
+
+  std::atomic<bool> stopping_{false};
+  std::atomic<size_t> in_flight_{0};
+  uint64_t preemptions_seen_ = 0;
+  std::unordered_map<uint64_t, std::shared_ptr<Active>> active_;  // engine thread only
+  std::thread thread_;
+};
+
+}  // namespace lorax::server

@@ -1,0 +1,201 @@
+#include "server/openai_api.h"
+
+#include <cmath>
+
+namespace lorax::server {
+namespace {
+
+using json = nlohmann::json;
+using ojson = nlohmann::ordered_json;
+
+bool present(const ojson& b, const char* k) { return b.contains(k) && !b[k].is_null(); }
+
+double number(const ojson& b, const char* k) {
+  if (!b[k].is_number()) throw ValidationError(std::string("`") + k + "` must be a number");
+  return b[k].get<double>();
+}
+
+int integer(const ojson& b, const char* k) {
+  if (!b[k].is_number_integer()) throw ValidationError(std::string("`") + k + "` must be an integer");
+  return b[k].get<int>();
+}
+
+bool boolean(const ojson& b, const char* k) {
+  if (!b[k].is_boolean()) throw ValidationError(std::string("`") + k + "` must be a boolean");
+  return b[k].get<bool>();
+}
+
+// The fields both endpoints share, mapped onto /generate parameters.
+OpenAIRequest parse_common(const ojson& b) {
+  if (!b.is_object()) throw ValidationError("request body must be a JSON object");
+  OpenAIRequest r;
+  if (present(b, "model")) {
+    if (!b["model"].is_string()) throw ValidationError("`model` must be a string");
+    r.model = b["model"].get<std::string>();
+  }
+  if (present(b, "stream")) r.stream = boolean(b, "stream");
+  if (present(b, "stream_options")) {
+    const ojson& so = b["stream_options"];
+    if (!so.is_object()) throw ValidationError("`stream_options` must be an object");
+    if (present(so, "include_usage")) r.include_usage = boolean(so, "include_usage");
+  }
+  if (present(b, "n") && integer(b, "n") != 1) throw ValidationError("`n` must be 1");
+  if (present(b, "best_of") && integer(b, "best_of") != 1) throw ValidationError("`best_of` must be 1");
+  SamplingParams& s = r.params.sampling;
+  // temperature 0 (or none) is greedy decoding; a positive one samples.
+  if (present(b, "temperature")) {
+    double t = number(b, "temperature");
+    if (std::isnan(t) || t < 0 || t > 2) throw ValidationError("`temperature` must be >= 0.0 and <= 2.0");
+    if (t > 0) {
+      s.do_sample = true;
+      s.temperature = t;
+    }
+  }
+  if (present(b, "top_p")) s.top_p = number(b, "top_p");
+  if (present(b, "frequency_penalty")) s.frequency_penalty = number(b, "frequency_penalty");
+  if (present(b, "presence_penalty")) s.presence_penalty = number(b, "presence_penalty");
+  if (present(b, "seed")) {
+    if (!b["seed"].is_number_unsigned()) throw ValidationError("`seed` must be a non-negative integer");
+    s.seed = b["seed"].get<uint64_t>();
+  }
+  if (std::string err = s.validate(); !err.empty()) throw ValidationError(err);
+  if (present(b, "stop")) {
+    const ojson& st = b["stop"];
+    if (st.is_string()) {
+      r.params.stop.push_back(st.get<std::string>());
+    } else if (st.is_array()) {
+      for (auto& v : st) {
+        if (!v.is_string()) throw ValidationError("`stop` must be a string or a list of strings");
+        r.params.stop.push_back(v.get<std::string>());
+      }
+    } else {
+      throw ValidationError("`stop` must be a string or a list of strings");
+    }
+  }
+  for (const char* k : {"max_tokens", "max_completion_tokens"})
+    if (present(b, k)) {
+      int v = integer(b, k);
+      if (v <= 0) throw ValidationError(std::string("`") + k + "` must be strictly positive");
+      r.params.max_new_tokens = v;
+    }
+  r.params.details = true;
+  return r;
+}
+
+}  // namespace
+
+OpenAIRequest parse_completion_request(const ojson& b) {
+  OpenAIRequest r = parse_common(b);
+  if (!b.contains("prompt")) throw ValidationError("`prompt` is required");
+  const ojson& p = b["prompt"];
+  if (p.is_string()) {
+    r.prompt = p.get<std::string>();
+  } else if (p.is_array() && p.size() == 1 && p[0].is_string()) {
+    r.prompt = p[0].get<std::string>();
+  } else {
+    throw ValidationError("`prompt` must be a string (or a list of one string)");
+  }
+  if (present(b, "echo")) r.echo = boolean(b, "echo");
+  if (present(b, "logprobs") && !(b["logprobs"].is_number_integer() && b["logprobs"].get<int>() == 0))
+    throw ValidationError("`logprobs` is not supported");
+  if (present(b, "suffix")) throw ValidationError("`suffix` is not supported");
+  return r;
+}
+
+OpenAIRequest parse_chat_request(const ojson& b) {
+  OpenAIRequest r = parse_common(b);
+  if (!b.contains("messages") || !b["messages"].is_array() || b["messages"].empty())
+    throw ValidationError("`messages` must be a non-empty list");
+  r.messages = ojson::array();
+  for (const ojson& m : b["messages"]) {
+    if (!m.is_object() || !m.contains("role") || !m["role"].is_string())
+      throw ValidationError("each message must be an object with a string `role`");
+    ojson msg = m;
+    // Content parts ([{"type":"text","text":...}]) become one string: templates expect text.
+    if (m.contains("content") && m["content"].is_array()) {
+      std::string text;
+      for (const ojson& part : m["content"]) {
+        if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") || !part["text"].is_string())
+          throw ValidationError("only text content parts are supported");
+        text += part["text"].get<std::string>();
+      }
+      msg["content"] = text;
+    } else if (m.contains("content") && !m["content"].is_string() && !m["content"].is_null()) {
+      throw ValidationError("message `content` must be a string or a list of text parts");
+    }
+    r.messages.push_back(std::move(msg));
+  }
+  if (present(b, "tools")) {
+    if (!b["tools"].is_array()) throw ValidationError("`tools` must be a list");
+    r.tools = b["tools"];
+  }
+  if (present(b, "logprobs") && boolean(b, "logprobs")) throw ValidationError("`logprobs` is not supported");
+  if (present(b, "response_format")) {
+    const ojson& rf = b["response_format"];
+    if (!rf.is_object() || rf.value("type", "") != "text")
+      throw ValidationError("`response_format` other than text is not supported");
+  }
+  return r;
+}
+
+const char* openai_finish_reason(FinishReason r) { return r == FinishReason::Length ? "length" : "stop"; }
+
+json usage_json(size_t prompt_tokens, size_t completion_tokens) {
+  return {{"prompt_tokens", prompt_tokens},
+          {"completion_tokens", completion_tokens},
+          {"total_tokens", prompt_tokens + completion_tokens}};
+}
+
+namespace {
+json envelope(const OpenAIIds& ids, const char* object) {
+  return {{"id", ids.id}, {"object", object}, {"created", ids.created}, {"model", ids.model},
+          {"system_fingerprint", nullptr}};
+}
+}  // namespace
+
+json completion_response(const OpenAIIds& ids, const std::string& text, FinishReason reason, size_t prompt_tokens,
+                         size_t completion_tokens) {
+  json out = envelope(ids, "text_completion");
+  out["choices"] = json::array(
+      {{{"index", 0}, {"text", text}, {"logprobs", nullptr}, {"finish_reason", openai_finish_reason(reason)}}});
+  out["usage"] = usage_json(prompt_tokens, completion_tokens);
+  return out;
+}
+
+json chat_response(const OpenAIIds& ids, const std::string& text, FinishReason reason, size_t prompt_tokens,
+                   size_t completion_tokens) {
+  json out = envelope(ids, "chat.completion");
+  out["choices"] = json::array({{{"index", 0},
+                                 {"message", {{"role", "assistant"}, {"content", text}}},
+                                 {"logprobs", nullptr},
+                                 {"finish_reason", openai_finish_reason(reason)}}});
+  out["usage"] = usage_json(prompt_tokens, completion_tokens);
+  return out;
+}
+
+json completion_chunk(const OpenAIIds& ids, const std::string& text, const char* finish) {
+  json out = envelope(ids, "text_completion");
+  out["choices"] = json::array({{{"index", 0},
+                                 {"text", text},
+                                 {"logprobs", nullptr},
+                                 {"finish_reason", finish ? json(finish) : json(nullptr)}}});
+  return out;
+}
+
+json chat_chunk(const OpenAIIds& ids, const json& delta, const char* finish) {
+  json out = envelope(ids, "chat.completion.chunk");
+  out["choices"] = json::array({{{"index", 0},
+                                 {"delta", delta},
+                                 {"logprobs", nullptr},
+                                 {"finish_reason", finish ? json(finish) : json(nullptr)}}});
+  return out;
+}
+
+json usage_chunk(const OpenAIIds& ids, bool chat, size_t prompt_tokens, size_t completion_tokens) {
+  json out = envelope(ids, chat ? "chat.completion.chunk" : "text_completion");
+  out["choices"] = json::array();
+  out["usage"] = usage_json(prompt_tokens, completion_tokens);
+  return out;
+}
+
+}  // namespace lorax::server

@@ -1,0 +1,49 @@
+// OpenAI-compatible request parsing and response shapes (/v1/completions,
+// /v1/chat/completions), mapped onto the LoRAX /generate parameters so both
+// APIs share one validation path. Free of any HTTP library.
+#pragma once
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "server/api/generate_api.h"
+
+namespace lorax::server {
+
+struct OpenAIRequest {
+  std::string model;           // as the client named it ("" when absent)
+  GenerateParameters params;   // adapter_id is left for the server to resolve from `model`
+  bool stream = false;
+  bool include_usage = false;  // stream_options.include_usage
+  bool echo = false;           // completions: prepend the prompt
+  std::string prompt;          // completions
+  nlohmann::ordered_json messages;  // chat, key order kept for the template's tojson
+  nlohmann::ordered_json tools;     // chat, null when absent
+};
+
+// Throw ValidationError naming the offending field.
+OpenAIRequest parse_completion_request(const nlohmann::ordered_json& body);
+OpenAIRequest parse_chat_request(const nlohmann::ordered_json& body);
+
+// "stop" for eos/stop sequence, "length" for the token limit.
+const char* openai_finish_reason(FinishReason r);
+
+struct OpenAIIds {
+  std::string id;     // cmpl-... / chatcmpl-...
+  int64_t created = 0;
+  std::string model;
+};
+
+nlohmann::json usage_json(size_t prompt_tokens, size_t completion_tokens);
+nlohmann::json completion_response(const OpenAIIds& ids, const std::string& text, FinishReason reason,
+                                   size_t prompt_tokens, size_t completion_tokens);
+nlohmann::json chat_response(const OpenAIIds& ids, const std::string& text, FinishReason reason,
+                             size_t prompt_tokens, size_t completion_tokens);
+// One streamed chunk; `finish` null for content chunks.
+nlohmann::json completion_chunk(const OpenAIIds& ids, const std::string& text, const char* finish);
+nlohmann::json chat_chunk(const OpenAIIds& ids, const nlohmann::json& delta, const char* finish);
+// The final chunk of stream_options.include_usage: no choices, only usage.
+nlohmann::json usage_chunk(const OpenAIIds& ids, bool chat, size_t prompt_tokens, size_t completion_tokens);
+
+}  // namespace lorax::server

@@ -1,0 +1,75 @@
+#include "server/response_formats.h"
+
+namespace lorax::server {
+
+using json = nlohmann::json;
+
+std::string sse_event(const std::string& payload, bool space_after_colon) {
+  return (space_after_colon ? "data: " : "data:") + payload + "\n\n";
+}
+
+// ---- LoRAX ----
+
+std::string LoraxFormat::stream_token(const GeneratedToken& tok) {
+  std::string out;
+  if (pending_)
+    out = sse_event(json{{"token", token_json(*pending_)}, {"generated_text", nullptr}, {"details", nullptr}}.dump(-1, ' ', false, kUtf8Replace));
+  pending_ = tok;
+  return out;
+}
+
+std::string LoraxFormat::stream_finish(const FinishInfo& info) {
+  if (!pending_) return "";  // nothing was generated (cancelled before the first token)
+  json details = {{"finish_reason", finish_reason_name(info.reason)},
+                  {"prompt_tokens", prompt_tokens_},
+                  {"generated_tokens", info.tokens.size()},
+                  {"seed", info.seed ? json(*info.seed) : json(nullptr)}};
+  const std::string text = params_.return_full_text ? prompt_ + info.generated_text : info.generated_text;
+  std::string out =
+      sse_event(json{{"token", token_json(*pending_)}, {"generated_text", text}, {"details", details}}.dump(-1, ' ', false, kUtf8Replace));
+  pending_.reset();
+  return out;
+}
+
+json LoraxFormat::body(const FinishInfo& info) {
+  json out = generate_response(info, params_, prompt_);
+  if (out.contains("details")) out["details"]["prompt_tokens"] = prompt_tokens_;
+  return as_list_ ? json::array({out}) : out;
+}
+
+// ---- OpenAI ----
+
+std::string OpenAIFormat::stream_start() {
+  if (chat_) return sse_event(chat_chunk(ids_, {{"role", "assistant"}, {"content", ""}}, nullptr).dump(-1, ' ', false, kUtf8Replace), true);
+  if (!echo_.empty()) return sse_event(completion_chunk(ids_, echo_, nullptr).dump(-1, ' ', false, kUtf8Replace), true);
+  return "";
+}
+
+std::string OpenAIFormat::stream_token(const GeneratedToken& tok) {
+  if (tok.special || tok.text.empty()) return "";  // specials are not text; partial UTF-8 waits
+  json chunk = chat_ ? chat_chunk(ids_, {{"content", tok.text}}, nullptr) : completion_chunk(ids_, tok.text, nullptr);
+  return sse_event(chunk.dump(-1, ' ', false, kUtf8Replace), true);
+}
+
+std::string OpenAIFormat::stream_finish(const FinishInfo& info) {
+  const char* reason = openai_finish_reason(info.reason);
+  std::string out;
+  // Text the detokenizer held back until the end (e.g. a trailing partial character).
+  size_t streamed = 0;
+  for (const GeneratedToken& t : info.tokens)
+    if (!t.special) streamed += t.text.size();
+  std::string tail = info.generated_text.size() > streamed ? info.generated_text.substr(streamed) : "";
+  json last = chat_ ? chat_chunk(ids_, tail.empty() ? json::object() : json{{"content", tail}}, reason)
+                    : completion_chunk(ids_, tail, reason);
+  out += sse_event(last.dump(-1, ' ', false, kUtf8Replace), true);
+  if (include_usage_) out += sse_event(usage_chunk(ids_, chat_, prompt_tokens_, info.tokens.size()).dump(-1, ' ', false, kUtf8Replace), true);
+  out += sse_event("[DONE]", true);
+  return out;
+}
+
+json OpenAIFormat::body(const FinishInfo& info) {
+  if (chat_) return chat_response(ids_, info.generated_text, info.reason, prompt_tokens_, info.tokens.size());
+  return completion_response(ids_, echo_ + info.generated_text, info.reason, prompt_tokens_, info.tokens.size());
+}
+
+}  // namespace lorax::server

@@ -1,0 +1,370 @@
+#include "server/server.h"
+
+#include <chrono>
+#include <filesystem>
+#include <mutex>
+#include <thread>
+
+#include <pistache/endpoint.h>
+#include <pistache/http.h>
+
+#include "server/engine_loop.h"
+#include "server/http_sink.h"
+#include "server/openai_api.h"
+#include "server/response_formats.h"
+#include "server/server_metrics.h"
+#include "tokenizer/chat_template.h"
+
+namespace lorax::server {
+
+using namespace Pistache;
+using json = nlohmann::json;
+using ojson = nlohmann::ordered_json;
+
+namespace {
+
+struct NotFound : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct ChatTemplates {
+  std::optional<ChatTemplateConfig> plain, with_tools;
+  std::optional<ChatTemplate> plain_tmpl, tools_tmpl;
+  std::string load_error;
+  std::mutex mu;  // rendering is cheap; one at a time keeps the interpreter's thread-safety moot
+};
+
+int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace
+
+struct Server::State {
+  ServerConfig config;
+  Engine& engine;
+  std::shared_ptr<const Tokenizer> tokenizer;
+  metrics::Registry registry;
+  ServerMetrics metrics{registry};
+  EngineLoop loop;
+  ChatTemplates chat;
+  int64_t kv_capacity_tokens;
+  int64_t started = unix_now();
+  std::atomic<uint64_t> next_id{1};
+  std::atomic<bool> ready{false};
+  std::unique_ptr<Http::Endpoint> endpoint;
+
+  State(ServerConfig cfg, Engine& e, std::shared_ptr<const Tokenizer> tok)
+      : config(std::move(cfg)),
+        engine(e),
+        tokenizer(std::move(tok)),
+        loop(e, metrics, config.max_waiting_requests),
+        kv_capacity_tokens(static_cast<int64_t>(e.kv().allocator().num_blocks()) * e.kv().block_size()) {
+    try {
+      chat.plain = load_chat_template_config(config.model_dir);
+      chat.plain_tmpl.emplace(chat.plain->source);
+      chat.with_tools = load_chat_template_config(config.model_dir, "", true);
+      chat.tools_tmpl.emplace(chat.with_tools->source);
+    } catch (const std::exception& e) {
+      chat.load_error = e.what();
+    }
+  }
+
+  // `name` (an adapter id or OpenAI `model`) -> "" for the base model; unknown adapters are 404.
+  std::string resolve_adapter(const std::string& name) const {
+    if (name.empty() || name == config.model_id || name == config.model_dir ||
+        name == std::filesystem::path(config.model_dir).filename().string())
+      return "";
+    // Adapter loading is not wired in yet: every other id is unknown.
+    throw NotFound("adapter `" + name + "` not found");
+  }
+
+  void check_capacity(const GenerationRequest& req) const {
+    const int64_t need = static_cast<int64_t>(req.prompt_ids.size()) + req.stopping.max_new_tokens;
+    if (need > kv_capacity_tokens)
+      throw ValidationError("`inputs` tokens + `max_new_tokens` (" + std::to_string(need) +
+                            ") exceed the KV cache capacity of " + std::to_string(kv_capacity_tokens) + " tokens");
+  }
+
+  // build_generation_request for prompts tokenized elsewhere (chat: the template already
+  // placed the special tokens), with the same limits.
+  GenerationRequest request_from_ids(std::vector<int32_t> ids, const GenerateParameters& p) const {
+    const RequestLimits& limits = config.limits;
+    if (ids.empty()) throw ValidationError("the prompt produced no tokens");
+    if (p.truncate && static_cast<int>(ids.size()) > *p.truncate) ids.erase(ids.begin(), ids.end() - *p.truncate);
+    const int input_len = static_cast<int>(ids.size());
+    if (input_len > limits.max_input_length)
+      throw ValidationError("`inputs` must have less than " + std::to_string(limits.max_input_length) +
+                            " tokens. Given: " + std::to_string(input_len));
+    const int max_new =
+        p.max_new_tokens.value_or(std::min(limits.default_max_new_tokens, limits.max_total_tokens - input_len));
+    if (max_new <= 0 || input_len + max_new > limits.max_total_tokens)
+      throw ValidationError("`inputs` tokens + `max_new_tokens` must be <= " + std::to_string(limits.max_total_tokens) +
+                            ". Given: " + std::to_string(input_len) + " `inputs` tokens and " +
+                            std::to_string(max_new) + " `max_new_tokens`");
+    GenerationRequest req;
+    req.prompt_ids = std::move(ids);
+    req.sampling = p.sampling;
+    req.stopping.max_new_tokens = max_new;
+    req.stopping.stop = p.stop;
+    req.stopping.ignore_eos_token = p.ignore_eos_token;
+    req.prefill_details = p.decoder_input_details;
+    return req;
+  }
+
+  std::string render_chat(const OpenAIRequest& r) {
+    std::lock_guard lock(chat.mu);
+    const bool tools = !r.tools.is_null();
+    if (!chat.plain_tmpl) throw ValidationError("the model has no chat template: " + chat.load_error);
+    const ChatTemplateConfig& cfg = tools ? *chat.with_tools : *chat.plain;
+    ojson ctx = default_chat_context(cfg);
+    ctx["messages"] = r.messages;
+    if (tools) ctx["tools"] = r.tools;
+    ctx["add_generation_prompt"] = true;
+    try {
+      return (tools ? *chat.tools_tmpl : *chat.plain_tmpl).render(ctx);
+    } catch (const TemplateError& e) {
+      throw ValidationError(std::string("chat template: ") + e.what());
+    }
+  }
+};
+
+namespace {
+
+enum class Api { Compat, Generate, GenerateStream, Completions, Chat };
+
+class RestHandler : public Http::Handler {
+ public:
+  HTTP_PROTOTYPE(RestHandler)
+  explicit RestHandler(std::shared_ptr<Server::State> state) : s_(std::move(state)) {}
+
+  void onRequest(const Http::Request& req, Http::ResponseWriter w) override {
+    try {
+      route(req, w);
+    } catch (const std::exception& e) {
+      send_error(w, Http::Code::Internal_Server_Error, e.what(), "generation");
+    }
+  }
+
+ private:
+  void route(const Http::Request& req, Http::ResponseWriter& w) {
+    std::string path = req.resource();
+    if (auto q = path.find('?'); q != std::string::npos) path.resize(q);
+    while (path.size() > 1 && path.back() == '/') path.pop_back();
+    const Http::Method m = req.method();
+    const bool get = m == Http::Method::Get, post = m == Http::Method::Post;
+
+    if (path == "/health") {
+      if (!get) return method_not_allowed(w);
+      if (s_->ready && s_->loop.running())
+        w.send(Http::Code::Ok, "");
+      else
+        send_error(w, Http::Code::Service_Unavailable, "not ready", "overloaded");
+      return;
+    }
+    if (path == "/metrics") {
+      if (!get) return method_not_allowed(w);
+      w.send(Http::Code::Ok, s_->registry.serialize(), Http::Mime::MediaType::fromString(metrics::kContentType));
+      return;
+    }
+    static const std::set<std::string> known = {"/", "/generate", "/generate_stream", "/v1/completions",
+                                                "/v1/chat/completions", "/v1/models", "/tokenize", "/info", "/embed"};
+    if (!known.count(path)) {
+      send_error(w, Http::Code::Not_Found, "no route " + path, "not_found");
+      return;
+    }
+    if (!authorized(req)) {
+      send_error(w, Http::Code::Unauthorized, "invalid or missing API key", "unauthorized");
+      return;
+    }
+    const bool is_get_route = path == "/v1/models" || path == "/info";
+    if (is_get_route ? !get : !post) return method_not_allowed(w);
+    if (path == "/info") return send_json(w, Http::Code::Ok, info());
+    if (path == "/v1/models") return send_json(w, Http::Code::Ok, models());
+    if (path == "/tokenize") return tokenize(req, w);
+    if (path == "/embed") return send_error(w, Http::Code::Not_Found, "the model is not an embedding model", "not_found");
+    if (path == "/") return generation(req, w, Api::Compat);
+    if (path == "/generate") return generation(req, w, Api::Generate);
+    if (path == "/generate_stream") return generation(req, w, Api::GenerateStream);
+    if (path == "/v1/completions") return generation(req, w, Api::Completions);
+    return generation(req, w, Api::Chat);
+  }
+
+  static void method_not_allowed(Http::ResponseWriter& w) {
+    send_error(w, Http::Code::Method_Not_Allowed, "method not allowed", "validation");
+  }
+
+  bool authorized(const Http::Request& req) const {
+    if (s_->config.api_key.empty()) return true;
+    auto h = req.headers().tryGetRaw("Authorization");
+    return h && h->value() == "Bearer " + s_->config.api_key;
+  }
+
+  json info() const {
+    const ServerConfig& c = s_->config;
+    json j = {{"model_id", c.model_id},
+              {"model_dtype", "float32"},
+              {"model_device_type", "cpu"},
+              {"model_pipeline_tag", "text-generation"},
+              {"max_input_length", c.limits.max_input_length},
+              {"max_total_tokens", c.limits.max_total_tokens},
+              {"max_waiting_requests", c.max_waiting_requests},
+              {"max_best_of", 1},
+              {"max_stop_sequences", 4},
+              {"block_size", s_->engine.kv().block_size()},
+              {"kv_cache_tokens", s_->kv_capacity_tokens},
+              {"preloaded_adapters", json::array()},
+              {"chat_template", s_->chat.plain_tmpl.has_value()},
+              {"version", "0.1.0"},
+              {"sha", nullptr},
+              {"docker_label", nullptr}};
+    for (auto& [k, v] : c.info_extra.items()) j[k] = v;
+    return j;
+  }
+
+  json models() const {
+    return {{"object", "list"},
+            {"data", json::array({{{"id", s_->config.model_id},
+                                   {"object", "model"},
+                                   {"created", s_->started},
+                                   {"owned_by", "lorax"}}})}};
+  }
+
+  void tokenize(const Http::Request& req, Http::ResponseWriter& w) {
+    json body = json::parse(req.body(), nullptr, false);
+    if (body.is_discarded() || !body.is_object() || !body.contains("inputs") || !body["inputs"].is_string())
+      return send_error(w, Http::Code::Unprocessable_Entity, "body must be {\"inputs\": string}", "validation");
+    bool special = true;
+    if (body.contains("add_special_tokens")) {
+      if (!body["add_special_tokens"].is_boolean())
+        return send_error(w, Http::Code::Unprocessable_Entity, "`add_special_tokens` must be a boolean", "validation");
+      special = body["add_special_tokens"].get<bool>();
+    }
+    json out = json::array();
+    for (int32_t id : s_->tokenizer->encode(body["inputs"].get<std::string>(), special))
+      out.push_back({{"id", id}, {"text", s_->tokenizer->decode(std::span<const int32_t>(&id, 1), false)}});
+    send_json(w, Http::Code::Ok, out);
+  }
+
+  // Parses, validates and tokenizes on this HTTP thread, then hands the request to the engine thread.
+  void generation(const Http::Request& req, Http::ResponseWriter& w, Api api) {
+    Server::State& s = *s_;
+    s.metrics.request_count.inc();
+    if (!s.ready) {
+      s.metrics.failure("overloaded");
+      return send_error(w, Http::Code::Service_Unavailable, "the server is shutting down", "overloaded");
+    }
+    GenerationRequest greq;
+    std::unique_ptr<ResponseFormat> format;
+    bool stream = false;
+    try {
+      ojson body = ojson::parse(req.body(), nullptr, false);
+      if (body.is_discarded()) throw ValidationError("request body is not valid JSON");
+      if (api == Api::Compat || api == Api::Generate || api == Api::GenerateStream) {
+        if (!body.is_object()) throw ValidationError("request body must be a JSON object");
+        if (body.contains("stream") && !body["stream"].is_null() && !body["stream"].is_boolean())
+          throw ValidationError("`stream` must be a boolean");
+        stream = api == Api::GenerateStream || (api == Api::Compat && body.value("stream", false));
+        // lorax-client sends `return_k_alternatives: null`; alternatives are not supported.
+        if (body.contains("parameters") && body["parameters"].is_object() &&
+            body["parameters"].contains("return_k_alternatives")) {
+          const ojson& k = body["parameters"]["return_k_alternatives"];
+          if (!k.is_null() && !(k.is_number_integer() && k.get<int>() == 0))
+            throw ValidationError("`return_k_alternatives` is not supported");
+          body["parameters"].erase("return_k_alternatives");
+        }
+        GenerateBody gb = parse_generate_body(json::parse(body.dump()));
+        gb.parameters.adapter_id = s.resolve_adapter(gb.parameters.adapter_id.value_or(""));
+        greq = build_generation_request(gb, *s.tokenizer, s.config.limits);
+        format = std::make_unique<LoraxFormat>(gb.parameters, gb.inputs, greq.prompt_ids.size(),
+                                               api == Api::Compat && !stream);
+      } else {
+        const bool chat = api == Api::Chat;
+        OpenAIRequest r = chat ? parse_chat_request(body) : parse_completion_request(body);
+        s.resolve_adapter(r.model);
+        stream = r.stream;
+        if (chat) {
+          greq = s.request_from_ids(s.tokenizer->encode(s.render_chat(r), false), r.params);
+        } else {
+          GenerateBody gb{r.prompt, r.params};
+          greq = build_generation_request(gb, *s.tokenizer, s.config.limits);
+        }
+        OpenAIIds ids{(chat ? "chatcmpl-" : "cmpl-") + std::to_string(s.next_id++), unix_now(),
+                      r.model.empty() ? s.config.model_id : r.model};
+        format = std::make_unique<OpenAIFormat>(ids, chat, greq.prompt_ids.size(), r.include_usage,
+                                                r.echo ? r.prompt : "");
+      }
+      s.check_capacity(greq);
+    } catch (const ValidationError& e) {
+      s.metrics.failure("validation");
+      return send_error(w, Http::Code::Unprocessable_Entity, e.what(), "validation");
+    } catch (const NotFound& e) {
+      s.metrics.failure("not_found");
+      return send_error(w, Http::Code::Not_Found, e.what(), "not_found");
+    } catch (const TokenizerError& e) {
+      s.metrics.failure("validation");
+      return send_error(w, Http::Code::Unprocessable_Entity, e.what(), "validation");
+    }
+
+    auto sink = std::make_shared<HttpSink>(std::move(w), transport(), std::move(format), stream);
+    Job job{std::move(greq), sink};
+    switch (s.loop.submit(std::move(job))) {
+      case EngineLoop::Admit::Accepted: return;
+      case EngineLoop::Admit::QueueFull:
+        s.metrics.failure("overloaded");
+        return sink->refuse(Http::Code::Too_Many_Requests, "the request queue is full", "overloaded");
+      case EngineLoop::Admit::ShuttingDown:
+        s.metrics.failure("overloaded");
+        return sink->refuse(Http::Code::Service_Unavailable, "the server is shutting down", "overloaded");
+    }
+  }
+
+  std::shared_ptr<Server::State> s_;
+};
+
+}  // namespace
+
+Server::Server(ServerConfig config, Engine& engine, std::shared_ptr<const Tokenizer> tokenizer)
+    : state_(std::make_shared<State>(std::move(config), engine, std::move(tokenizer))) {}
+
+Server::~Server() {
+  if (state_->endpoint) shutdown(std::chrono::milliseconds(0));
+}
+
+void Server::start() {
+  State& s = *state_;
+  s.loop.start();
+  Address addr(s.config.host, Port(static_cast<uint16_t>(s.config.port)));
+  s.endpoint = std::make_unique<Http::Endpoint>(addr);
+  auto opts = Http::Endpoint::options()
+                  .threads(s.config.http_threads)
+                  .flags(Tcp::Options::ReuseAddr)
+                  .maxRequestSize(16 << 20)
+                  .maxResponseSize(64 << 20)
+                  .headerTimeout(std::chrono::seconds(60))
+                  .bodyTimeout(std::chrono::seconds(60))
+                  .keepaliveTimeout(std::chrono::hours(24));  // long SSE streams must not be cut
+  s.endpoint->init(opts);
+  s.endpoint->setHandler(Http::make_handler<RestHandler>(state_));
+  s.endpoint->serveThreaded();
+  s.ready = true;
+}
+
+uint16_t Server::port() const { return state_->endpoint ? static_cast<uint16_t>(state_->endpoint->getPort()) : 0; }
+
+bool Server::shutdown(std::chrono::milliseconds timeout) {
+  State& s = *state_;
+  s.ready = false;
+  s.loop.close();
+  const bool drained = s.loop.drain(Clock::now() + timeout);
+  s.loop.stop();  // cancels what is left; its clients get a 503 or the end of their stream
+  // Let the reactor threads put the last queued writes on the wire.
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  if (s.endpoint) {
+    s.endpoint->shutdown();
+    s.endpoint.reset();
+  }
+  return drained;
+}
+
+}  // namespace lorax::server

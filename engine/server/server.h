@@ -1,0 +1,51 @@
+// `lorax-engine serve`: the LoRAX-compatible REST server (DESIGN.md §4) over one
+// EngineLoop. Pistache runs a fixed pool of reactor threads that parse, validate
+// and tokenize requests and hand them to the engine thread; responses are written
+// back from the engine thread as tokens arrive.
+#pragma once
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "scheduler/engine.h"
+#include "server/api/generate_api.h"
+#include "server/metrics/registry.h"
+#include "tokenizer/tokenizer.h"
+
+namespace lorax::server {
+
+struct ServerConfig {
+  std::string host = "0.0.0.0";
+  int port = 8080;  // 0 picks a free port (see Server::port())
+  std::string api_key;  // empty: no authentication
+  int max_waiting_requests = 128;
+  int http_threads = 4;
+  std::string model_id;   // the base model's name in /info, /v1/models and OpenAI `model`
+  std::string model_dir;  // where the chat template is read from
+  RequestLimits limits;
+  nlohmann::json info_extra = nlohmann::json::object();  // more /info fields (engine settings)
+};
+
+class Server {
+ public:
+  Server(ServerConfig config, Engine& engine, std::shared_ptr<const Tokenizer> tokenizer);
+  ~Server();
+
+  // Binds, starts the engine thread and the HTTP threads; returns at once.
+  void start();
+  uint16_t port() const;
+  // Graceful stop: /health turns 503 and new requests are refused, in-flight
+  // requests get until `timeout` to finish, the rest are cancelled, then HTTP stops.
+  // Returns true when everything finished in time.
+  bool shutdown(std::chrono::milliseconds timeout);
+
+  struct State;
+
+ private:
+  std::shared_ptr<State> state_;
+};
+
+}  // namespace lorax::server

@@ -1,0 +1,36 @@
+#include "server/server_metrics.h"
+
+namespace lorax::server {
+namespace {
+// Latencies from 1 ms to ~65 s; token counts from 1 to 32768.
+std::vector<double> seconds_buckets() { return metrics::exponential_buckets(0.001, 2.0, 17); }
+std::vector<double> token_buckets() { return metrics::exponential_buckets(1.0, 2.0, 16); }
+}  // namespace
+
+ServerMetrics::ServerMetrics(metrics::Registry& r)
+    : request_count(r.counter("lorax_request_count_total", "Generation requests received").labels({})),
+      request_success(r.counter("lorax_request_success_total", "Generation requests that completed").labels({})),
+      request_failure(r.counter("lorax_request_failure_total", "Generation requests that failed, by error type", {"err"})),
+      request_duration(r.histogram("lorax_request_duration", "End-to-end request duration in seconds", {}, seconds_buckets()).labels({})),
+      request_queue_duration(r.histogram("lorax_request_queue_duration",
+                                         "Seconds a request waited before its first forward", {}, seconds_buckets()).labels({})),
+      request_inference_duration(r.histogram("lorax_request_inference_duration",
+                                             "Seconds from first forward to finish", {}, seconds_buckets()).labels({})),
+      request_mean_time_per_token_duration(r.histogram("lorax_request_mean_time_per_token_duration",
+                                                       "Inference seconds per generated token", {}, seconds_buckets()).labels({})),
+      request_input_length(r.histogram("lorax_request_input_length", "Prompt length in tokens", {}, token_buckets()).labels({})),
+      request_generated_tokens(r.histogram("lorax_request_generated_tokens", "Generated tokens per request", {},
+                                           token_buckets()).labels({})),
+      time_to_first_token(r.histogram("lorax_request_time_to_first_token_duration",
+                                      "Seconds from request arrival to its first generated token", {}, seconds_buckets()).labels({})),
+      inter_token_latency(r.histogram("lorax_request_inter_token_latency_duration",
+                                      "Seconds between consecutive generated tokens of a request", {}, seconds_buckets()).labels({})),
+      batch_current_size(r.gauge("lorax_batch_current_size", "Sequences in the running batch").labels({})),
+      queue_size(r.gauge("lorax_queue_size", "Requests waiting to be scheduled").labels({})),
+      kv_cache_usage_ratio(r.gauge("lorax_kv_cache_usage_ratio", "Fraction of KV-cache blocks in use").labels({})),
+      kv_cache_blocks_free(r.gauge("lorax_kv_cache_blocks_free", "Free KV-cache blocks").labels({})),
+      kv_cache_blocks_total(r.gauge("lorax_kv_cache_blocks", "KV-cache blocks in the pool").labels({})),
+      preemptions(r.counter("lorax_preemptions_total", "Sequences preempted (KV blocks freed, recomputed later)").labels({})),
+      cancelled(r.counter("lorax_request_cancelled_total", "Requests cancelled because the client went away").labels({})) {}
+
+}  // namespace lorax::server
