@@ -40,6 +40,12 @@ struct Target {
   std::string attr;
 };
 
+// How a name a frame binds starts out when the frame is entered, mirroring
+// jinja2's compile-time symbol tables: looked up in the render context
+// (Resolve), copied from the enclosing frame (Alias), or unset (Undefined).
+enum class Init : uint8_t { Resolve, Alias, Undefined };
+using Decls = std::vector<std::pair<std::string, Init>>;
+
 struct Stmt;
 using StmtPtr = std::shared_ptr<Stmt>;
 using Body = std::vector<StmtPtr>;
@@ -62,6 +68,9 @@ struct Stmt {
   // Macro / CallBlock: whether the body mentions these names, which is what
   // lets jinja2 macros accept extra positional / keyword / caller arguments.
   bool uses_varargs = false, uses_kwargs = false, uses_caller = false;
+  // Names bound by the frame of `body` (For, Macro, CallBlock, SetBlock,
+  // FilterBlock, With, Scope) and of a For's `else_body`.
+  Decls body_decls, else_decls;
 };
 
 }  // namespace lorax::jinja

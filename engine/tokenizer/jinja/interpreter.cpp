@@ -6,6 +6,7 @@
 #include "tokenizer/jinja/builtins.h"
 #include "tokenizer/jinja/error.h"
 #include "tokenizer/jinja/parser.h"
+#include "tokenizer/jinja/scope.h"
 
 namespace lorax::jinja {
 namespace {
@@ -123,6 +124,23 @@ void check_names(const Expr* e, bool soft) {
 
 class Renderer {
  public:
+  Renderer(FramePtr context, Frame* root) : context_(std::move(context)), root_(root) {}
+  void set_root(Frame* root) { root_ = root; }
+
+  // A new frame for a loop body, macro call or block, with the names it binds
+  // initialised the way jinja2's compiled code initialises them.
+  FramePtr enter(const FramePtr& parent, const Decls& decls) {
+    auto f = std::make_shared<Frame>();
+    f->parent = parent;
+    for (const auto& [name, init] : decls) {
+      const Value* v = nullptr;
+      if (init == Init::Resolve) v = context_->lookup(name);
+      else if (init == Init::Alias) v = parent->lookup(name);
+      f->vars[name] = v ? *v : Value::undefined("'" + name + "' is undefined");
+    }
+    return f;
+  }
+
   Flow exec(const Body& body, const FramePtr& frame, std::string& out) {
     for (const auto& s : body) {
       Flow f = exec_one(*s, frame, out);
@@ -147,11 +165,7 @@ class Renderer {
       case Stmt::Kind::For: return exec_for(s, frame, out);
       case Stmt::Kind::Set: assign(s.target, eval(*s.expr, frame), frame, s.line); return Flow::Normal;
       case Stmt::Kind::SetBlock: {
-        // The body runs in an inner scope where the target name is not yet bound (as in jinja2).
-        auto inner = std::make_shared<Frame>();
-        inner->parent = frame;
-        if (s.target.kind == Target::Kind::Name)
-          inner->vars[s.target.names[0]] = Value::undefined("'" + s.target.names[0] + "' is undefined");
+        auto inner = enter(frame, s.body_decls);
         std::string captured;
         // break/continue inside the block skip the assignment, as in jinja2's generated code.
         if (Flow fl = exec(s.body, inner, captured); fl != Flow::Normal) return fl;
@@ -160,7 +174,12 @@ class Renderer {
         assign(s.target, v, frame, s.line);
         return Flow::Normal;
       }
-      case Stmt::Kind::Macro: frame->vars[s.text] = make_macro(s, frame, s.text); return Flow::Normal;
+      case Stmt::Kind::Macro: {
+        Target t;
+        t.names.push_back(s.text);
+        assign(t, make_macro(s, frame, s.text), frame, s.line);
+        return Flow::Normal;
+      }
       case Stmt::Kind::CallBlock: {
         Value caller = make_macro(s, frame, "caller");
         const Expr& c = *s.expr;
@@ -174,8 +193,7 @@ class Renderer {
       }
       case Stmt::Kind::FilterBlock: {
         std::string captured;
-        auto inner = std::make_shared<Frame>();
-        inner->parent = frame;
+        auto inner = enter(frame, s.body_decls);
         // break/continue inside the block drop its buffered output, as in jinja2.
         if (Flow fl = exec(s.body, inner, captured); fl != Flow::Normal) return fl;
         Value v = Value::from_string(captured);
@@ -184,21 +202,29 @@ class Renderer {
         return Flow::Normal;
       }
       case Stmt::Kind::With: {
-        auto inner = std::make_shared<Frame>();
-        inner->parent = frame;
+        auto inner = enter(frame, s.body_decls);
         for (const auto& [target, expr] : s.assigns) assign(target, eval(*expr, frame), inner, s.line);
         return exec(s.body, inner, out);
       }
-      case Stmt::Kind::Scope: return exec(s.body, frame, out);
+      case Stmt::Kind::Scope: return exec(s.body, enter(frame, s.body_decls), out);
       case Stmt::Kind::Break: return Flow::Break;
       case Stmt::Kind::Continue: return Flow::Continue;
     }
     return Flow::Normal;
   }
 
+  // Top-level assignments are also visible to later frames that resolve the
+  // name from the render context (jinja2 exports them to context.vars).
+  void export_root(const std::string& name, const Value& v, const FramePtr& frame) {
+    if (frame.get() == root_ && !name.empty() && name[0] != '_') context_->vars[name] = v;
+  }
+
   void assign(const Target& t, const Value& v, const FramePtr& frame, int line) {
     switch (t.kind) {
-      case Target::Kind::Name: frame->vars[t.names[0]] = v; return;
+      case Target::Kind::Name:
+        frame->vars[t.names[0]] = v;
+        export_root(t.names[0], v, frame);
+        return;
       case Target::Kind::NsAttr: {
         const Value* ns = frame->lookup(t.names[0]);
         if (!ns || ns->type != Value::Type::Namespace)
@@ -219,7 +245,10 @@ class Renderer {
                       : "not enough values to unpack (expected " + std::to_string(t.names.size()) + ", got " +
                             std::to_string(items.size()) + ")",
                   line);
-        for (size_t i = 0; i < items.size(); ++i) frame->vars[t.names[i]] = items[i];
+        for (size_t i = 0; i < items.size(); ++i) {
+          frame->vars[t.names[i]] = items[i];
+          export_root(t.names[i], items[i], frame);
+        }
         return;
       }
     }
@@ -272,8 +301,7 @@ class Renderer {
           }));
       // jinja2 gives every iteration a fresh scope: `set` inside the body never
       // carries over to the next iteration (hence namespace()).
-      auto inner = std::make_shared<Frame>();
-      inner->parent = frame;
+      auto inner = enter(frame, s.body_decls);
       put("changed", Value::function("changed", [last_changed](std::vector<Value>& a, Kwargs&) {
             Value now = Value::from_list(a);
             if (*last_changed && equals(**last_changed, now)) return Value::from_bool(false);
@@ -287,9 +315,7 @@ class Renderer {
       if (f == Flow::Normal) completed_any = true;
     }
     if (!completed_any && !s.else_body.empty()) {
-      auto else_frame = std::make_shared<Frame>();
-      else_frame->parent = frame;
-      exec(s.else_body, else_frame, out);
+      exec(s.else_body, enter(frame, s.else_decls), out);
     }
     return Flow::Normal;
   }
@@ -299,9 +325,9 @@ class Renderer {
     // A weak reference: the defining frame owns the macro, so a strong one would leak a cycle.
     std::weak_ptr<Frame> weak = def_frame;
     return Value::function(name, [this, stmt, weak, name](std::vector<Value>& args, Kwargs& kwargs) {
-      auto f = std::make_shared<Frame>();
-      f->parent = weak.lock();
-      if (!f->parent) throw TemplateError("macro '" + name + "' called outside of its scope");
+      FramePtr def = weak.lock();
+      if (!def) throw TemplateError("macro '" + name + "' called outside of its scope");
+      auto f = enter(def, stmt->body_decls);
       size_t np = stmt->params.size();
       if (args.size() > np && !stmt->uses_varargs)
         throw TemplateError("macro '" + name + "' takes not more than " + std::to_string(np) + " argument(s)");
@@ -384,6 +410,8 @@ class Renderer {
 
  private:
   bool is_raise_ = false;
+  FramePtr context_;
+  Frame* root_;
 
   Value eval_inner(const Expr& e, const FramePtr& frame) {
     using K = Expr::Kind;
@@ -488,20 +516,25 @@ class Renderer {
 
 }  // namespace
 
-Template::Template(const std::string& source) : body_(parse_template(source)) { check_body(body_, false); }
+Template::Template(const std::string& source) : body_(parse_template(source)) {
+  check_body(body_, false);
+  root_decls_ = analyze_scopes(body_);
+}
 
 std::string Template::render(const Value& context) const {
   auto globals = std::make_shared<Frame>();
   Dict g;
   add_globals(g);
   for (auto& [k, v] : g.items) globals->vars[k.str] = v;
-  auto top = std::make_shared<Frame>();
-  top->parent = globals;
+  auto ctx = std::make_shared<Frame>();
+  ctx->parent = globals;
   if (context.is_dict())
-    for (const auto& [k, v] : context.dict->items) top->vars[to_str(k)] = v;
+    for (const auto& [k, v] : context.dict->items) ctx->vars[to_str(k)] = v;
+  Renderer r(ctx, nullptr);
+  FramePtr root = r.enter(ctx, root_decls_);
+  r.set_root(root.get());
   std::string out;
-  Renderer r;
-  r.exec(body_, top, out);
+  r.exec(body_, root, out);
   return out;
 }
 

@@ -17,6 +17,7 @@ class Template {
 
  private:
   Body body_;
+  Decls root_decls_;
 };
 
 }  // namespace lorax::jinja
