@@ -161,12 +161,13 @@ void EngineLoop::run() {
       }
     }
     stalled = !progressed && !engine_.idle();
-    // Retire finished requests.
+    // Retire finished requests; the others may send what this step produced.
     for (auto it = active_.begin(); it != active_.end();) {
       if (it->second->done) {
         it = active_.erase(it);
         ++finished;
       } else {
+        if (progressed) it->second->sink->on_step_end();
         ++it;
       }
     }

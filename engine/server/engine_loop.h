@@ -26,6 +26,8 @@ class Sink {
   virtual ~Sink() = default;
   virtual void on_start() {}  // accepted by the engine thread (streams send their headers here)
   virtual void on_token(const GeneratedToken& tok) = 0;
+  // After each engine step (a token's finish, if any, is known by then).
+  virtual void on_step_end() {}
   virtual void on_finish(const FinishInfo& info) = 0;
   // Engine::submit refused the request (e.g. it can never fit the KV cache).
   virtual void on_rejected(const std::string& message) = 0;

@@ -75,6 +75,10 @@ void HttpSink::on_token(const GeneratedToken& tok) {
   if (stream_mode_) write_stream(format_->stream_token(tok));
 }
 
+void HttpSink::on_step_end() {
+  if (stream_mode_ && !done_) write_stream(format_->stream_flush());
+}
+
 void HttpSink::on_finish(const FinishInfo& info) {
   if (done_) return;
   done_ = true;

@@ -30,6 +30,7 @@ class HttpSink : public Sink {
            std::unique_ptr<ResponseFormat> format, bool stream);
   void on_start() override;
   void on_token(const GeneratedToken& tok) override;
+  void on_step_end() override;
   void on_finish(const FinishInfo& info) override;
   void on_rejected(const std::string& message) override;
   bool alive() const override;

@@ -11,11 +11,16 @@ std::string sse_event(const std::string& payload, bool space_after_colon) {
 // ---- LoRAX ----
 
 std::string LoraxFormat::stream_token(const GeneratedToken& tok) {
-  std::string out;
-  if (pending_)
-    out = sse_event(json{{"token", token_json(*pending_)}, {"generated_text", nullptr}, {"details", nullptr}}.dump(-1, ' ', false, kUtf8Replace));
+  std::string out = stream_flush();
   pending_ = tok;
   return out;
+}
+
+std::string LoraxFormat::stream_flush() {
+  if (!pending_) return "";
+  json event = {{"token", token_json(*pending_)}, {"generated_text", nullptr}, {"details", nullptr}};
+  pending_.reset();
+  return sse_event(event.dump(-1, ' ', false, kUtf8Replace));
 }
 
 std::string LoraxFormat::stream_finish(const FinishInfo& info) {

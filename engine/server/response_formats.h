@@ -23,6 +23,8 @@ class ResponseFormat {
   // SSE text (zero or more complete events) for the stream's start, each token, and the finish.
   virtual std::string stream_start() { return ""; }
   virtual std::string stream_token(const GeneratedToken& tok) = 0;
+  // After an engine step in which the request did not finish: whatever was held back.
+  virtual std::string stream_flush() { return ""; }
   virtual std::string stream_finish(const FinishInfo& info) = 0;
   // The whole response body of a non-streamed request.
   virtual nlohmann::json body(const FinishInfo& info) = 0;
@@ -32,13 +34,14 @@ class ResponseFormat {
 // LoRAX writes none, OpenAI one).
 std::string sse_event(const std::string& payload, bool space_after_colon = false);
 
-// LoRAX shapes. The stream holds each token back until the next arrives, so the
-// last token's event can carry generated_text and details.
+// LoRAX shapes. The stream holds each token back until the end of its engine step,
+// so the last token's event can carry generated_text and details.
 class LoraxFormat : public ResponseFormat {
  public:
   LoraxFormat(GenerateParameters params, std::string prompt, size_t prompt_tokens, bool body_as_list)
       : params_(std::move(params)), prompt_(std::move(prompt)), prompt_tokens_(prompt_tokens), as_list_(body_as_list) {}
   std::string stream_token(const GeneratedToken& tok) override;
+  std::string stream_flush() override;
   std::string stream_finish(const FinishInfo& info) override;
   nlohmann::json body(const FinishInfo& info) override;
 
