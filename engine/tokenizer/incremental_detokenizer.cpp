@@ -37,7 +37,10 @@ std::string IncrementalDetokenizer::push(int32_t id) {
   if (!(skip_special_ && tok_->is_special(id))) last_visible_is_byte_ = is_byte_token(tok_->id_to_token(id));
   if (last_visible_is_byte_) return "";
   std::span<const int32_t> all(ids_);
-  std::string prefix_text = tok_->decode(all.subspan(prefix_offset_, read_offset_ - prefix_offset_), skip_special_);
+  // decode(ids[prefix:read]) only changes when the window moves, so it is kept between pushes.
+  if (!prefix_text_)
+    prefix_text_ = tok_->decode(all.subspan(prefix_offset_, read_offset_ - prefix_offset_), skip_special_);
+  const std::string& prefix_text = *prefix_text_;
   std::string new_text = tok_->decode(all.subspan(prefix_offset_), skip_special_);
   if (new_text.size() <= prefix_text.size() || ends_with(new_text, kReplacement) ||
       new_text.compare(0, prefix_text.size(), prefix_text) != 0)
@@ -47,6 +50,7 @@ std::string IncrementalDetokenizer::push(int32_t id) {
   ids_.erase(ids_.begin(), ids_.begin() + static_cast<ptrdiff_t>(read_offset_));
   prefix_offset_ = 0;
   read_offset_ = ids_.size();
+  prefix_text_.reset();
   return out;
 }
 
@@ -57,6 +61,7 @@ std::string IncrementalDetokenizer::finish() {
   ids_.erase(ids_.begin(), ids_.begin() + static_cast<ptrdiff_t>(read_offset_));
   prefix_offset_ = 0;
   read_offset_ = ids_.size();
+  prefix_text_.reset();
   if (new_text.size() > prefix_text.size() && new_text.compare(0, prefix_text.size(), prefix_text) == 0)
     return new_text.substr(prefix_text.size());
   return "";

@@ -76,6 +76,7 @@ class IncrementalDetokenizer {
   std::vector<int32_t> ids_;
   size_t prefix_offset_ = 0, read_offset_ = 0;
   bool last_visible_is_byte_ = false;
+  std::optional<std::string> prefix_text_;  // cached decode(ids[prefix:read])
 };
 
 }  // namespace lorax
