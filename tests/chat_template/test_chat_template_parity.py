@@ -133,3 +133,22 @@ def test_bad_cli_input(engine_bin, tmp_path):
         proc = subprocess.run([str(engine_bin), "chat-template", *args], capture_output=True, timeout=30)
         assert proc.returncode in (1, 2)
         assert proc.stderr.decode().startswith("error: ") and proc.stderr.decode().count("\n") == 1
+
+
+def test_hostile_templates_end_with_errors(engine_bin, tmp_path):
+    """Deep nesting, runaway recursion and runaway loops give one-line errors, not crashes or hangs."""
+    cases = {
+        "{{ " + "(" * 5000 + "1" + ")" * 5000 + " }}": "template nesting too deep at line 1",
+        "{{ " + "not " * 5000 + "1 }}": "template nesting too deep at line 1",
+        "{% if true %}" * 3000 + "x" + "{% endif %}" * 3000: "template nesting too deep at line 1",
+        "{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}": "maximum macro recursion depth exceeded at line 1",
+        "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}":
+            "loop iteration limit exceeded (2000000 per render) at line 1",
+    }
+    results = run_cases(engine_bin, tmp_path, [{"template": t, "context": {}} for t in cases])
+    for (template, error), got in zip(cases.items(), results):
+        assert got == {"ok": False, "error": error}, template[:60]
+    # A reasonable recursion depth still works (and matches jinja2).
+    template = "{% macro f(n) %}{% if n > 0 %}{{ f(n - 1) }}{% endif %}{{ n }}{% endmacro %}{{ f(50) }}"
+    (got,) = run_cases(engine_bin, tmp_path, [{"template": template, "context": {}}])
+    assert ("ok", got["text"]) == render(template, {})

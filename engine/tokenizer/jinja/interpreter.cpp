@@ -282,6 +282,7 @@ class Renderer {
     // loop.changed(*values) remembers the previous call's values across iterations.
     auto last_changed = std::make_shared<std::optional<Value>>();
     for (int64_t i = 0; i < n; ++i) {
+      if (++iterations_ > kMaxIterations) located("loop iteration limit exceeded (2000000 per render)", s.line);
       Dict loop;
       auto put = [&](const char* k, Value v) { loop.items.emplace_back(Value::from_string(k), std::move(v)); };
       put("index", Value::from_int(i + 1));
@@ -366,8 +367,14 @@ class Renderer {
       if (stmt->uses_caller && !f->vars.count("caller")) f->vars["caller"] = Value::undefined("No caller defined");
       if (stmt->uses_varargs) f->vars["varargs"] = Value::from_list(std::move(varargs), true);
       if (stmt->uses_kwargs) f->vars["kwargs"] = Value::from_dict(std::move(extra));
+      // jinja2 stops runaway recursion with Python's RecursionError; so do we, before the C++ stack runs out.
+      if (++macro_depth_ > kMaxMacroDepth) {
+        macro_depth_ = 0;
+        throw TemplateError("maximum macro recursion depth exceeded");
+      }
       std::string out;
       exec(stmt->body, f, out);
+      --macro_depth_;
       return Value::from_string(out);
     });
   }
@@ -409,6 +416,11 @@ class Renderer {
   }
 
  private:
+  static constexpr int kMaxMacroDepth = 200;
+  // Total loop iterations allowed in one render, so runaway templates end with an error.
+  static constexpr int64_t kMaxIterations = 2'000'000;
+  int macro_depth_ = 0;
+  int64_t iterations_ = 0;
   bool is_raise_ = false;
   FramePtr context_;
   Frame* root_;

@@ -69,6 +69,7 @@ class Parser {
   // ---- statements ----
   // Parses until `{% <one of ends> ...`; leaves the stream on that tag name.
   Body parse_body(const std::set<std::string>& ends, std::string& stopped_at) {
+    Nest guard(*this);
     Body body;
     while (true) {
       const Token& tk = cur();
@@ -435,6 +436,7 @@ class Parser {
   }
 
   ExprPtr parse_not() {
+    Nest guard(*this);
     if (is_name("not")) {
       int line = cur().line;
       advance();
@@ -513,6 +515,7 @@ class Parser {
   }
 
   ExprPtr parse_unary(bool with_filter) {
+    Nest guard(*this);
     int line = cur().line;
     ExprPtr node;
     if (is_op("-") || is_op("+")) {
@@ -786,6 +789,17 @@ class Parser {
   std::vector<Token> t_;
   size_t i_ = 0;
   int loop_depth_ = 0;
+  int nesting_ = 0;
+
+  // Bounds recursion so hostile nesting gets an error instead of a stack overflow.
+  struct Nest {
+    Parser& p;
+    explicit Nest(Parser& parser) : p(parser) {
+      if (++p.nesting_ > kMaxNesting) p.fail("template nesting too deep");
+    }
+    ~Nest() { --p.nesting_; }
+  };
+  static constexpr int kMaxNesting = 200;
 };
 
 }  // namespace
