@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <span>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -20,15 +21,18 @@ using nlohmann::json;
 
 std::string dump(const json& j) { return j.dump(-1, ' ', true, json::error_handler_t::replace); }
 
-std::string stream_decode(const std::shared_ptr<const Tokenizer>& tok, const std::vector<int32_t>& ids, bool skip) {
-  IncrementalDetokenizer d(tok, skip);
+// Streams ids[prompt_len:] with ids[:prompt_len] as the prompt context.
+std::string stream_decode(const std::shared_ptr<const Tokenizer>& tok, const std::vector<int32_t>& ids, bool skip,
+                          size_t prompt_len = 0) {
+  prompt_len = std::min(prompt_len, ids.size());
+  IncrementalDetokenizer d(tok, skip, std::span<const int32_t>(ids.data(), prompt_len));
   std::string out;
-  for (int32_t id : ids) out += d.push(id);
+  for (size_t i = prompt_len; i < ids.size(); ++i) out += d.push(ids[i]);
   out += d.finish();
   return out;
 }
 
-// One JSON object per line: {"text": str} and/or {"ids": [int]} -> encodings and decodings.
+// One JSON object per line: {"text": str} and/or {"ids": [int], "prompt_len": n} -> encodings and decodings.
 int run_jsonl(const std::shared_ptr<const Tokenizer>& tok, const std::string& path) {
   std::ifstream in(path);
   if (!in) throw std::runtime_error(path + ": cannot open");
@@ -48,6 +52,7 @@ int run_jsonl(const std::shared_ptr<const Tokenizer>& tok, const std::string& pa
       res["text_skip"] = tok->decode(ids, true);
       res["stream"] = stream_decode(tok, ids, false);
       res["stream_skip"] = stream_decode(tok, ids, true);
+      if (req.contains("prompt_len")) res["stream_after_prompt"] = stream_decode(tok, ids, false, req["prompt_len"]);
     }
     std::cout << dump(res) << '\n';
   }

@@ -23,8 +23,15 @@ bool ends_with(const std::string& s, std::string_view suffix) {
 IncrementalDetokenizer::IncrementalDetokenizer(std::shared_ptr<const Tokenizer> tok, bool skip_special_tokens,
                                                std::span<const int32_t> prompt_ids)
     : tok_(std::move(tok)), skip_special_(skip_special_tokens) {
-  size_t keep = std::min(prompt_ids.size(), kPromptContext);
-  ids_.assign(prompt_ids.end() - static_cast<ptrdiff_t>(keep), prompt_ids.end());
+  size_t start = prompt_ids.size() - std::min(prompt_ids.size(), kPromptContext);
+  // Never start inside a run of byte-fallback pieces: the run decodes as one group,
+  // and a cut one would turn into U+FFFD.
+  while (start > 0 && (is_byte_token(tok_->id_to_token(prompt_ids[start - 1])) ||
+                       (skip_special_ && tok_->is_special(prompt_ids[start - 1]))))
+    --start;
+  ids_.assign(prompt_ids.begin() + static_cast<ptrdiff_t>(start), prompt_ids.end());
+  for (int32_t id : ids_)
+    if (!(skip_special_ && tok_->is_special(id))) last_visible_is_byte_ = is_byte_token(tok_->id_to_token(id));
   prefix_offset_ = 0;
   read_offset_ = ids_.size();
 }

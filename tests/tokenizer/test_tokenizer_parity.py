@@ -60,13 +60,18 @@ def parity(request, engine_bin, tmp_path_factory, variant_paths):
     cases = []
     for t in texts:
         ids = ref_tok.encode(t, add_special_tokens=True).ids
+        prompt_text = ref_tok.decode(ids[: len(ids) // 2], skip_special_tokens=False)
+        full_text = ref_tok.decode(ids, skip_special_tokens=False)
         reference.append({
+            # Defined when the prompt's text is a stable prefix of the whole text.
+            "after_prompt": full_text[len(prompt_text):]
+            if full_text.startswith(prompt_text) and not prompt_text.endswith("\ufffd") else None,
             "ids": ids,
             "ids_plain": ref_tok.encode(t, add_special_tokens=False).ids,
             "text": ref_tok.decode(ids, skip_special_tokens=False),
             "text_skip": ref_tok.decode(ids, skip_special_tokens=True),
         })
-        cases.append({"text": t, "ids": ids})
+        cases.append({"text": t, "ids": ids, "prompt_len": len(ids) // 2})
     for ids in id_lists:
         reference.append({"text": ref_tok.decode(ids, skip_special_tokens=False),
                           "text_skip": ref_tok.decode(ids, skip_special_tokens=True)})
@@ -106,4 +111,19 @@ def test_incremental_detokenizer_equals_decode(parity, stream_key, key):
     for i, res in enumerate(parity["results"]):
         if res[stream_key] != res[key]:
             bad.append(f"case {i} {parity['cases'][i]!r}: stream {res[stream_key]!r} != decode {res[key]!r}")
+    assert not bad, f"{len(bad)} mismatches, first: " + "\n".join(bad[:5])
+
+
+def test_incremental_detokenizer_after_prompt(parity):
+    """Streaming the second half of each encoding with the first half as prompt gives
+    exactly the text the Python library's decode adds after the prompt."""
+    bad, checked = [], 0
+    for i, ref in enumerate(parity["reference"][: len(parity["texts"])]):
+        if ref["after_prompt"] is None:
+            continue
+        checked += 1
+        got = parity["results"][i]["stream_after_prompt"]
+        if got != ref["after_prompt"]:
+            bad.append(f"case {i} {parity['cases'][i]!r}: stream {got!r} != python {ref['after_prompt']!r}")
+    assert checked > len(parity["texts"]) // 2
     assert not bad, f"{len(bad)} mismatches, first: " + "\n".join(bad[:5])
