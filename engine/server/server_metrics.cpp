@@ -2,8 +2,8 @@
 
 namespace lorax::server {
 namespace {
-// Latencies from 1 ms to ~65 s; token counts from 1 to 32768.
-std::vector<double> seconds_buckets() { return metrics::exponential_buckets(0.001, 2.0, 17); }
+// Latencies from 0.1 ms to ~52 s (inter-token gaps on small models are sub-millisecond); token counts 1 to 32768.
+std::vector<double> seconds_buckets() { return metrics::exponential_buckets(0.0001, 2.0, 20); }
 std::vector<double> token_buckets() { return metrics::exponential_buckets(1.0, 2.0, 16); }
 }  // namespace
 
