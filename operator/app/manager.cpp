@@ -19,14 +19,17 @@ void run_manager(const OperatorConfig& cfg, kube::Client& client, metrics::Regis
   namespace r = kube::resources;
   const std::string managed = "app.kubernetes.io/managed-by=lorax-operator";
   int wt = cfg.watch_timeout_seconds;
-  InformerSet ldeps(client, r::kLoraxDeployments, cfg.namespaces, "", wt);
-  InformerSet adapters(client, r::kAdapters, cfg.namespaces, "", wt);
-  InformerSet deployments(client, r::kDeployments, cfg.namespaces, managed, wt);
-  InformerSet pods(client, r::kPods, cfg.namespaces, managed, wt);
-  Context ctx{client, {&ldeps, &adapters, &deployments, &pods}, cfg.defaults, reg, Discovery(client)};
+  // Heap-allocated and never freed: informer threads are detached at shutdown (a watch may
+  // block until its server-side timeout) and can still touch the caches, handlers and queues
+  // until the process exits right after this function returns.
+  auto& ldeps = *new InformerSet(client, r::kLoraxDeployments, cfg.namespaces, "", wt);
+  auto& adapters = *new InformerSet(client, r::kAdapters, cfg.namespaces, "", wt);
+  auto& deployments = *new InformerSet(client, r::kDeployments, cfg.namespaces, managed, wt);
+  auto& pods = *new InformerSet(client, r::kPods, cfg.namespaces, managed, wt);
+  auto& ctx = *new Context{client, {&ldeps, &adapters, &deployments, &pods}, cfg.defaults, reg, Discovery(client)};
 
-  Controller ldep_ctl("loraxdeployment", reg, [&](const std::string& k) { return reconcile_deployment(ctx, k); });
-  Controller adapter_ctl("adapter", reg, [&](const std::string& k) { return reconcile_adapter(ctx, k); });
+  auto& ldep_ctl = *new Controller("loraxdeployment", reg, [&](const std::string& k) { return reconcile_deployment(ctx, k); });
+  auto& adapter_ctl = *new Controller("adapter", reg, [&](const std::string& k) { return reconcile_adapter(ctx, k); });
 
   auto enqueue_adapters_of = [&](const std::string& ns, const std::string& ldep_name) {
     for (auto& a : adapters_of(ctx.caches, ns, ldep_name)) adapter_ctl.enqueue(key_of(a));

@@ -52,8 +52,9 @@ def test_create_builds_owned_objects_that_validate(cluster, start_operator):
     args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
     assert args[:3] == ["serve", "--model", "/model/llama"] and "bfloat16" in args
     assert dep["spec"]["template"]["spec"]["containers"][0]["image"] == "example.com/lorax-engine:test"
-    reasons = {e["reason"] for e in cluster.api.store.list("events")}
-    assert {"Created", "Available"} <= reasons
+    # Events are recorded right after the status write that the wait above saw
+    wait_for(lambda: {"Created", "Available"} <= {e["reason"] for e in cluster.api.store.list("events")}, 5,
+             "Created and Available events")
     assert cluster.get("horizontalpodautoscalers", "m1") is None
 
 
