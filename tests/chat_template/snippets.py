@@ -130,6 +130,8 @@ SNIPPETS = [
     ("scoping_21", '{% set ns = namespace(x=1) %}{% for i in [1] %}{% set ns.x = t %}{% endfor %}{{ ns.x }}{% set t = 3 %}', {"t": 5, "a": 10}),
     ("scoping_22", '{% macro m() %}{{ caller() }}{% endmacro %}{% call m() %}{{ t }}{% endcall %}{% set t = 3 %}', {"t": 5, "a": 10}),
     ("scoping_23", '{% for i in [1] %}{{ t }}{% else %}{% endfor %}{% set t = 3 %}{% for i in [] %}{% else %}{{ t }}{% endfor %}', {"t": 5, "a": 10}),
+    ("int_literals", "{{ 0x1F }} {{ 0o17 }} {{ 0b101 }} {{ 0x_ff }} {{ 1_000 }} {{ 00 }} {{ 1_0.5 }} {{ 007.5 }} {{ 1e3 }} {{ 2E-2 }} {{ x.0 }}", {"x": [4]}),
+    ("err_int_leading_zero", "{{ 007 }}", {}),
     # runtime errors: both sides must fail
     ("err_undefined_attr_of_undefined", "{{ missing.attr }}", {}),
     ("err_add_str_int", "{{ 'a' + 1 }}", {}),

@@ -1,5 +1,6 @@
 #include "tokenizer/jinja/lexer.h"
 
+#include <cctype>
 #include <cstring>
 
 #include "tokenizer/jinja/error.h"
@@ -274,35 +275,68 @@ class Lexer {
     }
   }
 
+  // Numbers follow jinja2's lexer: floats first (`1.5`, `1e3`, `1_0.5`), then
+  // integers `0x1f` / `0o17` / `0b101` / `1_000` / `0`; a leading zero cannot
+  // start a longer decimal (`007` lexes as `00` then `7`, which fails to parse).
   size_t lex_number(size_t p) {
-    size_t q = p;
-    auto digits = [&](size_t& r) {
-      size_t st = r;
-      while (r < s_.size() && (is_digit(s_[r]) || (s_[r] == '_' && r > st && r + 1 < s_.size() && is_digit(s_[r + 1])))) ++r;
-      return r > st;
+    auto digit_run = [&](size_t r, int base) {  // (_?digit)+ with single underscores; returns end
+      auto ok = [&](char c) {
+        unsigned char u = static_cast<unsigned char>(c);
+        int v = std::isdigit(u) ? c - '0' : std::isxdigit(u) ? std::tolower(u) - 'a' + 10 : 99;
+        return v < base;
+      };
+      size_t q = r;
+      while (q < s_.size()) {
+        if (ok(s_[q])) ++q;
+        else if (s_[q] == '_' && q > r && q + 1 < s_.size() && ok(s_[q + 1])) ++q;
+        else break;
+      }
+      return q;
     };
-    digits(q);
-    bool is_float = false;
+    auto emit = [&](Token::Kind k, size_t from, size_t to) {
+      std::string text;
+      for (size_t i = from; i < to; ++i)
+        if (s_[i] != '_') text.push_back(s_[i]);
+      toks_.push_back({k, text, line_});
+      return to;
+    };
     bool after_dot = p > 0 && s_[p - 1] == '.';  // `x.0.1` is attribute access, not a float
-    if (!after_dot && q + 1 < s_.size() && s_[q] == '.' && is_digit(s_[q + 1])) {
-      ++q;
-      digits(q);
-      is_float = true;
+    if (!after_dot) {
+      size_t q = digit_run(p, 10);
+      size_t frac = q;
+      if (q + 1 < s_.size() && s_[q] == '.' && std::isdigit(static_cast<unsigned char>(s_[q + 1]))) frac = digit_run(q + 1, 10);
+      size_t e = frac;
+      if (e < s_.size() && (s_[e] == 'e' || s_[e] == 'E')) {
+        size_t r = e + 1;
+        if (r < s_.size() && (s_[r] == '+' || s_[r] == '-')) ++r;
+        if (r < s_.size() && std::isdigit(static_cast<unsigned char>(s_[r]))) return emit(Token::Kind::Float, p, digit_run(r, 10));
+      }
+      if (frac != q) return emit(Token::Kind::Float, p, frac);
     }
-    if (!after_dot && q < s_.size() && (s_[q] == 'e' || s_[q] == 'E')) {
-      size_t r = q + 1;
-      if (r < s_.size() && (s_[r] == '+' || s_[r] == '-')) ++r;
-      if (r < s_.size() && is_digit(s_[r])) {
-        digits(r);
-        q = r;
-        is_float = true;
+    if (s_[p] == '0' && p + 1 < s_.size() && std::strchr("xXoObB", s_[p + 1])) {
+      char kind = static_cast<char>(std::tolower(static_cast<unsigned char>(s_[p + 1])));
+      int base = kind == 'x' ? 16 : kind == 'o' ? 8 : 2;
+      size_t start = p + 2 + (p + 2 < s_.size() && s_[p + 2] == '_' ? 1 : 0);
+      size_t q = digit_run(start, base);
+      if (q > start) {
+        unsigned long long v = 0;
+        for (size_t i = start; i < q; ++i) {
+          if (s_[i] == '_') continue;
+          unsigned char u = static_cast<unsigned char>(s_[i]);
+          int d = std::isdigit(u) ? s_[i] - '0' : std::tolower(u) - 'a' + 10;
+          if (v > (~0ULL >> 1) / static_cast<unsigned>(base)) throw TemplateError(err_at("integer literal out of range", line_));
+          v = v * base + d;
+        }
+        toks_.push_back({Token::Kind::Int, std::to_string(v), line_});
+        return q;
       }
     }
-    std::string text;
-    for (size_t i = p; i < q; ++i)
-      if (s_[i] != '_') text.push_back(s_[i]);
-    toks_.push_back({is_float ? Token::Kind::Float : Token::Kind::Int, text, line_});
-    return q;
+    if (s_[p] == '0') {
+      size_t q = p + 1;
+      while (q < s_.size() && (s_[q] == '0' || (s_[q] == '_' && q + 1 < s_.size() && s_[q + 1] == '0'))) ++q;
+      return emit(Token::Kind::Int, p, q);
+    }
+    return emit(Token::Kind::Int, p, digit_run(p, 10));
   }
 
   std::string s_;
