@@ -14,6 +14,7 @@ struct EngineLoop::Active {
   size_t prompt_len = 0;
   bool any_token = false;
   bool done = false;
+  std::string failure;  // set when a failed step cancels the request: reported as a generation error
 };
 
 EngineLoop::EngineLoop(Engine& engine, ServerMetrics& metrics, int max_waiting_requests)
@@ -80,8 +81,15 @@ size_t EngineLoop::admit(std::vector<Job>& jobs) {
       a->last_token = now;
       a->sink->on_token(tok);
     };
-    job.request.on_finish = [this, act](const FinishInfo& info) {
+    job.request.on_finish = [this, act](const FinishInfo& finish_info) {
       act->done = true;
+      FinishInfo failed;
+      if (!act->failure.empty()) {
+        failed = finish_info;
+        failed.reason = FinishReason::Error;
+        failed.error = act->failure;
+      }
+      const FinishInfo& info = act->failure.empty() ? finish_info : failed;
       const double total = seconds(Clock::now() - act->received);
       if (info.reason == FinishReason::Cancelled) {
         metrics_.cancelled.inc();
@@ -156,7 +164,10 @@ void EngineLoop::run() {
         // A failed forward must not take the server down: fail what is in flight.
         std::fprintf(stderr, "lorax-engine: step failed: %s\n", e.what());
         std::vector<uint64_t> ids;
-        for (auto& [id, act] : active_) ids.push_back(id);
+        for (auto& [id, act] : active_) {
+          act->failure = std::string("generation failed: ") + e.what();
+          ids.push_back(id);
+        }
         for (uint64_t id : ids) engine_.cancel(id);
       }
     }

@@ -85,6 +85,10 @@ void HttpSink::on_finish(const FinishInfo& info) {
   if (info.reason == FinishReason::Cancelled) {
     // Either the client left (nothing to send) or the server is shutting down.
     if (stream_mode_) {
+      write_stream(format_->stream_flush());
+      write_stream(sse_event(nlohmann::json{{"error", "request cancelled: the server is shutting down"},
+                                            {"error_type", "overloaded"}}
+                                 .dump(-1, ' ', false, kUtf8Replace)));
       end_stream();
     } else if (alive()) {
       send_error(writer_, Http::Code::Service_Unavailable, "request cancelled: the server is shutting down",
@@ -94,6 +98,7 @@ void HttpSink::on_finish(const FinishInfo& info) {
   }
   if (info.reason == FinishReason::Error) {
     if (stream_mode_) {
+      write_stream(format_->stream_flush());
       write_stream(sse_event(nlohmann::json{{"error", info.error}, {"error_type", "generation"}}.dump(-1, ' ', false, kUtf8Replace)));
       end_stream();
     } else {

@@ -109,14 +109,26 @@ def test_graceful_shutdown_finishes_in_flight_requests(start_server):
 def test_shutdown_deadline_cancels_and_exits_zero(start_server):
     s = start_server("--shutdown-timeout-s", "0.5", "--max-total-tokens", "4096")
     body = {"inputs": "never finishes", "parameters": {"max_new_tokens": 4000, "ignore_eos_token": True}}
-    result = {}
-    t = threading.Thread(target=lambda: result.update(resp=requests.post(s.url + "/generate", json=body,
-                                                                          timeout=120)))
-    t.start()
-    assert wait_for(lambda: s.metric("lorax_batch_current_size") >= 1)
+    result, events = {}, []
+    plain = threading.Thread(target=lambda: result.update(resp=requests.post(s.url + "/generate", json=body,
+                                                                              timeout=120)))
+
+    def streamer():
+        with requests.post(s.url + "/generate_stream", json=body, stream=True, timeout=120) as r:
+            for line in r.iter_lines():
+                if line.startswith(b"data:"):
+                    events.append(json.loads(line[5:]))
+
+    streaming = threading.Thread(target=streamer)
+    plain.start()
+    streaming.start()
+    assert wait_for(lambda: s.metric("lorax_batch_current_size") >= 2 and len(events) > 0)
     start = time.time()
     s.proc.send_signal(signal.SIGTERM)
     assert s.proc.wait(30) == 0
     assert time.time() - start < 10
-    t.join(30)
+    plain.join(30)
+    streaming.join(30)
     assert result["resp"].status_code == 503 and result["resp"].json()["error_type"] == "overloaded"
+    # The cut stream ends with an error event, which lorax-client raises as OverloadedError.
+    assert events[-1]["error_type"] == "overloaded" and "token" in events[-2]
