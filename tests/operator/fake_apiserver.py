@@ -11,6 +11,7 @@
   CRD schema defaulting/validation for our custom resources;
 - a tiny "kube-controller-manager + kubelet" that gives Deployments pods and status.
 Every HTTP request is logged so tests can count reads and writes per client token."""
+import base64
 import copy
 import http.server
 import itertools
@@ -546,7 +547,7 @@ class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
 
 
 class FakeApiServer:
-    def __init__(self, host="127.0.0.1", bookmark_interval=1.0):
+    def __init__(self, host="127.0.0.1", bookmark_interval=1.0, tls=None):
         self.store = Store()
         self.requests = []
         self.req_lock = threading.Lock()
@@ -557,7 +558,14 @@ class FakeApiServer:
         self.tokens = set()
         self.httpd = _Server((host, 0), Handler)
         self.httpd.api = self
-        self.url = f"http://{host}:{self.httpd.server_address[1]}"
+        scheme = "http"
+        if tls:  # (certfile, keyfile): serve HTTPS like a real API server
+            import ssl
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*tls)
+            self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+            scheme = "https"
+        self.url = f"{scheme}://{host}:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 
@@ -581,11 +589,14 @@ class FakeApiServer:
         return [r for r in self.since(mark, token) if r["method"] in WRITE_METHODS
                 and (include_leases or "/leases" not in r["path"])]
 
-    def write_kubeconfig(self, path, token):
+    def write_kubeconfig(self, path, token, ca_pem=None):
         self.tokens.add(token)
+        cluster = {"server": self.url}
+        if ca_pem:
+            cluster["certificate-authority-data"] = base64.b64encode(ca_pem).decode()
         path.write_text(yaml.safe_dump({
             "apiVersion": "v1", "kind": "Config", "current-context": "test",
-            "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
+            "clusters": [{"name": "fake", "cluster": cluster}],
             "users": [{"name": "op", "user": {"token": token}}],
             "contexts": [{"name": "test", "context": {"cluster": "fake", "user": "op", "namespace": "default"}}]}))
         return path

@@ -36,8 +36,8 @@ def wait_for(pred, timeout=15.0, what="condition"):
 class Cluster:
     """The double plus fake engines; pods get loopback addresses 127.0.0.<n>, one engine each."""
 
-    def __init__(self):
-        self.api = FakeApiServer()
+    def __init__(self, tls=None):
+        self.api = FakeApiServer(tls=tls)
         self.engine_port = free_port()
         self.engines = {}  # pod name -> FakeEngine
         self._next_ip = 10
@@ -100,7 +100,7 @@ class Cluster:
 
 
 class Operator:
-    def __init__(self, binary, cluster, tmp_path, token="operator", **config):
+    def __init__(self, binary, cluster, tmp_path, token="operator", ca_pem=None, **config):
         self.port = free_port()
         self.token = token
         cfg = {"listenHost": "127.0.0.1", "listenPort": self.port, "workers": 2, "watchTimeoutSeconds": 30,
@@ -111,7 +111,7 @@ class Operator:
         cfg.update(config)
         self.config = tmp_path / f"op-{token}.yaml"
         self.config.write_text(yaml.safe_dump(cfg))
-        kubeconfig = cluster.api.write_kubeconfig(tmp_path / f"kubeconfig-{token}", token)
+        kubeconfig = cluster.api.write_kubeconfig(tmp_path / f"kubeconfig-{token}", token, ca_pem)
         self.log = tmp_path / f"op-{token}.log"
         self.proc = subprocess.Popen([str(binary), "--config", str(self.config), "--kubeconfig", str(kubeconfig)],
                                      stdout=subprocess.DEVNULL, stderr=open(self.log, "w"))
