@@ -17,10 +17,13 @@ json desired_adapter_configmap(const json& ldep, const std::vector<json>& adapte
     } catch (const std::exception&) {
       continue;  // invalid: reported on the Adapter's status
     }
-    list.push_back({{"name", a.at("metadata").at("name")},
-                    {"adapter_id", ref.adapter_id},
-                    {"adapter_source", ref.adapter_source},
-                    {"preload", a.at("spec").value("preload", false)}});
+    json entry = {{"name", a.at("metadata").at("name")},
+                  {"adapter_id", ref.adapter_id},
+                  {"adapter_source", ref.adapter_source},
+                  {"preload", a.at("spec").value("preload", false)}};
+    // POST /adapters has no checksum field: the engine finds it here for url sources.
+    if (a.at("spec").contains("sha256")) entry["sha256"] = a["spec"]["sha256"];
+    list.push_back(entry);
   }
   // Sorted by name so the same set of adapters always gives the same bytes.
   std::sort(list.begin(), list.end(), [](const json& x, const json& y) { return x["name"] < y["name"]; });

@@ -102,7 +102,11 @@ def test_steady_state_makes_no_writes(cluster, start_operator):
     op = start_operator(resyncSeconds=1)
     cluster.create_ldep("m1", spec_with_engine_port(cluster, SPEC))
     wait_for(lambda: available(cluster, ready=2), 20, "m1 Available")
+    cluster.create_adapter("a1", {"deploymentRef": {"name": "m1"}, "source": "hf://o/a1", "preload": True})
+    wait_for(lambda: (cond(cluster.get("adapters", "a1"), "Ready") or {}).get("status") == "True", 15, "a1 Ready")
+    wait_for(lambda: cluster.get("loraxdeployments", "m1")["status"]["adapters"]["ready"] == 1, 10, "summary")
     time.sleep(1.5)  # let in-flight reconciles settle
+    engine_calls = sum(len(c) for c in cluster.engine_calls().values())
     mark = cluster.api.mark()
     before = reconciles(op.metrics())
     time.sleep(4)
@@ -114,6 +118,8 @@ def test_steady_state_makes_no_writes(cluster, start_operator):
     n = after["loraxdeployment"] - before["loraxdeployment"]
     assert n >= 3, "resync should have reconciled"
     assert writes == [], writes
+    assert after["adapter"] - before["adapter"] >= 3
+    assert sum(len(c) for c in cluster.engine_calls().values()) == engine_calls  # no reloads either
     assert lease_writes, "the leader keeps renewing its lease"
     reads = [r for r in calls if r["method"] == "GET" and not r["watch"] and "/leases" not in r["path"]]
     per = {}
@@ -155,3 +161,14 @@ def test_server_side_apply_ownership(cluster, start_operator):
     owners = {m["manager"]: m["fieldsV1"] for m in restored["metadata"]["managedFields"]}
     assert "spec.template.spec.containers" in owners["lorax-operator"]
     assert "spec.template.spec.containers" not in owners.get("someone", {})
+
+
+def test_watches_only_configured_namespaces(cluster, start_operator):
+    start_operator(namespaces=["team-a"])
+    cluster.create_ldep("m1", spec_with_engine_port(cluster, SPEC), ns="team-a")
+    cluster.create_ldep("m2", spec_with_engine_port(cluster, SPEC), ns="team-b")
+    wait_for(lambda: cluster.api.store.get("deployments", "team-a", "m1"), 20, "team-a reconciled")
+    time.sleep(1)
+    assert cluster.api.store.get("deployments", "team-b", "m2") is None
+    paths = {r["path"] for r in cluster.api.since(0, "operator") if r["watch"]}
+    assert paths and all("/namespaces/team-a/" in p for p in paths), paths  # no cluster-wide watch

@@ -121,13 +121,15 @@ TEST(Objects, ServicePdbHpaConfigMap) {
   EXPECT_TRUE(desired_hpa(ldep({{"model", {{"source", "hf://o/m"}}}})).is_null());
   EXPECT_EQ(desired_pdb(l)["spec"]["maxUnavailable"], 1);
   json a2 = {{"metadata", {{"name", "b"}}}, {"spec", {{"source", "hf://o/b"}, {"preload", true}}}};
-  json a1 = {{"metadata", {{"name", "a"}}}, {"spec", {{"source", "file:///x"}}}};
+  json a1 = {{"metadata", {{"name", "a"}}}, {"spec", {{"source", "https://h/x.tgz"}, {"sha256", std::string(64, 'f')}}}};
   json bad = {{"metadata", {{"name", "c"}}}, {"spec", {{"source", "ftp://x"}}}};
   json cm = desired_adapter_configmap(l, {a2, bad, a1});
   json list = json::parse(cm["data"]["adapters.json"].get<std::string>());
   ASSERT_EQ(list.size(), 2u);
   EXPECT_EQ(list[0]["name"], "a");
   EXPECT_EQ(list[1]["adapter_source"], "hub");
+  EXPECT_EQ(list[0]["adapter_source"], "url");
+  EXPECT_EQ(list[0]["sha256"], std::string(64, 'f'));
   EXPECT_EQ(cm["metadata"]["name"], "llama-adapters");
 }
 
