@@ -132,6 +132,7 @@ SNIPPETS = [
     ("scoping_23", '{% for i in [1] %}{{ t }}{% else %}{% endfor %}{% set t = 3 %}{% for i in [] %}{% else %}{{ t }}{% endfor %}', {"t": 5, "a": 10}),
     ("int_literals", "{{ 0x1F }} {{ 0o17 }} {{ 0b101 }} {{ 0x_ff }} {{ 1_000 }} {{ 00 }} {{ 1_0.5 }} {{ 007.5 }} {{ 1e3 }} {{ 2E-2 }} {{ x.0 }}", {"x": [4]}),
     ("err_int_leading_zero", "{{ 007 }}", {}),
+    ("unicode_case", "{{ s|upper }}|{{ s|lower }}|{{ s.upper() }}|{{ s.lower() }}|{{ s|title }}|{{ s|capitalize }}|{{ s.title() }}|{{ s.capitalize() }}|{{ s is lower }}|{{ s.upper() is upper }}", {"s": "grüße straße ÀÉÎÕÜ àéîõü ÿŸ łŁ őŐ şŞ žŽ ĳĲ ıİ ΟΔΟΣ οδος Ά ά ΈΉΊ ώ µ ДОБРЫЙ день ёЁ їЇ ґҐ Հայերեն ＡＢＣｄｅｆ Tiếng Việt ẠẶ"}),
     # runtime errors: both sides must fail
     ("err_undefined_attr_of_undefined", "{{ missing.attr }}", {}),
     ("err_add_str_int", "{{ 'a' + 1 }}", {}),

@@ -171,43 +171,65 @@ std::string replace_all(const std::string& s, const std::string& old, const std:
 }
 
 std::string map_case(const std::string& s, bool upper) {
-  std::string out;
-  for (char32_t c : utf8::decode(s)) utf8::append(out, upper ? utf8::to_upper(c) : utf8::to_lower(c));
-  return out;
+  std::u32string u = utf8::decode(s);
+  std::u32string out;
+  for (size_t i = 0; i < u.size(); ++i) {
+    if (!upper && u[i] == 0x03A3) {
+      // Python's Final_Sigma rule: a capital sigma ending a word lowers to 'ς'.
+      bool after_letter = i > 0 && utf8::is_cased_letter(u[i - 1]);
+      bool before_letter = i + 1 < u.size() && utf8::is_cased_letter(u[i + 1]);
+      out.push_back(after_letter && !before_letter ? 0x03C2 : 0x03C3);
+      continue;
+    }
+    out += upper ? utf8::upper_full(u[i]) : utf8::lower_full(u[i]);
+  }
+  return utf8::encode(out);
 }
 
+// str.capitalize(): first character upper-cased, the rest lower-cased.
 std::string capitalize(const std::string& s) {
   std::u32string u = utf8::decode(s);
-  for (size_t i = 0; i < u.size(); ++i) u[i] = i == 0 ? utf8::to_upper(u[i]) : utf8::to_lower(u[i]);
-  return utf8::encode(u);
+  if (u.empty()) return "";
+  return utf8::encode(utf8::upper_full(u[0])) + map_case(utf8::encode(u.substr(1)), false);
 }
 
 // Python str.title(): a cased letter after an uncased character starts a word.
 std::string py_title(const std::string& s) {
-  std::u32string u = utf8::decode(s);
+  std::u32string u = utf8::decode(s), out;
   bool prev_cased = false;
-  for (auto& c : u) {
+  for (size_t i = 0; i < u.size(); ++i) {
+    char32_t c = u[i];
     bool cased = utf8::is_cased_letter(c);
-    if (cased) c = prev_cased ? utf8::to_lower(c) : utf8::to_upper(c);
+    if (cased && prev_cased && c == 0x03A3)  // Final_Sigma, as in lower()
+      out.push_back(i + 1 < u.size() && utf8::is_cased_letter(u[i + 1]) ? 0x03C3 : 0x03C2);
+    else if (cased)
+      out += prev_cased ? utf8::lower_full(c) : utf8::upper_full(c);
+    else
+      out.push_back(c);
     prev_cased = cased;
   }
-  return utf8::encode(u);
+  return utf8::encode(out);
 }
 
-// jinja2's title filter: words start after whitespace, '-', and opening brackets.
+// jinja2's title filter: words start after whitespace, '-', and opening
+// brackets; each word is word[0].upper() + word[1:].lower().
 std::string jinja_title(const std::string& s) {
   std::u32string u = utf8::decode(s);
-  bool word_start = true;
-  for (auto& c : u) {
-    bool sep = utf8::is_space(c) || c == '-' || c == '(' || c == '{' || c == '[' || c == '<';
-    if (sep) {
-      word_start = true;
-      continue;
-    }
-    c = word_start ? utf8::to_upper(c) : utf8::to_lower(c);
-    word_start = false;
+  std::string out;
+  size_t i = 0;
+  auto is_sep = [](char32_t c) { return utf8::is_space(c) || c == '-' || c == '(' || c == '{' || c == '[' || c == '<'; };
+  while (i < u.size()) {
+    size_t j = i;
+    bool sep = is_sep(u[i]);
+    while (j < u.size() && is_sep(u[j]) == sep) ++j;
+    std::u32string part = u.substr(i, j - i);
+    if (sep)
+      out += utf8::encode(part);
+    else
+      out += utf8::encode(utf8::upper_full(part[0])) + map_case(utf8::encode(part.substr(1)), false);
+    i = j;
   }
-  return utf8::encode(u);
+  return out;
 }
 
 std::string html_escape(const std::string& s) {
