@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from jinja_reference import render
+from ct_jinja_reference import render
 from test_chat_template_parity import run_cases
 
 TEXT = ["\n", "  ", "\t", "x", " y ", "\n  ", "  \n", "\n\n", "z\n", "\r\n"]

@@ -1,5 +1,5 @@
 """Chat templates rendered by lorax-engine must be byte-identical to Python
-jinja2 configured as transformers configures it (see jinja_reference.py).
+jinja2 configured as transformers configures it (see ct_jinja_reference.py).
 The C++ side runs once per model through `lorax-engine chat-template --cases`."""
 import json
 import subprocess
@@ -7,9 +7,9 @@ import subprocess
 import pytest
 
 from conftest import SHARED
-from conversations import gemma3_cases, llama3_cases, qwen3_cases
-from jinja_reference import base_context, render
-from snippets import SNIPPETS
+from ct_conversations import gemma3_cases, llama3_cases, qwen3_cases
+from ct_jinja_reference import base_context, render
+from ct_snippets import SNIPPETS
 
 TOKENIZERS = SHARED / "tokenizers"
 

@@ -1,6 +1,6 @@
 // Unit tests of the chat-template interpreter. The expected strings of the
 // rendering tests were produced by running Python jinja2 3.1.4 configured as
-// transformers configures it (tests/chat_template/jinja_reference.py:
+// transformers configures it (tests/chat_template/ct_jinja_reference.py:
 // ImmutableSandboxedEnvironment, trim_blocks, lstrip_blocks, loopcontrols,
 // json.dumps-based tojson) on the same template and context.
 #include <gtest/gtest.h>
