@@ -26,7 +26,7 @@ import uuid
 import jsonschema
 import yaml
 
-from crd_schema import apply_defaults, check_cel, schema_for
+from op_crd_schema import apply_defaults, check_cel, schema_for
 
 KINDS = {  # plural -> (group, version, kind, namespaced, has_status_subresource)
     "loraxdeployments": ("lorax.dev", "v1alpha1", "LoraxDeployment", True, True),

@@ -9,8 +9,8 @@ import urllib.request
 import requests
 import yaml
 
-from fake_apiserver import FakeApiServer
-from fake_engine import FakeEngine
+from op_fake_apiserver import FakeApiServer
+from op_fake_engine import FakeEngine
 
 
 def free_port(host="127.0.0.1"):

@@ -2,7 +2,7 @@
 validation failures."""
 import urllib.parse
 
-from harness import cluster, start_operator, wait_for  # noqa: F401 (fixtures)
+from op_harness import cluster, start_operator, wait_for  # noqa: F401 (fixtures)
 from test_operator_ldep import available, cond, spec_with_engine_port
 
 SPEC = {"model": {"source": "hf://org/base"}, "replicas": 2}

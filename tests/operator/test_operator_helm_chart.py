@@ -5,8 +5,8 @@ import re
 
 import yaml
 
-from crd_schema import REPO
-from harness import cluster, start_operator, wait_for  # noqa: F401 (fixtures)
+from op_crd_schema import REPO
+from op_harness import cluster, start_operator, wait_for  # noqa: F401 (fixtures)
 from test_operator_adapters import adapter_ready
 from test_operator_ldep import SPEC, available, spec_with_engine_port
 

@@ -3,7 +3,7 @@ import time
 
 import kubernetes_validate
 
-from harness import cluster, start_operator, wait_for  # noqa: F401 (fixtures)
+from op_harness import cluster, start_operator, wait_for  # noqa: F401 (fixtures)
 
 SPEC = {"model": {"source": "pvc://models/llama"}, "replicas": 2, "engine": {"dtype": "bfloat16"}}
 OWNED = [("deployments", "m1"), ("services", "m1"), ("configmaps", "m1-adapters"), ("poddisruptionbudgets", "m1")]

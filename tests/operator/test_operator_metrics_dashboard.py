@@ -9,8 +9,8 @@ import urllib.request
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from crd_schema import REPO
-from harness import cluster, start_operator, wait_for  # noqa: F401 (fixtures)
+from op_crd_schema import REPO
+from op_harness import cluster, start_operator, wait_for  # noqa: F401 (fixtures)
 from test_operator_ldep import SPEC, available, spec_with_engine_port
 
 DASHBOARD = REPO / "dashboards" / "operator.json"

@@ -3,7 +3,7 @@ import signal
 import subprocess
 import time
 
-from harness import cluster, start_operator, wait_for  # noqa: F401 (fixtures)
+from op_harness import cluster, start_operator, wait_for  # noqa: F401 (fixtures)
 from test_operator_ldep import SPEC, available, spec_with_engine_port
 
 

@@ -9,7 +9,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from crd_schema import BUILD, CRD_FILES, apply_defaults, validate_cr
+from op_crd_schema import BUILD, CRD_FILES, apply_defaults, validate_cr
 
 K8S_VERSION = "1.30.0"
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from harness import Cluster, Operator, wait_for
+from op_harness import Cluster, Operator, wait_for
 from test_operator_ldep import SPEC, available, spec_with_engine_port
 
 
