@@ -8,13 +8,14 @@ RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-ins
       libpistache-dev libcpprest-dev libyaml-cpp-dev libssl-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
+# Builds outside /src: a local build*/ directory in the context would carry another CMakeCache.
 COPY . .
-RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DLORAX_CUDA=OFF -DLORAX_BUILD_TESTS=OFF \
-    && cmake --build build -j"$(nproc)" --target lorax-operator lorax-engine
+RUN cmake -S . -B /tmp/lorax-build -DCMAKE_BUILD_TYPE=Release -DLORAX_CUDA=OFF -DLORAX_BUILD_TESTS=OFF \
+    && cmake --build /tmp/lorax-build -j"$(nproc)" --target lorax-operator lorax-engine
 # Each binary's shared libraries (as the build resolved them), so the runtime stages need no -dev packages.
 RUN for b in lorax-operator lorax-engine; do \
-      mkdir -p /out/$b/lib && cp build/bin/$b /out/$b/ && \
-      ldd build/bin/$b | awk '/=> \//{print $3}' | grep -v -E '/(libc|libm|libpthread|libdl|librt)\.so' \
+      mkdir -p /out/$b/lib && cp /tmp/lorax-build/bin/$b /out/$b/ && \
+      ldd /tmp/lorax-build/bin/$b | awk '/=> \//{print $3}' | grep -v -E '/(libc|libm|libpthread|libdl|librt)\.so' \
         | xargs -r -I{} cp -L {} /out/$b/lib/; \
     done
 
