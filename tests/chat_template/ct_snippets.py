@@ -133,6 +133,8 @@ SNIPPETS = [
     ("int_literals", "{{ 0x1F }} {{ 0o17 }} {{ 0b101 }} {{ 0x_ff }} {{ 1_000 }} {{ 00 }} {{ 1_0.5 }} {{ 007.5 }} {{ 1e3 }} {{ 2E-2 }} {{ x.0 }}", {"x": [4]}),
     ("err_int_leading_zero", "{{ 007 }}", {}),
     ("unicode_case", "{{ s|upper }}|{{ s|lower }}|{{ s.upper() }}|{{ s.lower() }}|{{ s|title }}|{{ s|capitalize }}|{{ s.title() }}|{{ s.capitalize() }}|{{ s is lower }}|{{ s.upper() is upper }}", {"s": "grüße straße ÀÉÎÕÜ àéîõü ÿŸ łŁ őŐ şŞ žŽ ĳĲ ıİ ΟΔΟΣ οδος Ά ά ΈΉΊ ώ µ ДОБРЫЙ день ёЁ їЇ ґҐ Հայերեն ＡＢＣｄｅｆ Tiếng Việt ẠẶ"}),
+    ("loop_filter_tuple_target", "{% for k, v in [[1, 2], [3, 4]] if k %}{{ loop.nextitem }}{{ loop.previtem }};{% endfor %}{% for x in [[1, 2]] if x %}{{ loop.nextitem }}{{ x }}{% endfor %}", {}),
+    ("macro_param_set_in_branch", "{% set b = false %}{% macro m(a, b=2) %}{% if b %}{% set b = b + 1 %}[{{ b }}]{% endif %}{{ b }}{% endmacro %}{{ m(1) }}|{{ m(1, 0) }}", {}),
     # runtime errors: both sides must fail
     ("err_undefined_attr_of_undefined", "{{ missing.attr }}", {}),
     ("err_add_str_int", "{{ 'a' + 1 }}", {}),

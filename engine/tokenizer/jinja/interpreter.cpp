@@ -271,7 +271,15 @@ class Renderer {
       List kept;
       for (const auto& item : items) {
         assign(s.target, item, inner, s.line);
-        if (eval(*s.filter, inner).truthy()) kept.push_back(item);
+        if (!eval(*s.filter, inner).truthy()) continue;
+        if (s.target.kind != Target::Kind::Tuple) {
+          kept.push_back(item);
+          continue;
+        }
+        // jinja2's filter generator re-yields the unpacked names as a tuple.
+        List parts;
+        for (const auto& n : s.target.names) parts.push_back(inner->vars[n]);
+        kept.push_back(Value::from_list(std::move(parts), true));
       }
       items = std::move(kept);
     }
@@ -333,11 +341,14 @@ class Renderer {
       if (args.size() > np && !stmt->uses_varargs)
         throw TemplateError("macro '" + name + "' takes not more than " + std::to_string(np) + " argument(s)");
       List varargs;
+      std::vector<bool> bound_param(np, false);
       for (size_t i = 0; i < args.size(); ++i) {
-        if (i < np)
+        if (i < np) {
           f->vars[stmt->params[i]] = args[i];
-        else
+          bound_param[i] = true;
+        } else {
           varargs.push_back(args[i]);
+        }
       }
       Dict extra;
       for (auto& [k, v] : kwargs) {
@@ -345,7 +356,7 @@ class Renderer {
         for (size_t i = args.size(); i < np && !bound; ++i) {
           if (stmt->params[i] != k) continue;
           f->vars[k] = v;
-          bound = true;
+          bound_param[i] = bound = true;
         }
         if (bound) continue;
         if (k == "caller" && stmt->uses_caller) {
@@ -360,7 +371,7 @@ class Renderer {
         extra.set(Value::from_string(k), v);
       }
       for (size_t i = args.size(); i < np; ++i) {
-        if (f->vars.count(stmt->params[i])) continue;
+        if (bound_param[i]) continue;
         f->vars[stmt->params[i]] = stmt->defaults[i] ? eval(*stmt->defaults[i], f)
                                                      : Value::undefined("parameter '" + stmt->params[i] + "' was not provided");
       }

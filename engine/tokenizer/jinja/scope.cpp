@@ -26,7 +26,10 @@ struct Scope {
     if (refs.count(n)) return;
     refs[n] = static_cast<int>(parent && parent->find_ref(n) ? Init::Alias : Init::Undefined);
   }
-  void param(const std::string& n) { refs[n] = Param; }
+  void param(const std::string& n) {  // parameters count as assigned, like jinja2's declare_parameter
+    stores.insert(n);
+    refs[n] = Param;
+  }
 
   // A name assigned in only some branches of an `if` keeps its outer meaning
   // where the branch did not run.
