@@ -8,6 +8,9 @@ namespace {
 // How many prompt ids give the first generated token its context (vLLM uses 5).
 constexpr size_t kPromptContext = 5;
 constexpr std::string_view kReplacement = "\xEF\xBF\xBD";
+// Text held back for an incomplete sequence is forced out past this many pending ids.
+constexpr size_t kMaxPending = 8;
+constexpr size_t kLookahead = 4;
 
 // "<0xAB>": a ByteFallback piece. A run of them decodes as one group that becomes
 // U+FFFD per byte when invalid as a whole, so text before the run ends is not final.
@@ -49,14 +52,26 @@ std::string IncrementalDetokenizer::push(int32_t id) {
     prefix_text_ = tok_->decode(all.subspan(prefix_offset_, read_offset_ - prefix_offset_), skip_special_);
   const std::string& prefix_text = *prefix_text_;
   std::string new_text = tok_->decode(all.subspan(prefix_offset_), skip_special_);
-  if (new_text.size() <= prefix_text.size() || ends_with(new_text, kReplacement) ||
-      new_text.compare(0, prefix_text.size(), prefix_text) != 0)
-    return "";
-  std::string out = new_text.substr(prefix_text.size());
+  if (new_text.compare(0, prefix_text.size(), prefix_text) != 0) return "";
+  if (new_text.size() > prefix_text.size() && !ends_with(new_text, kReplacement))
+    return advance(new_text.substr(prefix_text.size()), ids_.size());
+  // Invalid bytes keep the text ending in U+FFFD. So that the window stays small, text
+  // followed by at least kLookahead more ids is final once it agrees with the longer
+  // decode (a UTF-8 sequence spans at most 4 bytes, and every id is at least one byte).
+  if (ids_.size() - read_offset_ <= kMaxPending) return "";
+  size_t cut = ids_.size() - kLookahead;
+  while (cut > read_offset_ && is_byte_token(tok_->id_to_token(ids_[cut - 1]))) --cut;
+  if (cut <= read_offset_) return "";
+  std::string mid = tok_->decode(all.subspan(prefix_offset_, cut - prefix_offset_), skip_special_);
+  if (mid.size() <= prefix_text.size() || new_text.compare(0, mid.size(), mid) != 0) return "";
+  return advance(mid.substr(prefix_text.size()), cut);
+}
+
+std::string IncrementalDetokenizer::advance(std::string out, size_t new_read) {
   // Drop ids before the window so memory stays bounded on long generations.
   ids_.erase(ids_.begin(), ids_.begin() + static_cast<ptrdiff_t>(read_offset_));
   prefix_offset_ = 0;
-  read_offset_ = ids_.size();
+  read_offset_ = new_read - read_offset_;
   prefix_text_.reset();
   return out;
 }

@@ -71,6 +71,8 @@ class IncrementalDetokenizer {
   std::string finish();
 
  private:
+  std::string advance(std::string out, size_t new_read);
+
   std::shared_ptr<const Tokenizer> tok_;
   bool skip_special_;
   std::vector<int32_t> ids_;

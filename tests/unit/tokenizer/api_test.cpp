@@ -147,6 +147,49 @@ TEST(TokenizerApi, RandomInputNeverCrashes) {
   }
 }
 
+// Streams full of invalid byte sequences (lone continuation bytes, cut sequences, byte-fallback
+// pieces) still concatenate to decode(), and text is released before finish().
+TEST(TokenizerApi, StreamingGarbageBytes) {
+  for (const char* name : {"gpt2", "llama2"}) {
+    auto tok = load_or_skip(name);
+    if (!tok) GTEST_SKIP() << "shared tokenizers not present";
+    // Single-byte pieces: byte-level characters for gpt2, <0xXX> pieces for llama2.
+    std::vector<int32_t> bytes;
+    for (int b = 0x80; b < 0x100; ++b) {
+      char hex[8];
+      std::snprintf(hex, sizeof(hex), "<0x%02X>", b);
+      auto id = std::string(name) == "gpt2" ? tok->encode(std::string(1, static_cast<char>(b)), false)
+                                            : std::vector<int32_t>{tok->token_to_id(hex).value_or(0)};
+      bytes.insert(bytes.end(), id.begin(), id.end());
+    }
+    auto words = tok->encode(" hello world 1234 ok", false);
+    std::mt19937 rng(7);
+    size_t emitted_early = 0;
+    for (int i = 0; i < 400; ++i) {
+      std::vector<int32_t> ids;
+      for (int k = 0; k < 60; ++k)
+        ids.push_back(rng() % 3 ? bytes[rng() % bytes.size()] : words[rng() % words.size()]);
+      IncrementalDetokenizer d(tok, false);
+      std::string streamed;
+      for (int32_t id : ids) streamed += d.push(id);
+      emitted_early += streamed.size();
+      streamed += d.finish();
+      ASSERT_EQ(streamed, tok->decode(ids)) << name << " sequence " << i;
+    }
+    EXPECT_GT(emitted_early, 0u);
+    // Only invalid bytes: the text always ends in U+FFFD, yet the window must not grow without end.
+    // (A run of byte-fallback pieces is one group until another piece ends it, so llama2 holds it.)
+    if (std::string(name) != "gpt2") continue;
+    IncrementalDetokenizer d(tok, false);
+    std::vector<int32_t> lone(200, bytes[0]);  // 0x80, a lone continuation byte
+    std::string streamed;
+    for (int32_t id : lone) streamed += d.push(id);
+    EXPECT_FALSE(streamed.empty()) << name;
+    streamed += d.finish();
+    EXPECT_EQ(streamed, tok->decode(lone)) << name;
+  }
+}
+
 // Corrupting a valid file anywhere gives either a working tokenizer or a TokenizerError.
 TEST(TokenizerApi, CorruptedJsonIsAnErrorNotACrash) {
   std::string good = R"({"model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2}, "merges": ["a b"]},
