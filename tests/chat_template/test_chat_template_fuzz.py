@@ -166,3 +166,59 @@ def _stmt_template(rng):
 def test_random_statements_match_jinja2(engine_bin, tmp_path, seed):
     rng = random.Random(seed)
     _compare(engine_bin, tmp_path, [_stmt_template(rng) for _ in range(300)], STMT_CTX)
+
+
+# A second statement generator: with-blocks, nested macros, call blocks with
+# caller arguments, tuple assignment, filtered set blocks, loop.cycle/changed.
+STMT2_EXPRS = ["a", "b", "i", "x", "y", "loop.index", "loop.cycle('p', 'q')", "loop.changed(i)", "ns.v", "1", "'s'", "a ~ b",
+               "x is defined", "m", "k ~ v", "(y or 0) + 1", "caller is defined", "t", "t|length", "w", "[a, b]|join(',')"]
+STMT2_PRE = ("{% set ns = namespace(v=0) %}"
+             "{% macro mac2(a, b=2) %}[{{ a }}{{ b }}{{ caller(a) if caller is defined }}]{% endmacro %}")
+STMT2_CTX = {"t": [3, 1, 2], "d": {"p": 1, "q": 2}, "a": 10, "w": "W"}
+
+
+def _stmts2(rng, depth, in_loop):
+    out = []
+    ex = lambda: rng.choice(STMT2_EXPRS)  # noqa: E731
+    for _ in range(rng.randint(1, 4)):
+        r = rng.random()
+        if r < 0.25:
+            out.append("{{ " + ex() + " }}")
+        elif r < 0.32:
+            out.append(rng.choice(["\n", " ", "|"]))
+        elif r < 0.42:
+            out.append("{% set " + rng.choice(["a", "b", "x", "y"]) + " = " + ex() + " %}")
+        elif r < 0.46:
+            out.append("{% set a, b = " + rng.choice(["[1, 2]", "'xy'", "(b, a)"]) + " %}")
+        elif r < 0.50:
+            out.append("{% set ns.v = " + ex() + " %}")
+        elif r < 0.53 and in_loop:
+            out.append(rng.choice(["{% break %}", "{% continue %}"]))
+        elif depth < 3 and r < 0.63:
+            out.append("{% for " + rng.choice(["i", "x", "k, v", "m"]) + " in "
+                       + rng.choice(["[1, 2]", "t", "'ab'", "d.items()", "[]", "range(2)"]) + rng.choice(["", " if " + ex()]) + " %}"
+                       + _stmts2(rng, depth + 1, True) + rng.choice(["", "{% else %}E" + _stmts2(rng, depth + 1, False)]) + "{% endfor %}")
+        elif depth < 3 and r < 0.73:
+            out.append("{% if " + ex() + " %}" + _stmts2(rng, depth + 1, in_loop)
+                       + rng.choice(["", "{% else %}" + _stmts2(rng, depth + 1, in_loop)]) + "{% endif %}")
+        elif depth < 3 and r < 0.77:
+            out.append("{% with " + rng.choice(["a = 5", "y = a, x = 2", "w = b"]) + " %}" + _stmts2(rng, depth + 1, in_loop) + "{% endwith %}")
+        elif depth < 3 and r < 0.81:
+            out.append("{% macro mm(p, q='Q') %}<{{ p }}{{ q }}" + _stmts2(rng, 3, False) + "{{ caller() if caller is defined }}>{% endmacro %}"
+                       + "{{ mm(" + rng.choice(["1", "a", "x, 2", "q=3, p=4"]) + ") }}")
+        elif depth < 3 and r < 0.85:
+            out.append("{% call(z) mac2(" + rng.choice(["1", "a"]) + ") %}{{ z }}" + _stmts2(rng, depth + 1, False) + "{% endcall %}")
+        elif depth < 3 and r < 0.88:
+            out.append("{% set " + rng.choice(["a", "y"]) + " | " + rng.choice(["upper", "trim", "length"]) + " %} "
+                       + _stmts2(rng, depth + 1, False) + " {% endset %}")
+        elif depth < 3 and r < 0.91:
+            out.append("{% filter " + rng.choice(["upper", "trim", "replace('1', 'one')"]) + " %}" + _stmts2(rng, depth + 1, in_loop)
+                       + "{% endfilter %}")
+        else:
+            out.append("{{ mac2(" + rng.choice(["1", "a", "b=5", "2, 3"]) + ") }}")
+    return "".join(out)
+
+
+def test_random_blocks_and_macros_match_jinja2(engine_bin, tmp_path):
+    rng = random.Random(1)
+    _compare(engine_bin, tmp_path, [STMT2_PRE + _stmts2(rng, 0, False) for _ in range(300)], STMT2_CTX)
