@@ -135,6 +135,7 @@ SNIPPETS = [
     ("unicode_case", "{{ s|upper }}|{{ s|lower }}|{{ s.upper() }}|{{ s.lower() }}|{{ s|title }}|{{ s|capitalize }}|{{ s.title() }}|{{ s.capitalize() }}|{{ s is lower }}|{{ s.upper() is upper }}", {"s": "grüße straße ÀÉÎÕÜ àéîõü ÿŸ łŁ őŐ şŞ žŽ ĳĲ ıİ ΟΔΟΣ οδος Ά ά ΈΉΊ ώ µ ДОБРЫЙ день ёЁ їЇ ґҐ Հայերեն ＡＢＣｄｅｆ Tiếng Việt ẠẶ"}),
     ("loop_filter_tuple_target", "{% for k, v in [[1, 2], [3, 4]] if k %}{{ loop.nextitem }}{{ loop.previtem }};{% endfor %}{% for x in [[1, 2]] if x %}{{ loop.nextitem }}{{ x }}{% endfor %}", {}),
     ("macro_param_set_in_branch", "{% set b = false %}{% macro m(a, b=2) %}{% if b %}{% set b = b + 1 %}[{{ b }}]{% endif %}{{ b }}{% endmacro %}{{ m(1) }}|{{ m(1, 0) }}", {}),
+    ("joiner_cycler", "{% set j = joiner(' | ') %}{% for m in messages %}{{ j() }}{{ m.role }}{% endfor %} {% set c = cycler('odd', 'even') %}{% for i in range(3) %}{{ c.next() }}{{ c.current }};{% endfor %}{{ c.reset() }}{{ c.current }}", {"messages": MSGS}),
     # runtime errors: both sides must fail
     ("err_undefined_attr_of_undefined", "{{ missing.attr }}", {}),
     ("err_add_str_int", "{{ 'a' + 1 }}", {}),

@@ -1437,6 +1437,41 @@ void add_globals(Dict& g) {
           for (const auto& [key, v] : k) d.set(S(key), v);
           return Value::from_dict(std::move(d));
         }));
+  g.set(S("joiner"), Value::function("joiner", [](std::vector<Value>& a, Kwargs& k) {
+          // Returns "" on the first call and the separator afterwards.
+          auto b = bind("joiner", a, k, {{"sep", S(", ")}});
+          auto used = std::make_shared<bool>(false);
+          std::string sep = to_str(b[0]);
+          return Value::function("joiner", [used, sep](std::vector<Value>&, Kwargs&) {
+            if (!*used) {
+              *used = true;
+              return S("");
+            }
+            return S(sep);
+          });
+        }));
+  g.set(S("cycler"), Value::function("cycler", [](std::vector<Value>& a, Kwargs& k) {
+          if (!k.empty()) throw TemplateError("cycler() takes no keyword arguments");
+          if (a.empty()) throw TemplateError("at least one item has to be provided");
+          // A namespace-like object: .current, .next() and .reset().
+          Value c = Value::new_namespace();
+          auto items = std::make_shared<List>(a);
+          auto pos = std::make_shared<size_t>(0);
+          std::weak_ptr<Dict> self = c.dict;
+          c.dict->set(S("current"), (*items)[0]);
+          c.dict->set(S("next"), Value::function("next", [items, pos, self](std::vector<Value>&, Kwargs&) {
+                        Value rv = (*items)[*pos];
+                        *pos = (*pos + 1) % items->size();
+                        if (auto d = self.lock()) d->set(S("current"), (*items)[*pos]);
+                        return rv;
+                      }));
+          c.dict->set(S("reset"), Value::function("reset", [items, pos, self](std::vector<Value>&, Kwargs&) {
+                        *pos = 0;
+                        if (auto d = self.lock()) d->set(S("current"), (*items)[0]);
+                        return N();
+                      }));
+          return c;
+        }));
   g.set(S("raise_exception"), Value::function("raise_exception", [](std::vector<Value>& a, Kwargs& k) -> Value {
           auto b = bind("raise_exception", a, k, {{"message", S("")}});
           throw TemplateError(to_str(b[0]));
