@@ -108,6 +108,34 @@ def labels_match(obj, selector):
     return True
 
 
+_BIN = [("Ei", 2**60), ("Pi", 2**50), ("Ti", 2**40), ("Gi", 2**30), ("Mi", 2**20), ("Ki", 2**10)]
+
+
+def canonical_quantity(q):
+    """The API server stores quantities canonicalized (1024Mi -> 1Gi, 1000m -> 1); the subset of
+    resource.Quantity's rules that our objects can hit."""
+    s = str(q)
+    m = re.fullmatch(r"(\d+)(Ki|Mi|Gi|Ti|Pi|Ei)?", s)
+    if m:
+        n = int(m[1]) * dict(_BIN).get(m[2], 1)
+        if m[2] or n >= 1024:
+            for suf, mul in _BIN:
+                if n % mul == 0:
+                    return f"{n // mul}{suf}"
+        return str(n)
+    m = re.fullmatch(r"(\d+)m", s)
+    if m and int(m[1]) % 1000 == 0:
+        return str(int(m[1]) // 1000)
+    return s
+
+
+def canonicalize_resources(obj):
+    for c in obj.get("spec", {}).get("template", {}).get("spec", {}).get("containers", []):
+        for k in ("limits", "requests"):
+            for name, v in c.get("resources", {}).get(k, {}).items():
+                c["resources"][k][name] = canonical_quantity(v)
+
+
 class Store:
     def __init__(self):
         self.cond = threading.Condition()
@@ -130,6 +158,8 @@ class Store:
         self.cond.notify_all()
 
     def _put(self, plural, obj, typ):
+        if plural == "deployments":
+            canonicalize_resources(obj)  # stored (and returned) form differs from what was sent
         m = obj["metadata"]
         self.objects[(plural, m.get("namespace", ""), m["name"])] = obj
         self._bump(plural, typ, obj)
@@ -303,6 +333,8 @@ class Store:
                     check_cel(new, schema_for(KINDS[plural][2], strict=False))
                 except jsonschema.ValidationError as e:
                     raise ApiError(422, "Invalid", f"invalid: {e.message}")
+            if plural == "deployments":
+                canonicalize_resources(new)
             if new == cur:
                 return copy.deepcopy(cur)  # like the real server: a no-op update keeps the resourceVersion
             if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers"):
@@ -350,6 +382,8 @@ class Store:
             obj["metadata"]["managedFields"] = [
                 {"manager": m, "operation": "Apply", "apiVersion": obj["apiVersion"], "fieldsType": "FieldsV1",
                  "fieldsV1": {".".join(p): {} for p in sorted(f)}} for m, f in sorted(owners.items())]
+            if plural == "deployments":
+                canonicalize_resources(obj)
             if cur is not None:
                 if obj == cur:
                     return copy.deepcopy(cur)

@@ -100,7 +100,9 @@ def test_drift_is_corrected(cluster, start_operator):
 def test_steady_state_makes_no_writes(cluster, start_operator):
     # resync every second: reconciles keep running, yet nothing is written
     op = start_operator(resyncSeconds=1)
-    cluster.create_ldep("m1", spec_with_engine_port(cluster, SPEC))
+    # quantities the server canonicalizes (1024Mi -> 1Gi, 1000m -> 1) must not look like drift
+    spec = {**SPEC, "resources": {"requests": {"cpu": "1000m", "memory": "1024Mi"}, "limits": {"memory": 2147483648}}}
+    cluster.create_ldep("m1", spec_with_engine_port(cluster, spec))
     wait_for(lambda: available(cluster, ready=2), 20, "m1 Available")
     cluster.create_adapter("a1", {"deploymentRef": {"name": "m1"}, "source": "hf://o/a1", "preload": True})
     wait_for(lambda: (cond(cluster.get("adapters", "a1"), "Ready") or {}).get("status") == "True", 15, "a1 Ready")
@@ -115,6 +117,8 @@ def test_steady_state_makes_no_writes(cluster, start_operator):
     writes = cluster.api.writes_since(mark, token="operator")
     lease_writes = [r for r in cluster.api.writes_since(mark, token="operator", include_leases=True)
                     if "/leases" in r["path"]]
+    limits = cluster.get("deployments", "m1")["spec"]["template"]["spec"]["containers"][0]["resources"]
+    assert limits["requests"]["memory"] == "1Gi" and limits["limits"]["memory"] == "2Gi"  # the double canonicalized
     n = after["loraxdeployment"] - before["loraxdeployment"]
     assert n >= 3, "resync should have reconciled"
     assert writes == [], writes

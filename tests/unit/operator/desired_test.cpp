@@ -133,6 +133,18 @@ TEST(Objects, ServicePdbHpaConfigMap) {
   EXPECT_EQ(cm["metadata"]["name"], "llama-adapters");
 }
 
+TEST(Apply, QuantitiesCompareByValue) {
+  // The API server canonicalizes quantities on write (k8s.io/apimachinery resource.Quantity).
+  EXPECT_TRUE(is_subset(json{{"m", "1024Mi"}}, json{{"m", "1Gi"}}));
+  EXPECT_TRUE(is_subset(json{{"m", 17179869184}}, json{{"m", "16Gi"}}));
+  EXPECT_TRUE(is_subset(json{{"c", "1000m"}}, json{{"c", "1"}}));
+  EXPECT_TRUE(is_subset(json{{"c", "0.5"}}, json{{"c", "500m"}}));
+  EXPECT_TRUE(is_subset(json{{"c", "1e3"}}, json{{"c", "1k"}}));
+  EXPECT_FALSE(is_subset(json{{"m", "1Gi"}}, json{{"m", "1G"}}));
+  EXPECT_FALSE(is_subset(json{{"i", "engine:1"}}, json{{"i", "engine:2"}}));
+  EXPECT_FALSE(is_subset(json{{"p", "http"}}, json{{"p", "https"}}));
+}
+
 TEST(Apply, SubsetAndHash) {
   json d = {{"a", 1}, {"b", {{"c", json::array({{{"x", 1}}})}}}};
   json o = {{"a", 1.0}, {"z", 2}, {"b", {{"c", json::array({{{"x", 1}, {"y", 2}}})}}}};
