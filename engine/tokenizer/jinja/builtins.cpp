@@ -1474,7 +1474,7 @@ void add_globals(Dict& g) {
         }));
   g.set(S("raise_exception"), Value::function("raise_exception", [](std::vector<Value>& a, Kwargs& k) -> Value {
           auto b = bind("raise_exception", a, k, {{"message", S("")}});
-          throw TemplateError(to_str(b[0]));
+          throw RaisedError(to_str(b[0]));
         }));
   g.set(S("strftime_now"), Value::function("strftime_now", [](std::vector<Value>& a, Kwargs& k) {
           auto b = bind("strftime_now", a, k, {{"format", Value()}});

@@ -5,9 +5,15 @@
 #include <string>
 #include <vector>
 
+#include "tokenizer/jinja/error.h"
 #include "tokenizer/jinja/value.h"
 
 namespace lorax::jinja {
+
+// What raise_exception() throws: its message must reach the caller verbatim.
+struct RaisedError : TemplateError {
+  using TemplateError::TemplateError;
+};
 
 bool has_filter(const std::string& name);
 bool has_test(const std::string& name);

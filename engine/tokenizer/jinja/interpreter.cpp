@@ -188,7 +188,7 @@ class Renderer {
         Value fn = eval(*c.children[0], frame);
         eval_args(c, frame, args, kwargs);
         kwargs.emplace_back("caller", caller);
-        out += to_str(call_at(fn, args, kwargs, s.line));
+        out += to_str(call(fn, args, kwargs));
         return Flow::Normal;
       }
       case Stmt::Kind::FilterBlock: {
@@ -390,11 +390,6 @@ class Renderer {
     });
   }
 
-  Value call_at(const Value& fn, std::vector<Value>& args, Kwargs& kwargs, int line) {
-    (void)line;
-    return call(fn, args, kwargs);
-  }
-
   void eval_args(const Expr& e, const FramePtr& frame, std::vector<Value>& args, Kwargs& kwargs, size_t first = 1) {
     for (size_t i = first; i < e.children.size(); ++i) args.push_back(eval(*e.children[i], frame));
     for (const auto& [k, v] : e.kwargs) kwargs.emplace_back(k, eval(*v, frame));
@@ -420,8 +415,9 @@ class Renderer {
       return eval_inner(e, frame);
     } catch (const LocatedError&) {
       throw;
+    } catch (const RaisedError&) {
+      throw;
     } catch (const TemplateError& err) {
-      if (is_raise_) throw;
       located(err.what(), e.line);
     }
   }
@@ -432,7 +428,6 @@ class Renderer {
   static constexpr int64_t kMaxIterations = 2'000'000;
   int macro_depth_ = 0;
   int64_t iterations_ = 0;
-  bool is_raise_ = false;
   FramePtr context_;
   Frame* root_;
 
@@ -460,11 +455,6 @@ class Renderer {
         std::vector<Value> args;
         Kwargs kwargs;
         eval_args(e, frame, args, kwargs);
-        if (fn.type == Value::Type::Callable && fn.callable->name == "raise_exception") {
-          // Its message must reach the caller verbatim, without a line suffix.
-          is_raise_ = true;
-          call(fn, args, kwargs);
-        }
         return call(fn, args, kwargs);
       }
       case K::Filter: {
