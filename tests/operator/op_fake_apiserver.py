@@ -26,7 +26,7 @@ import uuid
 import jsonschema
 import yaml
 
-from op_crd_schema import apply_defaults, check_cel, schema_for
+from op_crd_schema import apply_defaults, check_cel, load_crd, schema_for
 
 KINDS = {  # plural -> (group, version, kind, namespaced, has_status_subresource)
     "loraxdeployments": ("lorax.dev", "v1alpha1", "LoraxDeployment", True, True),
@@ -406,6 +406,54 @@ PATH_RE = re.compile(r"^/(?:api/(?P<cv>v1)|apis/(?P<g>[^/]+)/(?P<v>[^/]+))"
                      r"(?:/namespaces/(?P<ns>[^/]+))?/(?P<plural>[^/]+)(?:/(?P<name>[^/]+)(?:/(?P<sub>[^/]+))?)?$")
 
 
+def scale_paths():
+    sc = load_crd("LoraxDeployment")["spec"]["versions"][0]["subresources"]["scale"]
+    return {k: tuple(sc[f"{k}ReplicasPath" if k != "selector" else "labelSelectorPath"].lstrip(".").split("."))
+            for k in ("spec", "status", "selector")}
+
+
+def discovery(path, service_monitors=False):
+    """Legacy discovery documents (what kubectl reads to map 'ldep' to a resource); the names,
+    short names and subresources of our kinds come from the CRD files."""
+    groups = {}
+    for plural, (g, v, kind, namespaced, has_status) in KINDS.items():
+        if g == "monitoring.coreos.com" and not service_monitors:
+            continue  # only served when the prometheus-operator CRDs "are installed"
+        groups.setdefault(g, {}).setdefault(v, []).append((plural, kind, namespaced, has_status))
+    if path == "/version":
+        return {"major": "1", "minor": "30", "gitVersion": "v1.30.0-fake", "platform": "linux/amd64"}
+    if path == "/api":
+        return {"kind": "APIVersions", "versions": ["v1"],
+                "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}]}
+    if path == "/apis":
+        return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [
+            {"name": g, "versions": [{"groupVersion": f"{g}/{v}", "version": v} for v in vs],
+             "preferredVersion": {"groupVersion": f"{g}/{next(iter(vs))}", "version": next(iter(vs))}}
+            for g, vs in groups.items() if g]}
+    m = re.fullmatch(r"/api/(v1)|/apis/([^/]+)/([^/]+)", path)
+    if not m:
+        return None
+    g, v = ("", "v1") if m[1] else (m[2], m[3])
+    if v not in groups.get(g, {}):
+        return None
+    res = []
+    for plural, kind, namespaced, has_status in groups[g][v]:
+        entry = {"name": plural, "singularName": kind.lower(), "namespaced": namespaced, "kind": kind,
+                 "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"]}
+        if g == "lorax.dev":
+            names = load_crd(kind)["spec"]["names"]
+            entry["shortNames"] = names.get("shortNames", [])
+            entry["singularName"] = names["singular"]
+        res.append(entry)
+        if has_status:
+            res.append({"name": f"{plural}/status", "singularName": "", "namespaced": namespaced, "kind": kind,
+                        "verbs": ["get", "patch", "update"]})
+        if plural == "loraxdeployments":
+            res.append({"name": f"{plural}/scale", "singularName": "", "namespaced": True, "kind": "Scale",
+                        "group": "autoscaling", "version": "v1", "verbs": ["get", "patch", "update"]})
+    return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": f"{g}/{v}" if g else v, "resources": res}
+
+
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "fake-apiserver"
@@ -446,6 +494,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return self._send(200, {"kind": "APIResourceList", "groupVersion": "monitoring.coreos.com/v1",
                                         "resources": [{"name": "servicemonitors", "namespaced": True,
                                                        "kind": "ServiceMonitor"}]})
+            disc = discovery(url.path, self.api.store.serve_service_monitors) if method == "GET" else None
+            if disc is not None:
+                code = 200
+                return self._send(200, disc)
             m = PATH_RE.match(url.path)
             if not m or m["plural"] not in KINDS:
                 raise ApiError(404, "NotFound", f"no route for {url.path}")
@@ -453,6 +505,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             group, version = KINDS[plural][0], KINDS[plural][1]
             if (m["g"] or "") != group or (m["v"] or m["cv"]) != version:
                 raise ApiError(404, "NotFound", f"{url.path}: wrong group/version")
+            if sub == "scale" and plural == "loraxdeployments":
+                code = 200
+                return self._scale(method, ns, name)
             if sub not in (None, "status"):
                 raise ApiError(404, "NotFound", f"subresource {sub} not supported")
             if sub == "status" and not KINDS[plural][4]:
@@ -508,6 +563,43 @@ class Handler(http.server.BaseHTTPRequestHandler):
         finally:
             if not entry["watch"]:
                 self.api.log(entry, code)
+
+    def _scale(self, method, ns, name):
+        """The CRD's scale subresource: autoscaling/v1 Scale over .spec.replicas / .status.replicas /
+        .status.selector (the paths crds/loraxdeployment.yaml declares)."""
+        store = self.api.store
+        paths = scale_paths()
+        if method in ("PATCH", "PUT"):
+            raw = self._body()
+            body = json.loads(raw) if raw else {}
+            replicas = body.get("spec", {}).get("replicas")
+            if not isinstance(replicas, int) or replicas < 0:
+                raise ApiError(422, "Invalid", "spec.replicas must be a non-negative integer")
+            with store.cond:
+                cur = store.objects.get(("loraxdeployments", ns, name))
+                if not cur:
+                    raise ApiError(404, "NotFound", f"loraxdeployments \"{name}\" not found")
+                rv = body.get("metadata", {}).get("resourceVersion")
+                if method == "PUT" and rv and rv != cur["metadata"]["resourceVersion"]:
+                    raise ApiError(409, "Conflict", "the object has been modified")
+                new = copy.deepcopy(cur)
+                set_path(new, paths["spec"], replicas)
+                check_cel(new, schema_for("LoraxDeployment", strict=False))
+                if new != cur:
+                    new["metadata"]["generation"] = cur["metadata"].get("generation", 1) + 1
+                    store._put("loraxdeployments", new, "MODIFIED")
+        elif method != "GET":
+            raise ApiError(405, "MethodNotAllowed", method)
+        obj = store.get("loraxdeployments", ns, name)
+        if not obj:
+            raise ApiError(404, "NotFound", f"loraxdeployments \"{name}\" not found")
+        m = obj["metadata"]
+        return self._send(200, {"kind": "Scale", "apiVersion": "autoscaling/v1",
+                                "metadata": {"name": m["name"], "namespace": m["namespace"], "uid": m["uid"],
+                                             "resourceVersion": m["resourceVersion"]},
+                                "spec": {"replicas": get_path(obj, paths["spec"]) or 0},
+                                "status": {"replicas": get_path(obj, paths["status"]) or 0,
+                                           "selector": get_path(obj, paths["selector"]) or ""}})
 
     def _chunk(self, obj):
         data = (json.dumps(obj) + "\n").encode()
