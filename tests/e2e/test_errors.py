@@ -148,3 +148,20 @@ def test_full_queue_answers_429(start_server):
     assert queued["r"].status_code == 200
     assert 'lorax_request_failure_total{err="overloaded"} 10' in s.metrics()
     assert s.stop() == 0
+
+
+def test_serve_cli_errors(engine_bin, model_dir, server):
+    import subprocess
+
+    def run(*args):
+        return subprocess.run([str(engine_bin), "serve", *map(str, args)], capture_output=True, text=True, timeout=60)
+
+    for args, code in [((), 2), (("--model", model_dir, "--port", "70000"), 2),
+                       (("--model", model_dir, "--max-waiting-requests", "0"), 2),
+                       (("--model", model_dir, "--no-such-flag", "1"), 2),
+                       (("--model", model_dir / "missing"), 1),
+                       (("--model", model_dir, "--host", "127.0.0.1", "--port", server.port), 1)]:  # port taken
+        res = run(*args)
+        assert res.returncode == code, (args, res.stderr)
+        lines = res.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
