@@ -125,3 +125,13 @@ def test_default_spec_validates_after_defaulting():
 def test_invalid_resources_rejected(obj):
     with pytest.raises(jsonschema.ValidationError):
         validate_cr(obj, strict=False)
+
+
+def test_validator_is_not_vacuous():
+    # the same validator rejects a wrong type and (strict) an unknown field in a core object
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"},
+                                      "spec": {"replicas": "two"}}, K8S_VERSION, strict=True)
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "x"},
+                                      "spec": {"portz": []}}, K8S_VERSION, strict=True)
