@@ -17,6 +17,9 @@ struct RaisedError : TemplateError {
 
 bool has_filter(const std::string& name);
 bool has_test(const std::string& name);
+// "unknown filter 'x'" or, for jinja2 built-ins this interpreter lacks, "unsupported filter 'x'".
+std::string missing_filter_message(const std::string& name);
+std::string missing_test_message(const std::string& name);
 
 Value apply_filter(const std::string& name, const Value& input, std::vector<Value>& args, Kwargs& kwargs);
 bool apply_test(const std::string& name, const Value& input, std::vector<Value>& args, Kwargs& kwargs);

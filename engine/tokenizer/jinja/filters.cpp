@@ -4,6 +4,7 @@
 #include <cmath>
 #include <map>
 #include <optional>
+#include <set>
 
 #include "tokenizer/jinja/support.h"
 #include "tokenizer/jinja/utf8.h"
@@ -147,7 +148,7 @@ Value select_common(const Value& x, std::vector<Value>& a, Kwargs& k, bool attr,
     test = need_str(a[pos], "test name");
     targs.assign(a.begin() + pos + 1, a.end());
   }
-  if (!test.empty() && !has_test(test)) throw TemplateError("No test named '" + test + "'.");
+  if (!test.empty() && !has_test(test)) throw TemplateError(missing_test_message(test));
   if (!x.truthy()) return Value::from_list({});  // jinja2 guards with `if value:`
   for (const auto& item : iterate(x)) {
     Value v = attribute ? attr_path(item, *attribute) : item;
@@ -361,7 +362,7 @@ const std::map<std::string, FilterFn>& filters() {
       }
       if (a.empty()) throw TemplateError("map requires a filter argument");
       std::string name = need_str(a[0], "filter name");
-      if (!has_filter(name)) throw TemplateError("No filter named '" + name + "'.");
+      if (!has_filter(name)) throw TemplateError(missing_filter_message(name));
       for (const auto& item : iterate(x)) {
         std::vector<Value> fa(a.begin() + 1, a.end());
         Kwargs fk = k;
@@ -480,11 +481,17 @@ const std::map<std::string, FilterFn>& filters() {
 
 }  // namespace
 
+std::string missing_filter_message(const std::string& name) {
+  static const std::set<std::string> jinja2_only = {"filesizeformat", "groupby", "slice", "striptags", "urlencode",
+                                                    "urlize", "wordwrap", "xmlattr"};
+  return (jinja2_only.count(name) ? "unsupported filter '" : "unknown filter '") + name + "'";
+}
+
 bool has_filter(const std::string& name) { return filters().count(name) > 0; }
 
 Value apply_filter(const std::string& name, const Value& input, std::vector<Value>& args, Kwargs& kwargs) {
   auto it = filters().find(name);
-  if (it == filters().end()) throw TemplateError("No filter named '" + name + "'.");
+  if (it == filters().end()) throw TemplateError(missing_filter_message(name));
   return it->second(input, args, kwargs);
 }
 

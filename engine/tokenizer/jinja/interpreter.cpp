@@ -112,9 +112,9 @@ bool mentions(const Body& body, const std::string& name) {
 void check_names(const Expr* e, bool soft) {
   if (!e) return;
   if (!soft && e->kind == Expr::Kind::Filter && !has_filter(e->name))
-    throw TemplateError("unknown filter '" + e->name + "' at line " + std::to_string(e->line));
+    throw TemplateError(missing_filter_message(e->name) + " at line " + std::to_string(e->line));
   if (!soft && e->kind == Expr::Kind::Test && !has_test(e->name))
-    throw TemplateError("unknown test '" + e->name + "' at line " + std::to_string(e->line));
+    throw TemplateError(missing_test_message(e->name) + " at line " + std::to_string(e->line));
   bool inner_soft = soft || e->kind == Expr::Kind::CondExpr;
   for (const auto& c : e->children) check_names(c.get(), inner_soft);
   for (const auto& kw : e->kwargs) check_names(kw.second.get(), inner_soft);

@@ -1,5 +1,6 @@
 // jinja2's built-in tests (`x is defined`, `x is string`, ...).
 #include <map>
+#include <set>
 
 #include "tokenizer/jinja/support.h"
 #include "tokenizer/jinja/utf8.h"
@@ -92,11 +93,16 @@ const std::map<std::string, TestFn>& tests() {
 
 }  // namespace
 
+std::string missing_test_message(const std::string& name) {
+  static const std::set<std::string> jinja2_only = {"filter", "test"};
+  return (jinja2_only.count(name) ? "unsupported test '" : "unknown test '") + name + "'";
+}
+
 bool has_test(const std::string& name) { return tests().count(name) > 0; }
 
 bool apply_test(const std::string& name, const Value& input, std::vector<Value>& args, Kwargs& kwargs) {
   auto it = tests().find(name);
-  if (it == tests().end()) throw TemplateError("No test named '" + name + "'.");
+  if (it == tests().end()) throw TemplateError(missing_test_message(name));
   if (!kwargs.empty()) throw TemplateError("test '" + name + "' takes no keyword arguments");
   return it->second(input, args);
 }

@@ -246,6 +246,8 @@ TEST(ChatTemplateErrors, UnclosedBlock) {
 TEST(ChatTemplateErrors, UnknownFilterAndTest) {
   EXPECT_EQ(parse_error("\n{{ x | frobnicate }}"), "unknown filter 'frobnicate' at line 2");
   EXPECT_EQ(parse_error("{{ x is frobnicated }}"), "unknown test 'frobnicated' at line 1");
+  // jinja2 built-ins that this interpreter does not implement say so.
+  EXPECT_EQ(parse_error("{{ x | wordwrap }}"), "unsupported filter 'wordwrap' at line 1");
 }
 
 TEST(ChatTemplateErrors, BadSyntax) {
