@@ -1,5 +1,7 @@
 #include "cli/engine_setup.h"
 
+#include <filesystem>
+
 #ifdef LORAX_HAVE_CUDA
 #include "runtime/cuda/cuda_backend.h"
 #endif
@@ -11,7 +13,8 @@ const std::set<std::string>& engine_value_flags() {
       "device", "dtype", "threads", "load-format", "block-size", "kv-cache-tokens", "max-input-length",
       "max-total-tokens", "max-batch-total-tokens", "max-batch-prefill-tokens", "max-active-adapters",
       "max-loaded-adapters", "adapter-dir", "adapter-cycle-time-s", "num-shard", "max-running",
-      "gpu-memory-utilization"};
+      "gpu-memory-utilization", "adapter-root", "adapter-cache-dir", "adapter-max-bytes", "max-host-adapters",
+      "hub-endpoint", "s3-endpoint"};
   return flags;
 }
 
@@ -83,13 +86,39 @@ EngineSetup EngineSetup::create(const Args& args, const std::vector<GenerateBody
   cfg.max_batch_total_tokens = static_cast<int>(args.get_int("max-batch-total-tokens", 0));
   cfg.max_active_adapters = static_cast<int>(args.get_int("max-active-adapters", 1024));
   cfg.max_running = static_cast<int>(args.get_int("max-running", 256));
+  cfg.adapter_cycle_time_s = args.get_double("adapter-cycle-time-s", 2.0);
+  if (cfg.max_active_adapters <= 0) throw UsageError("--max-active-adapters must be positive");
+  if (!(cfg.adapter_cycle_time_s >= 0)) throw UsageError("--adapter-cycle-time-s must be >= 0");
   if (cfg.max_batch_prefill_tokens <= 0) throw UsageError("--max-batch-prefill-tokens must be positive");
   s.engine = std::make_unique<Engine>(*s.model, *s.kv, s.tokenizer, cfg);
+
+  AdapterStoreConfig ac;
+  ac.sources.adapter_dir = args.get_or("adapter-dir", "");
+  ac.sources.roots = args.get_all("adapter-root");
+  ac.sources.cache_dir = args.get_or(
+      "adapter-cache-dir", (std::filesystem::temp_directory_path() / "lorax-adapter-cache").string());
+  const long long max_bytes = args.get_int("adapter-max-bytes", 1ll << 30);
+  if (max_bytes <= 0) throw UsageError("--adapter-max-bytes must be positive");
+  ac.sources.max_bytes = static_cast<uint64_t>(max_bytes);
+  ac.sources.hub_endpoint = args.get_or("hub-endpoint", ac.sources.hub_endpoint);
+  ac.sources.s3_endpoint = args.get_or("s3-endpoint", ac.sources.s3_endpoint);
+  ac.max_device = static_cast<int>(args.get_int("max-loaded-adapters", 16));
+  ac.max_host = static_cast<int>(args.get_int("max-host-adapters", 128));
+  if (ac.max_device <= 0) throw UsageError("--max-loaded-adapters must be positive");
+  if (ac.max_host < 0) throw UsageError("--max-host-adapters must be >= 0");
+  // `generate --adapter DIR`: the operator named that folder on the command line.
+  if (auto a = args.get("adapter"); a && std::filesystem::is_directory(*a)) ac.sources.roots.push_back(*a);
+  s.adapters = std::make_unique<AdapterStore>(ac, spec, *s.backend);
   return s;
 }
 
 GenerationRequest EngineSetup::make_request(const GenerateBody& body) const {
-  return build_generation_request(body, *tokenizer, limits);
+  GenerationRequest req = build_generation_request(body, *tokenizer, limits);
+  if (!req.adapter_id.empty()) {
+    const GenerateParameters& p = body.parameters;
+    req.adapter = adapters->acquire({req.adapter_id, p.adapter_source.value_or(""), p.api_token.value_or(""), ""});
+  }
+  return req;
 }
 
 }  // namespace lorax::cli

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "adapters/adapter_store.h"
 #include "cli/args.h"
 #include "kv/kv_cache.h"
 #include "model/model.h"
@@ -18,6 +19,7 @@ namespace lorax::cli {
 // --model --device --dtype --threads --load-format --block-size --kv-cache-tokens
 // --max-input-length --max-total-tokens --max-batch-total-tokens --max-batch-prefill-tokens
 // --max-active-adapters --max-loaded-adapters --adapter-dir --adapter-cycle-time-s --num-shard
+// --adapter-root (repeatable) --adapter-cache-dir --adapter-max-bytes --max-host-adapters --hub-endpoint --s3-endpoint
 const std::set<std::string>& engine_value_flags();
 
 struct EngineSetup {
@@ -26,10 +28,12 @@ struct EngineSetup {
   std::shared_ptr<const Tokenizer> tokenizer;
   std::unique_ptr<KvCache> kv;
   std::unique_ptr<Engine> engine;
+  std::unique_ptr<AdapterStore> adapters;
   RequestLimits limits;
 
   // `planned` (optional) sizes the KV cache for offline runs when no size is given.
   static EngineSetup create(const Args& args, const std::vector<GenerateBody>& planned = {});
+  // Also loads the request's adapter (AdapterError when it cannot be used).
   GenerationRequest make_request(const GenerateBody& body) const;
 };
 

@@ -3,6 +3,7 @@
 // body with details and decoder_input_details on. `--prompts-file` runs many
 // /generate bodies (JSON lines) in one continuous batch and prints one response per line.
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 
@@ -47,7 +48,12 @@ json parameters_from_flags(const Args& args) {
       case Kind::Str: p[snake(flag)] = args.require(flag); break;
     }
   }
-  if (args.has("adapter")) p["adapter_id"] = args.require("adapter");
+  if (args.has("adapter")) {
+    // A directory is loaded from there; anything else is a name under --adapter-dir (or a URL).
+    p["adapter_id"] = args.require("adapter");
+    if (!args.has("adapter-source") && std::filesystem::is_directory(args.require("adapter")))
+      p["adapter_source"] = "local";
+  }
   auto stops = args.get_all("stop");
   if (!stops.empty()) p["stop"] = stops;
   return p;

@@ -210,22 +210,22 @@ bool Engine::step() {
     ++it;
   }
 
-  // 2. Admit waiting sequences in arrival order while budgets and blocks allow.
-  auto active_adapters = [&] {
-    std::set<std::string> ids;
-    for (auto& s : running_) ids.insert(s->req.adapter_id);
-    return ids;
-  };
-  while (!waiting_.empty() && prefill_budget > 0 && static_cast<int>(running_.size()) < config_.max_running) {
-    Sequence& seq = *waiting_.front();
-    auto adapters = active_adapters();
-    if (!adapters.count(seq.req.adapter_id) && static_cast<int>(adapters.size()) >= config_.max_active_adapters) break;
+  // 2. Admit waiting sequences in arrival order while budgets and blocks allow;
+  //    requests of adapters that may not admit now (rotation) are skipped over.
+  rotate_adapters(Clock::now());
+  for (auto it = waiting_.begin();
+       it != waiting_.end() && prefill_budget > 0 && static_cast<int>(running_.size()) < config_.max_running;) {
+    Sequence& seq = **it;
+    if (!seq.req.adapter_id.empty() && !admitting_.count(seq.req.adapter_id)) {
+      ++it;
+      continue;
+    }
     const int count = std::min(static_cast<int>(seq.tokens.size()) - seq.computed, prefill_budget);
     if (!reserve_slots(seq, count)) break;
     prefill_budget -= count;
     plan.push_back({&seq, count});
-    running_.push_back(std::move(waiting_.front()));
-    waiting_.pop_front();
+    running_.push_back(std::move(*it));
+    it = waiting_.erase(it);
   }
   stats_.waiting = static_cast<int>(waiting_.size());
   stats_.running = static_cast<int>(running_.size());
@@ -327,10 +327,64 @@ bool Engine::step() {
   stats_.forward_tokens += batch.num_tokens();
   stats_.last_batch_size = batch.num_seqs();
   stats_.max_batch_size = std::max(stats_.max_batch_size, batch.num_seqs());
-  stats_.max_adapters_in_batch = std::max(stats_.max_adapters_in_batch, static_cast<int>(adapters.adapters.size()));
+  stats_.active_adapters = static_cast<int>(adapters.adapters.size());
+  stats_.max_adapters_in_batch = std::max(stats_.max_adapters_in_batch, stats_.active_adapters);
   running_.remove_if([](const std::unique_ptr<Sequence>& s) { return s->finished; });
   stats_.running = static_cast<int>(running_.size());
   return true;
+}
+
+// At most max_active_adapters distinct adapters are in the running batch. Adapters
+// of waiting requests are activated least-recently-active first while the cap
+// allows; when some still wait, adapters that have admitted for a whole cycle stop
+// admitting (their running requests finish normally), so the batch drains toward
+// the waiting ones and no adapter starves. The base model is not counted.
+void Engine::rotate_adapters(Clock::time_point now) {
+  std::set<std::string> in_batch, waiting_ids;
+  for (auto& s : running_)
+    if (!s->req.adapter_id.empty()) in_batch.insert(s->req.adapter_id);
+  std::vector<std::string> pending;
+  for (auto& s : waiting_) {
+    const std::string& id = s->req.adapter_id;
+    if (!id.empty() && waiting_ids.insert(id).second && !admitting_.count(id)) pending.push_back(id);
+  }
+  for (auto it = admitting_.begin(); it != admitting_.end();) {
+    if (in_batch.count(it->first) || waiting_ids.count(it->first)) {
+      ++it;
+    } else {
+      last_active_[it->first] = now;
+      it = admitting_.erase(it);
+    }
+  }
+  if (pending.empty()) return;
+  auto last_active = [&](const std::string& id) {
+    auto it = last_active_.find(id);
+    return it == last_active_.end() ? Clock::time_point::min() : it->second;
+  };
+  std::stable_sort(pending.begin(), pending.end(),
+                   [&](const std::string& a, const std::string& b) { return last_active(a) < last_active(b); });
+  const size_t cap = static_cast<size_t>(std::max(1, config_.max_active_adapters));
+  auto activate = [&] {  // in order; the first one that does not fit stops the rest
+    for (const std::string& id : pending) {
+      if (admitting_.count(id)) continue;
+      std::set<std::string> distinct = in_batch;
+      for (auto& [a, t] : admitting_) distinct.insert(a);
+      if (!distinct.count(id) && distinct.size() >= cap) return false;
+      admitting_[id] = now;
+    }
+    return true;
+  };
+  if (activate()) return;
+  const auto cycle = std::chrono::duration<double>(config_.adapter_cycle_time_s);
+  for (auto it = admitting_.begin(); it != admitting_.end();) {
+    if (now - it->second >= cycle) {
+      last_active_[it->first] = now;
+      it = admitting_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  activate();
 }
 
 void Engine::run_until_idle() {

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <deque>
 #include <list>
+#include <map>
 #include <memory>
 #include <set>
 
@@ -21,7 +22,8 @@ struct EngineConfig {
   int max_batch_prefill_tokens = 4096;  // prompt tokens computed per step
   int max_batch_total_tokens = 0;       // tokens (KV) held by running sequences; 0 = whole cache
   int max_running = 256;                // sequences in the running batch
-  int max_active_adapters = 1024;       // distinct adapters in the running batch
+  int max_active_adapters = 1024;       // distinct adapters (base model excluded) in the running batch
+  double adapter_cycle_time_s = 2.0;    // how long an adapter may keep admitting while others wait
 };
 
 struct EngineStats {
@@ -33,6 +35,7 @@ struct EngineStats {
   int last_batch_size = 0;
   int max_batch_size = 0;
   int max_adapters_in_batch = 0;
+  int active_adapters = 0;  // distinct adapters in the last forward batch
 };
 
 class Engine {
@@ -61,6 +64,8 @@ class Engine {
   void finish(Sequence& seq, FinishReason reason, const std::string& error = "");
   void accept_token(Sequence& seq, TokenChoice choice);
   bool is_eos(int32_t id) const;
+  // Adapter rotation: which adapters may admit new requests this step.
+  void rotate_adapters(std::chrono::steady_clock::time_point now);
 
   Model& model_;
   KvCache& kv_;
@@ -71,6 +76,10 @@ class Engine {
   uint64_t next_id_ = 1;
   std::deque<std::unique_ptr<Sequence>> waiting_;
   std::list<std::unique_ptr<Sequence>> running_;
+  // Adapters allowed to admit (activation time), and when each adapter last was
+  // active: waiting adapters are activated least-recently-active first.
+  std::map<std::string, std::chrono::steady_clock::time_point> admitting_;
+  std::map<std::string, std::chrono::steady_clock::time_point> last_active_;
 };
 
 }  // namespace lorax

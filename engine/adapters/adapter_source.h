@@ -1,0 +1,46 @@
+// Where an adapter's two PEFT files come from: a name under --adapter-dir, a local
+// path inside the allowed roots, or an HTTP(S) folder (url, hub and s3 all resolve
+// to one) downloaded into an on-disk cache. Every source ends as a local directory.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "adapters/peft_adapter.h"
+
+namespace lorax {
+
+// AdapterError subclasses carry the HTTP status the server answers with.
+struct AdapterNotFound : AdapterError {  // 404
+  using AdapterError::AdapterError;
+};
+struct AdapterForbidden : AdapterError {  // 403: a path outside the allowed roots
+  using AdapterError::AdapterError;
+};
+int adapter_error_status(const AdapterError& e);  // 404, 403 or 422
+
+struct AdapterSourceConfig {
+  std::string adapter_dir;                 // names without a source resolve here
+  std::vector<std::string> roots;          // more roots allowed for `local` paths
+  std::string cache_dir;                   // downloads land here
+  uint64_t max_bytes = 1ull << 30;         // per adapter download (both files)
+  std::string hub_endpoint = "https://huggingface.co";  // + /ORG/NAME/resolve/main/
+  std::string s3_endpoint = "https://s3.amazonaws.com";  // + /BUCKET/KEY/ (path style)
+  int timeout_s = 60;
+};
+
+struct AdapterRequest {
+  std::string id;
+  std::string source;     // "", "local", "url", "hub", "s3"
+  std::string api_token;  // sent as a bearer token on downloads
+  std::string sha256;     // of adapter_model.safetensors; also `#sha256=` on URLs
+};
+
+// A local directory holding adapter_config.json and adapter_model.safetensors.
+// Throws AdapterNotFound / AdapterForbidden / AdapterError.
+std::string resolve_adapter_dir(const AdapterRequest& req, const AdapterSourceConfig& cfg);
+
+// Lower-case hex SHA-256 of a file (OpenSSL).
+std::string sha256_file(const std::string& path);
+
+}  // namespace lorax

@@ -1,0 +1,151 @@
+// AdapterStore: sources under --adapter-dir and allowed roots, one load for
+// concurrent first requests, clear refusals (404/403/422) that leave the store
+// usable, LRU demotion of idle adapters only, unload rules. And the scheduler's
+// adapter rotation: a rarely used adapter is served while another keeps arriving,
+// with its result equal to its solo run (peft's reference).
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <filesystem>
+#include <thread>
+
+#include "adapters/adapter_store.h"
+#include "fixture_reference.h"
+#include "scheduler/engine.h"
+
+namespace lorax {
+namespace {
+
+namespace fs = std::filesystem;
+const std::string kDir = "tests/fixtures/adapters/llama";
+
+struct StoreFixture : ::testing::Test {
+  std::unique_ptr<Backend> backend = make_cpu_backend(1);
+  std::unique_ptr<Model> model = Model::load("tests/fixtures/models/llama", *backend);
+  std::atomic<int> loads{0}, failures{0}, evictions{0};
+  std::unique_ptr<AdapterStore> make(int max_device, int max_host = 128) {
+    AdapterStoreConfig c;
+    c.sources.adapter_dir = kDir;
+    c.sources.roots = {"tests/fixtures/adapters/bad"};
+    c.max_device = max_device;
+    c.max_host = max_host;
+    auto s = std::make_unique<AdapterStore>(c, model->spec(), *backend);
+    AdapterStoreObserver o;
+    o.loaded = [this](double) { ++loads; };
+    o.load_failed = [this](const std::string&) { ++failures; };
+    o.evicted = [this](const std::string&) { ++evictions; };
+    s->set_observer(o);
+    return s;
+  }
+  static int status_of(AdapterStore& s, AdapterRequest r) {
+    try {
+      s.acquire(r);
+    } catch (const AdapterError& e) {
+      EXPECT_NE(std::string(e.what()).find(r.id), std::string::npos) << "message must name the adapter: " << e.what();
+      return adapter_error_status(e);
+    }
+    return 200;
+  }
+};
+
+TEST_F(StoreFixture, ConcurrentFirstRequestsLoadOnce) {
+  auto store = make(4);
+  std::vector<std::shared_ptr<const AdapterWeights>> got(8);
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < got.size(); ++i)
+    threads.emplace_back([&, i] { got[i] = store->acquire({"attn-r8", "", "", ""}); });
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(loads.load(), 1);
+  for (auto& g : got) EXPECT_EQ(g.get(), got[0].get());
+  ASSERT_EQ(store->list().size(), 1u);
+  EXPECT_EQ(store->list()[0].rank, 8);
+  EXPECT_TRUE(store->list()[0].in_use);
+}
+
+TEST_F(StoreFixture, RefusalsAreClearAndLocal) {
+  auto store = make(4);
+  EXPECT_EQ(status_of(*store, {"no-such-adapter", "", "", ""}), 404);
+  EXPECT_EQ(status_of(*store, {"../../etc", "", "", ""}), 403);
+  EXPECT_EQ(status_of(*store, {"tests/fixtures/adapters/../../../etc", "local", "", ""}), 403);
+  EXPECT_EQ(status_of(*store, {"/etc", "local", "", ""}), 403);
+  EXPECT_EQ(status_of(*store, {"tests/fixtures/adapters/bad/truncated", "local", "", ""}), 422);
+  EXPECT_EQ(status_of(*store, {"tests/fixtures/adapters/bad/wrong-shape", "local", "", ""}), 422);
+  EXPECT_EQ(status_of(*store, {"x", "ftp", "", ""}), 422);
+  EXPECT_EQ(failures.load(), 7);
+  // A symlink inside the root pointing outside it is an escape too.
+  const fs::path link = fs::path(kDir) / ("escape-" + std::to_string(::getpid()));
+  fs::create_directory_symlink("/etc", link);
+  EXPECT_EQ(status_of(*store, {link.filename().string(), "", "", ""}), 403);
+  fs::remove(link);
+  EXPECT_EQ(status_of(*store, {"attn-r8", "", "", ""}), 200);
+  EXPECT_EQ(status_of(*store, {fs::absolute(kDir + "/mlp-r1-layers").string(), "local", "", ""}), 200);
+}
+
+TEST_F(StoreFixture, LruDemotesOnlyIdleAdapters) {
+  auto store = make(2, 1);
+  auto held = store->acquire({"attn-r8", "", "", ""});  // in use throughout
+  store->acquire({"all-r4-patterns", "", "", ""});
+  store->acquire({"mlp-r1-layers", "", "", ""});  // all-r4-patterns is the idle LRU: demoted
+  EXPECT_EQ(evictions.load(), 1);
+  std::map<std::string, AdapterInfo> by_id;
+  for (auto& i : store->list()) by_id[i.id] = i;
+  EXPECT_EQ(by_id.at("attn-r8").tier, "device");
+  EXPECT_EQ(by_id.at("all-r4-patterns").tier, "host");
+  EXPECT_EQ(by_id.at("mlp-r1-layers").tier, "device");
+  store->acquire({"all-r16-rslora", "", "", ""});  // mlp-r1-layers demoted, host overflow drops all-r4-patterns
+  EXPECT_EQ(evictions.load(), 3);
+  EXPECT_EQ(store->list().size(), 3u);
+  EXPECT_EQ(loads.load(), 4);
+  EXPECT_EQ(store->unload("attn-r8"), AdapterStore::Unload::InUse);
+  held.reset();
+  EXPECT_EQ(store->unload("attn-r8"), AdapterStore::Unload::Ok);
+  EXPECT_EQ(store->unload("attn-r8"), AdapterStore::Unload::NotFound);
+  // Promotion from the host tier needs no new load.
+  store->acquire({"mlp-r1-layers", "", "", ""});
+  EXPECT_EQ(loads.load(), 4);
+}
+
+TEST_F(StoreFixture, RotationServesARareAdapter) {
+  auto store = make(4);
+  auto busy = store->acquire({"attn-r8", "", "", ""});
+  auto rare = store->acquire({"all-r16-rslora", "", "", ""});
+  testing::Reference ref = testing::read_reference(kDir + "/all-r16-rslora");
+  const auto& c = ref.cases[0];
+  KvCache kv(*backend, model->spec().num_layers, 512, 4, model->spec().num_kv_heads, model->spec().head_dim);
+  EngineConfig cfg;
+  cfg.max_active_adapters = 1;
+  cfg.adapter_cycle_time_s = 0;
+  Engine engine(*model, kv, nullptr, cfg);
+  auto make_req = [&](const std::shared_ptr<const AdapterWeights>& a, int max_new) {
+    GenerationRequest r;
+    r.prompt_ids = c.input_ids;
+    r.stopping.max_new_tokens = max_new;
+    r.stopping.ignore_eos_token = true;
+    r.adapter = a;
+    r.adapter_id = a->id;
+    return r;
+  };
+  for (int i = 0; i < 3; ++i) engine.submit(make_req(busy, 4));
+  std::vector<int32_t> rare_tokens;
+  bool rare_done = false;
+  GenerationRequest r = make_req(rare, ref.max_new_tokens);
+  r.on_finish = [&](const FinishInfo& info) {
+    rare_done = true;
+    for (auto& t : info.tokens) rare_tokens.push_back(t.id);
+  };
+  engine.submit(std::move(r));
+  // The busy adapter keeps getting new requests every step.
+  int steps = 0;
+  while (!rare_done && steps < 200) {
+    engine.submit(make_req(busy, 4));
+    engine.step();
+    ++steps;
+  }
+  ASSERT_TRUE(rare_done) << "the rare adapter starved";
+  EXPECT_EQ(rare_tokens, c.greedy_ids);
+  EXPECT_EQ(engine.stats().max_adapters_in_batch, 1);
+  engine.run_until_idle();
+}
+
+}  // namespace
+}  // namespace lorax
