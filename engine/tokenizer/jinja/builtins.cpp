@@ -157,6 +157,8 @@ bool contains(const Value& container, const Value& item) {
 
 Value binary_op(const std::string& op, const Value& a, const Value& b) {
   if (op == "~") return S(to_str(a) + to_str(b));
+  // str % x formats first: Undefined only fails when a conversion touches it.
+  if (op == "%" && a.type == T::String) return S(percent_format(a.str, b));
   if (a.is_undefined()) fail_undefined(a);
   if (b.is_undefined()) fail_undefined(b);
   bool ints = (a.type == T::Int || a.type == T::Bool) && (b.type == T::Int || b.type == T::Bool);
@@ -211,7 +213,6 @@ Value binary_op(const std::string& op, const Value& a, const Value& b) {
   }
   if (op == "//" || op == "%") {
     if (!nums) {
-      if (op == "%" && a.type == T::String) return S(percent_format(a.str, b));
       bad_operands(op, a, b);
     }
     if (ints) {

@@ -211,6 +211,7 @@ const std::map<std::string, FilterFn>& filters() {
     };
     f["truncate"] = [](const Value& x, std::vector<Value>& a, Kwargs& k) {
       auto b = bind("truncate", a, k, {{"length", I(255)}, {"killwords", B(false)}, {"end", S("...")}, {"leeway", I(5)}});
+      if (x.is_undefined()) return x;  // len(Undefined) == 0, so it passes through
       if (x.type != T::String) {
         // jinja2 only measures len(s): short containers pass through, others fail.
         int64_t len = x.is_sequence() ? static_cast<int64_t>(x.list->size()) : x.is_dict() ? static_cast<int64_t>(x.dict->items.size()) : -1;
@@ -454,6 +455,8 @@ const std::map<std::string, FilterFn>& filters() {
       List out, seen;
       for (const auto& item : iterate(x)) {
         Value key = sort_key(b[1].is_none() ? item : attr_path(item, b[1]), b[0].truthy());
+        if (key.type == T::List || key.type == T::Dict || key.type == T::Namespace)
+          throw TemplateError("unhashable type: '" + key.type_name() + "'");
         bool dup = false;
         for (const auto& s : seen) dup = dup || equals(s, key);
         if (dup) continue;

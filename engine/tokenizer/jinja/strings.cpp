@@ -235,7 +235,7 @@ std::string percent_format(const std::string& fmt, const Value& rhs) {
   // mapping-like values (dict, list) also skip the "not all converted" check.
   std::vector<Value> args;
   const Dict* mapping = rhs.type == T::Dict ? rhs.dict.get() : nullptr;
-  bool mapping_like = rhs.type == T::Dict || rhs.type == T::List;
+  bool mapping_like = rhs.type == T::Dict || rhs.type == T::List || rhs.is_undefined();
   if (rhs.type == T::Tuple) args = *rhs.list;
   else args.push_back(rhs);
   size_t next = 0;
