@@ -136,6 +136,7 @@ SNIPPETS = [
     ("loop_filter_tuple_target", "{% for k, v in [[1, 2], [3, 4]] if k %}{{ loop.nextitem }}{{ loop.previtem }};{% endfor %}{% for x in [[1, 2]] if x %}{{ loop.nextitem }}{{ x }}{% endfor %}", {}),
     ("macro_param_set_in_branch", "{% set b = false %}{% macro m(a, b=2) %}{% if b %}{% set b = b + 1 %}[{{ b }}]{% endif %}{{ b }}{% endmacro %}{{ m(1) }}|{{ m(1, 0) }}", {}),
     ("joiner_cycler", "{% set j = joiner(' | ') %}{% for m in messages %}{{ j() }}{{ m.role }}{% endfor %} {% set c = cycler('odd', 'even') %}{% for i in range(3) %}{{ c.next() }}{{ c.current }};{% endfor %}{{ c.reset() }}{{ c.current }}", {"messages": MSGS}),
+    ("markup_semantics", "{{ x|e|e }}|{{ x|safe|e }}|{{ x|forceescape|forceescape }}|{{ x|safe + '<i>' }}|{{ '<i>' + x|safe }}|{{ x|e ~ '<i>' }}|{{ [x|e, x|safe|string, 5|e] }}|{{ (x|safe + x|safe)|length }}|{{ x|e == '&lt;b&gt;' }}", {"x": "<b>"}),
     # runtime errors: both sides must fail
     ("err_undefined_attr_of_undefined", "{{ missing.attr }}", {}),
     ("err_add_str_int", "{{ 'a' + 1 }}", {}),

@@ -170,7 +170,11 @@ Value binary_op(const std::string& op, const Value& a, const Value& b) {
       return I(r);
     }
     if (nums) return Value::from_float(a.as_double() + b.as_double());
-    if (a.type == T::String && b.type == T::String) return S(a.str + b.str);
+    if (a.type == T::String && b.type == T::String) {
+      if (!a.is_markup() && !b.is_markup()) return S(a.str + b.str);
+      // Markup escapes the plain operand, as markupsafe's __add__/__radd__ do.
+      return Value::markup((a.is_markup() ? a.str : html_escape(a.str)) + (b.is_markup() ? b.str : html_escape(b.str)));
+    }
     if (a.type == b.type && a.is_sequence()) {
       List out = *a.list;
       out.insert(out.end(), b.list->begin(), b.list->end());

@@ -254,10 +254,13 @@ const std::map<std::string, FilterFn>& filters() {
     };
     f["escape"] = [](const Value& x, std::vector<Value>& a, Kwargs& k) {
       bind("escape", a, k, {});
-      return S(html_escape(soft_str(x)));
+      return x.is_markup() ? x : Value::markup(html_escape(soft_str(x)));  // Markup is never escaped twice
     };
     f["e"] = f["escape"];
-    f["forceescape"] = f["escape"];
+    f["forceescape"] = [](const Value& x, std::vector<Value>& a, Kwargs& k) {
+      bind("forceescape", a, k, {});
+      return Value::markup(html_escape(soft_str(x)));
+    };
     f["format"] = [](const Value& x, std::vector<Value>& a, Kwargs& k) {
       if (!a.empty() && !k.empty()) throw TemplateError("can't handle positional and keyword arguments at the same time");
       if (!k.empty()) {
@@ -418,7 +421,7 @@ const std::map<std::string, FilterFn>& filters() {
     };
     f["safe"] = [](const Value& x, std::vector<Value>& a, Kwargs& k) {
       bind("safe", a, k, {});
-      return x.type == T::String ? x : S(soft_str(x));
+      return Value::markup(soft_str(x));
     };
     f["sort"] = [](const Value& x, std::vector<Value>& a, Kwargs& k) {
       auto b = bind("sort", a, k, {{"reverse", B(false)}, {"case_sensitive", B(false)}, {"attribute", N()}});
@@ -430,7 +433,7 @@ const std::map<std::string, FilterFn>& filters() {
     };
     f["string"] = [](const Value& x, std::vector<Value>& a, Kwargs& k) {
       bind("string", a, k, {});
-      return S(soft_str(x));
+      return x.is_markup() ? x : S(soft_str(x));
     };
     f["sum"] = [](const Value& x, std::vector<Value>& a, Kwargs& k) {
       auto b = bind("sum", a, k, {{"attribute", N()}, {"start", I(0)}});

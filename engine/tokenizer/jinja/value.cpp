@@ -267,7 +267,7 @@ std::string to_repr(const Value& v) {
     case T::Bool: return v.boolean ? "True" : "False";
     case T::Int: return std::to_string(v.integer);
     case T::Float: return float_repr(v.real);
-    case T::String: return repr_string(v.str);
+    case T::String: return v.boolean ? "Markup(" + repr_string(v.str) + ")" : repr_string(v.str);
     case T::List:
     case T::Tuple: {
       bool tuple = v.type == T::Tuple;

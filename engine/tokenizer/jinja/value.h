@@ -49,6 +49,10 @@ struct Value {
   static Value from_int(int64_t i) { Value v; v.type = Type::Int; v.integer = i; return v; }
   static Value from_float(double d) { Value v; v.type = Type::Float; v.real = d; return v; }
   static Value from_string(std::string s) { Value v; v.type = Type::String; v.str = std::move(s); return v; }
+  // markupsafe.Markup (what escape/safe return): a str that is never escaped again
+  // and escapes plain strings added to it. Marked by `boolean` on a String.
+  static Value markup(std::string s) { Value v = from_string(std::move(s)); v.boolean = true; return v; }
+  bool is_markup() const { return type == Type::String && boolean; }
   static Value from_list(List items, bool tuple = false);
   static Value from_dict(Dict d);
   static Value new_namespace();
