@@ -137,6 +137,7 @@ SNIPPETS = [
     ("macro_param_set_in_branch", "{% set b = false %}{% macro m(a, b=2) %}{% if b %}{% set b = b + 1 %}[{{ b }}]{% endif %}{{ b }}{% endmacro %}{{ m(1) }}|{{ m(1, 0) }}", {}),
     ("joiner_cycler", "{% set j = joiner(' | ') %}{% for m in messages %}{{ j() }}{{ m.role }}{% endfor %} {% set c = cycler('odd', 'even') %}{% for i in range(3) %}{{ c.next() }}{{ c.current }};{% endfor %}{{ c.reset() }}{{ c.current }}", {"messages": MSGS}),
     ("markup_semantics", "{{ x|e|e }}|{{ x|safe|e }}|{{ x|forceescape|forceescape }}|{{ x|safe + '<i>' }}|{{ '<i>' + x|safe }}|{{ x|e ~ '<i>' }}|{{ [x|e, x|safe|string, 5|e] }}|{{ (x|safe + x|safe)|length }}|{{ x|e == '&lt;b&gt;' }}", {"x": "<b>"}),
+    ("float_floordiv_mod", "{{ 2.5 // 0.1 }} {{ 2.5 % 0.1 }} {{ -7.5 // 2 }} {{ 7.5 % -2 }} {{ -0.0 // 1 }} {{ 0.0 % -1 }} {{ 1 // 0.3 }} {{ 1e300 // 1e-10 }}", {}),
     # runtime errors: both sides must fail
     ("err_undefined_attr_of_undefined", "{{ missing.attr }}", {}),
     ("err_add_str_int", "{{ 'a' + 1 }}", {}),

@@ -230,11 +230,27 @@ Value binary_op(const std::string& op, const Value& a, const Value& b) {
       return I(op == "//" ? q : m);
     }
     double x = a.as_double(), y = b.as_double();
-    if (y == 0) throw TemplateError("float divmod()");
+    if (y == 0) throw TemplateError(op == "%" ? "float modulo" : "float floor division by zero");
+    // CPython's float_divmod, so results match to the last bit (2.5 // 0.1 == 24.0).
     double m = std::fmod(x, y);
-    if (m != 0 && ((m < 0) != (y < 0))) m += y;
+    double div = (x - m) / y;
+    if (m != 0) {
+      if ((y < 0) != (m < 0)) {
+        m += y;
+        div -= 1.0;
+      }
+    } else {
+      m = std::copysign(0.0, y);
+    }
     if (op == "%") return Value::from_float(m);
-    return Value::from_float(std::floor(x / y));
+    double floordiv;
+    if (div != 0) {
+      floordiv = std::floor(div);
+      if (div - floordiv > 0.5) floordiv += 1.0;
+    } else {
+      floordiv = std::copysign(0.0, x / y);
+    }
+    return Value::from_float(floordiv);
   }
   if (op == "**") {
     if (!nums) bad_operands(op, a, b);

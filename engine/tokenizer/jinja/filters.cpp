@@ -37,6 +37,7 @@ void sort_values(List& items, bool reverse, const std::function<Value(const Valu
   std::vector<std::pair<Value, Value>> keyed;
   for (auto& v : items) keyed.emplace_back(key(v), v);
   std::stable_sort(keyed.begin(), keyed.end(), [&](const auto& a, const auto& b) {
+    if (a.first.is_undefined() && b.first.is_undefined()) return false;  // jinja2 sorts these without complaint
     return reverse ? compare(b.first, a.first) < 0 : compare(a.first, b.first) < 0;
   });
   items.clear();
