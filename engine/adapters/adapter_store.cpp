@@ -10,6 +10,45 @@ AdapterStore::AdapterStore(AdapterStoreConfig config, const ModelSpec& spec, Bac
     : config_(std::move(config)), spec_(spec), backend_(backend) {
   config_.max_device = std::max(1, config_.max_device);
   config_.max_host = std::max(0, config_.max_host);
+  life_->store = this;
+}
+
+AdapterStore::~AdapterStore() {
+  std::lock_guard lock(life_->mu);
+  life_->store = nullptr;
+}
+
+std::shared_ptr<const AdapterWeights> AdapterStore::lease_locked(const std::string& id,
+                                                                 std::shared_ptr<AdapterWeights> w) {
+  if (auto it = entries_.find(id); it != entries_.end() && it->second.weights == w) ++it->second.leases;
+  std::weak_ptr<Life> life = life_;
+  AdapterWeights* raw = w.get();
+  return std::shared_ptr<const AdapterWeights>(raw, [w = std::move(w), life, id](const AdapterWeights*) mutable {
+    const std::shared_ptr<AdapterWeights> keep = w;  // the weights outlive the store's bookkeeping below
+    w.reset();
+    if (auto l = life.lock()) {
+      std::lock_guard lock(l->mu);
+      if (l->store) l->store->released(id);
+    }
+  });
+}
+
+void AdapterStore::released(const std::string& id) {
+  std::vector<std::string> evicted;
+  {
+    std::lock_guard lock(mu_);
+    auto it = entries_.find(id);
+    if (it == entries_.end() || it->second.leases == 0) return;
+    if (--it->second.leases > 0) return;
+    evicted = make_room_locked("");
+  }
+  report(evicted);
+}
+
+void AdapterStore::report(const std::vector<std::string>& evicted) {
+  for (auto& t : evicted)
+    if (observer_.evicted) observer_.evicted(t);
+  notify_tiers();
 }
 
 std::shared_ptr<AdapterWeights> AdapterStore::load(const std::string& id, const std::string& dir) {
@@ -25,20 +64,20 @@ std::shared_ptr<const AdapterWeights> AdapterStore::acquire(const AdapterRequest
     if (!e.loaded) {  // someone else is loading it: wait for the same load
       auto f = e.loading;
       lock.unlock();
-      return f.get();
+      std::shared_ptr<AdapterWeights> w = f.get();  // rethrows the loader's error
+      lock.lock();
+      return lease_locked(req.id, w);
     }
     e.last_used = SysClock::now();
     if (e.tier == "device" || e.weights) {
-      std::shared_ptr<const AdapterWeights> out = e.weights;
+      std::shared_ptr<const AdapterWeights> out = lease_locked(req.id, e.weights);
       std::vector<std::string> evicted;
       if (e.tier == "host") {
         e.tier = "device";
         evicted = make_room_locked(req.id);
       }
       lock.unlock();
-      for (auto& t : evicted)
-        if (observer_.evicted) observer_.evicted(t);
-      notify_tiers();
+      report(evicted);
       return out;
     }
     known_dir = e.path;
@@ -68,14 +107,13 @@ std::shared_ptr<const AdapterWeights> AdapterStore::acquire(const AdapterRequest
     e.load_seconds = secs;
     e.tier = "device";
     e.last_used = SysClock::now();
+    std::shared_ptr<const AdapterWeights> out = lease_locked(req.id, w);
     std::vector<std::string> evicted = make_room_locked(req.id);
     lock.unlock();
     promise.set_value(w);
     if (observer_.loaded) observer_.loaded(secs);
-    for (auto& t : evicted)
-      if (observer_.evicted) observer_.evicted(t);
-    notify_tiers();
-    return w;
+    report(evicted);
+    return out;
   } catch (...) {
     if (!lock.owns_lock()) lock.lock();
     entries_.erase(req.id);

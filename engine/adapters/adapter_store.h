@@ -5,9 +5,10 @@
 // demoted least-recently-used first to the host tier (on the CPU backend both
 // tiers are host memory: demotion only moves the accounting; on other backends
 // the host tier keeps the resolved files and reloads them on promotion), and idle
-// ones beyond `max_host` host entries are dropped. An adapter is "in use" while
-// anyone besides the store holds its weights (a queued or running request does),
-// and in-use adapters are never evicted or unloaded.
+// ones beyond `max_host` host entries are dropped. acquire() hands out leases: an
+// adapter is "in use" while a lease lives (a queued or running request holds one),
+// in-use adapters are never evicted or unloaded, and the tiers are trimmed again
+// when the last lease of an adapter goes.
 #pragma once
 #include <chrono>
 #include <functional>
@@ -48,6 +49,9 @@ struct AdapterStoreObserver {
 class AdapterStore {
  public:
   AdapterStore(AdapterStoreConfig config, const ModelSpec& spec, Backend& backend);
+  ~AdapterStore();
+  AdapterStore(const AdapterStore&) = delete;
+  AdapterStore& operator=(const AdapterStore&) = delete;
 
   // The adapter's weights, loading it if needed. Throws AdapterError (see adapter_error_status).
   std::shared_ptr<const AdapterWeights> acquire(const AdapterRequest& req);
@@ -63,6 +67,7 @@ class AdapterStore {
     std::shared_ptr<AdapterWeights> weights;  // null while loading, or in the host tier off-CPU
     std::shared_future<std::shared_ptr<AdapterWeights>> loading;
     bool loaded = false;
+    int leases = 0;
     size_t bytes = 0;
     int rank = 0;
     double load_seconds = 0;
@@ -71,8 +76,19 @@ class AdapterStore {
   std::shared_ptr<AdapterWeights> load(const std::string& id, const std::string& dir);
   // Demotes/drops idle LRU entries beyond the tier limits; returns the evictions' tiers.
   std::vector<std::string> make_room_locked(const std::string& keep);
-  bool idle_locked(const Entry& e) const { return e.loaded && (!e.weights || e.weights.use_count() == 1); }
+  bool idle_locked(const Entry& e) const { return e.loaded && e.leases == 0; }
   void notify_tiers();
+  std::shared_ptr<const AdapterWeights> lease_locked(const std::string& id, std::shared_ptr<AdapterWeights> w);
+  void released(const std::string& id);
+  void report(const std::vector<std::string>& evicted);
+
+  // Leases may outlive the store (a request still queued at shutdown): they reach
+  // it through `life_`, which the destructor disconnects.
+  struct Life {
+    std::mutex mu;
+    AdapterStore* store = nullptr;
+  };
+  std::shared_ptr<Life> life_ = std::make_shared<Life>();
 
   AdapterStoreConfig config_;
   const ModelSpec& spec_;

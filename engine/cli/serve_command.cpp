@@ -49,6 +49,7 @@ int run_serve(const std::vector<std::string>& argv) {
   for (const std::string& f : engine_value_flags())
     if (auto v = args.get(f)) cfg.info_extra[f] = *v;
 
+  cfg.adapters = setup.adapters.get();
   server::Server srv(cfg, *setup.engine, setup.tokenizer);
   srv.start();
   std::printf("lorax-engine listening on %s:%u\n", cfg.host.c_str(), static_cast<unsigned>(srv.port()));

@@ -132,6 +132,9 @@ void EngineLoop::cancel_dead() {
 void EngineLoop::publish_gauges() {
   const EngineStats& st = engine_.stats();
   metrics_.batch_current_size.set(st.running);
+  metrics_.active_adapters.set(st.running > 0 ? st.active_adapters : 0);
+  metrics_.batch_max_size.set(st.max_batch_size);
+  metrics_.batch_max_adapters.set(st.max_adapters_in_batch);
   metrics_.kv_cache_usage_ratio.set(engine_.kv().usage_ratio());
   metrics_.kv_cache_blocks_free.set(engine_.kv().allocator().num_free());
   if (st.preemptions > preemptions_seen_) {

@@ -8,6 +8,8 @@
 #include <pistache/endpoint.h>
 #include <pistache/http.h>
 
+#include "server/adapter_metrics.h"
+#include "server/adapter_routes.h"
 #include "server/engine_loop.h"
 #include "server/http_sink.h"
 #include "server/openai_api.h"
@@ -46,6 +48,7 @@ struct Server::State {
   std::shared_ptr<const Tokenizer> tokenizer;
   metrics::Registry registry;
   ServerMetrics metrics{registry};
+  AdapterMetrics adapter_metrics{registry};
   EngineLoop loop;
   ChatTemplates chat;
   int64_t kv_capacity_tokens;
@@ -68,15 +71,20 @@ struct Server::State {
     } catch (const std::exception& e) {
       chat.load_error = e.what();
     }
+    if (config.adapters) adapter_metrics.attach(*config.adapters);
   }
 
-  // `name` (an adapter id or OpenAI `model`) -> "" for the base model; unknown adapters are 404.
-  std::string resolve_adapter(const std::string& name) const {
+  // `name` (an adapter id or OpenAI `model`) -> null for the base model, else the adapter,
+  // loaded on this HTTP thread if needed (AdapterError: 404 unknown, 403/422 unusable).
+  std::shared_ptr<const AdapterWeights> resolve_adapter(const std::string& name, const std::string& source = "",
+                                                        const std::string& api_token = "") {
     if (name.empty() || name == config.model_id || name == config.model_dir ||
         name == std::filesystem::path(config.model_dir).filename().string())
-      return "";
-    // Adapter loading is not wired in yet: every other id is unknown.
-    throw NotFound("adapter `" + name + "` not found");
+      return nullptr;
+    if (!config.adapters) throw NotFound("adapter `" + name + "` not found");
+    auto adapter = config.adapters->acquire({name, source, api_token, ""});
+    adapter_metrics.requests.labels({name}).inc();
+    return adapter;
   }
 
   void check_capacity(const GenerationRequest& req) const {
@@ -169,6 +177,13 @@ class RestHandler : public Http::Handler {
     }
     static const std::set<std::string> known = {"/", "/generate", "/generate_stream", "/v1/completions",
                                                 "/v1/chat/completions", "/v1/models", "/tokenize", "/info", "/embed"};
+    if (is_adapter_route(path)) {
+      if (!authorized(req))
+        return send_error(w, Http::Code::Unauthorized, "invalid or missing API key", "unauthorized");
+      const char* method = get ? "GET" : post ? "POST" : m == Http::Method::Delete ? "DELETE" : "OTHER";
+      AdapterRouteResult r = handle_adapter_route(s_->config.adapters, method, path, req.body());
+      return send_json(w, static_cast<Http::Code>(r.status), r.body);
+    }
     if (!known.count(path)) {
       send_error(w, Http::Code::Not_Found, "no route " + path, "not_found");
       return;
@@ -223,11 +238,15 @@ class RestHandler : public Http::Handler {
   }
 
   json models() const {
-    return {{"object", "list"},
-            {"data", json::array({{{"id", s_->config.model_id},
-                                   {"object", "model"},
-                                   {"created", s_->started},
-                                   {"owned_by", "lorax"}}})}};
+    json data = json::array({{{"id", s_->config.model_id},
+                              {"object", "model"},
+                              {"created", s_->started},
+                              {"owned_by", "lorax"}}});
+    if (s_->config.adapters)
+      for (const AdapterInfo& a : s_->config.adapters->list())
+        data.push_back({{"id", a.id}, {"object", "model"}, {"created", s_->started}, {"owned_by", "lorax"},
+                        {"parent", s_->config.model_id}});
+    return {{"object", "list"}, {"data", data}};
   }
 
   void tokenize(const Http::Request& req, Http::ResponseWriter& w) {
@@ -274,14 +293,17 @@ class RestHandler : public Http::Handler {
           body["parameters"].erase("return_k_alternatives");
         }
         GenerateBody gb = parse_generate_body(json::parse(body.dump()));
-        gb.parameters.adapter_id = s.resolve_adapter(gb.parameters.adapter_id.value_or(""));
+        auto adapter = s.resolve_adapter(gb.parameters.adapter_id.value_or(""),
+                                         gb.parameters.adapter_source.value_or(""), gb.parameters.api_token.value_or(""));
+        gb.parameters.adapter_id = adapter ? adapter->id : "";
         greq = build_generation_request(gb, *s.tokenizer, s.config.limits);
+        greq.adapter = adapter;
         format = std::make_unique<LoraxFormat>(gb.parameters, gb.inputs, greq.prompt_ids.size(),
                                                api == Api::Compat && !stream);
       } else {
         const bool chat = api == Api::Chat;
         OpenAIRequest r = chat ? parse_chat_request(body) : parse_completion_request(body);
-        s.resolve_adapter(r.model);
+        auto adapter = s.resolve_adapter(r.model);
         stream = r.stream;
         if (chat) {
           greq = s.request_from_ids(s.tokenizer->encode(s.render_chat(r), false), r.params);
@@ -289,6 +311,8 @@ class RestHandler : public Http::Handler {
           GenerateBody gb{r.prompt, r.params};
           greq = build_generation_request(gb, *s.tokenizer, s.config.limits);
         }
+        greq.adapter = adapter;
+        greq.adapter_id = adapter ? adapter->id : "";
         OpenAIIds ids{(chat ? "chatcmpl-" : "cmpl-") + std::to_string(s.next_id++), unix_now(),
                       r.model.empty() ? s.config.model_id : r.model};
         format = std::make_unique<OpenAIFormat>(ids, chat, greq.prompt_ids.size(), r.include_usage,
@@ -301,6 +325,10 @@ class RestHandler : public Http::Handler {
     } catch (const NotFound& e) {
       s.metrics.failure("not_found");
       return send_error(w, Http::Code::Not_Found, e.what(), "not_found");
+    } catch (const AdapterError& e) {
+      AdapterRouteResult r = adapter_error_result(e);
+      s.metrics.failure(r.body["error_type"].get<std::string>());
+      return send_error(w, static_cast<Http::Code>(r.status), e.what(), r.body["error_type"].get<std::string>());
     } catch (const TokenizerError& e) {
       s.metrics.failure("validation");
       return send_error(w, Http::Code::Unprocessable_Entity, e.what(), "validation");

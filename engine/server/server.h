@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "adapters/adapter_store.h"
 #include "scheduler/engine.h"
 #include "server/api/generate_api.h"
 #include "server/metrics/registry.h"
@@ -27,6 +28,7 @@ struct ServerConfig {
   std::string model_dir;  // where the chat template is read from
   RequestLimits limits;
   nlohmann::json info_extra = nlohmann::json::object();  // more /info fields (engine settings)
+  AdapterStore* adapters = nullptr;  // null: every adapter id is unknown (404)
 };
 
 class Server {

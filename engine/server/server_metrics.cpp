@@ -26,6 +26,10 @@ ServerMetrics::ServerMetrics(metrics::Registry& r)
       inter_token_latency(r.histogram("lorax_request_inter_token_latency_duration",
                                       "Seconds between consecutive generated tokens of a request", {}, seconds_buckets()).labels({})),
       batch_current_size(r.gauge("lorax_batch_current_size", "Sequences in the running batch").labels({})),
+      active_adapters(r.gauge("lorax_active_adapters", "Distinct adapters in the last forward batch").labels({})),
+      batch_max_size(r.gauge("lorax_batch_max_size", "Most sequences in one forward batch since start").labels({})),
+      batch_max_adapters(r.gauge("lorax_batch_max_adapters", "Most distinct adapters in one forward batch since start")
+                             .labels({})),
       queue_size(r.gauge("lorax_queue_size", "Requests waiting to be scheduled").labels({})),
       kv_cache_usage_ratio(r.gauge("lorax_kv_cache_usage_ratio", "Fraction of KV-cache blocks in use").labels({})),
       kv_cache_blocks_free(r.gauge("lorax_kv_cache_blocks_free", "Free KV-cache blocks").labels({})),

@@ -24,6 +24,9 @@ struct ServerMetrics {
   metrics::Histogram& time_to_first_token;
   metrics::Histogram& inter_token_latency;
   metrics::Gauge& batch_current_size;
+  metrics::Gauge& active_adapters;     // distinct adapters in the last forward batch
+  metrics::Gauge& batch_max_size;      // most sequences in one forward batch so far
+  metrics::Gauge& batch_max_adapters;  // most distinct adapters in one forward batch so far
   metrics::Gauge& queue_size;
   metrics::Gauge& kv_cache_usage_ratio;
   metrics::Gauge& kv_cache_blocks_free;
