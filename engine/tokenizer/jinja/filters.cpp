@@ -2,6 +2,8 @@
 // ensure_ascii=False and optional indent/separators/sort_keys).
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <optional>
 #include <set>
@@ -63,8 +65,14 @@ double py_round(double x, int64_t digits, const std::string& method) {
   if (method == "ceil") return std::ceil(y) / m;
   if (method == "floor") return std::floor(y) / m;
   if (method != "common") throw TemplateError("method must be 'common', 'ceil' or 'floor'");
-  double r = std::nearbyint(y);  // ties to even, as Python's round()
-  return r / m;
+  if (digits >= 0 && digits <= 300 && std::isfinite(x)) {
+    // Python's round() rounds the exact binary value half-to-even in decimal,
+    // which is what glibc's correctly rounded %.*f does.
+    char buf[512];
+    std::snprintf(buf, sizeof buf, "%.*f", static_cast<int>(digits), x);
+    return std::strtod(buf, nullptr);
+  }
+  return std::nearbyint(y) / m;
 }
 
 std::optional<int64_t> parse_int(std::string s, int base) {
