@@ -75,9 +75,21 @@ ChatTemplateConfig load_chat_template_config(const std::string& path, const std:
   }
   const auto it = cfg.find("chat_template");
   if (it == cfg.end() || it->is_null()) {
+    // Newer checkpoints keep the template beside the config.
     if (fs::exists(dir / "chat_template.jinja")) {
       out.source = read_file(dir / "chat_template.jinja");
       return out;
+    }
+    if (fs::exists(dir / "chat_template.json")) {
+      try {
+        auto j = nlohmann::ordered_json::parse(read_file(dir / "chat_template.json"));
+        if (j.is_object() && j.contains("chat_template") && j["chat_template"].is_string()) {
+          out.source = j["chat_template"].get<std::string>();
+          return out;
+        }
+      } catch (const nlohmann::json::exception& e) {
+        throw TemplateError((dir / "chat_template.json").string() + ": invalid JSON: " + e.what());
+      }
     }
     throw TemplateError(cfg_path.string() + " has no chat_template");
   }

@@ -42,8 +42,9 @@ struct ChatTemplateConfig {
   nlohmann::ordered_json special_tokens;   // {"bos_token": "<s>", ...} as transformers passes them
 };
 
-// Reads `path` (a tokenizer_config.json or a model directory holding one, or
-// chat_template.jinja) and selects the template: `name` when given, else
+// Reads `path` (a tokenizer_config.json or a model directory holding one; a
+// chat_template.jinja or chat_template.json beside it is used when the config
+// has no template) and selects the template: `name` when given, else
 // "tool_use" when tools are passed and such a template exists, else "default".
 // Throws TemplateError when there is no chat template.
 ChatTemplateConfig load_chat_template_config(const std::string& path, const std::string& name = "",

@@ -5,8 +5,11 @@
 // json.dumps-based tojson) on the same template and context.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "tokenizer/chat_template.h"
@@ -299,4 +302,35 @@ TEST(ChatTemplateApi, LoadsSharedTokenizerConfig) {
   ctx["add_generation_prompt"] = true;
   // Expected text rendered by jinja2 with the same context.
   EXPECT_EQ(t.render(ctx), "<bos><start_of_turn>user\nhi<end_of_turn>\n<start_of_turn>model\n");
+}
+
+TEST(ChatTemplateApi, ConfigVariants) {
+  namespace fs = std::filesystem;
+  fs::path dir = fs::temp_directory_path() / ("lorax_ct_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  auto write = [&](const std::string& name, const std::string& text) {
+    std::ofstream(dir / name) << text;
+  };
+  // Named templates: "default" unless tools are passed and "tool_use" exists.
+  write("tokenizer_config.json", R"({"bos_token": {"content": "<s>", "lstrip": false}, "eos_token": "</s>", "pad_token": null,
+    "chat_template": [{"name": "default", "template": "D"}, {"name": "tool_use", "template": "T"}]})");
+  EXPECT_EQ(lorax::load_chat_template_config(dir.string()).source, "D");
+  EXPECT_EQ(lorax::load_chat_template_config((dir / "tokenizer_config.json").string(), "", true).source, "T");
+  EXPECT_EQ(lorax::load_chat_template_config(dir.string(), "tool_use").source, "T");
+  EXPECT_THROW(lorax::load_chat_template_config(dir.string(), "nope"), lorax::TemplateError);
+  auto cfg = lorax::load_chat_template_config(dir.string());
+  EXPECT_EQ(cfg.special_tokens.dump(), R"({"bos_token":"<s>","eos_token":"</s>"})");
+  EXPECT_EQ(lorax::default_chat_context(cfg).dump(),
+            R"({"messages":[],"tools":null,"documents":null,"add_generation_prompt":false,"bos_token":"<s>","eos_token":"</s>"})");
+  // No template in the config: chat_template.jinja, then chat_template.json, else a clear error.
+  write("tokenizer_config.json", R"({"eos_token": "</s>"})");
+  EXPECT_THROW(lorax::load_chat_template_config(dir.string()), lorax::TemplateError);
+  write("chat_template.json", R"({"chat_template": "J"})");
+  EXPECT_EQ(lorax::load_chat_template_config(dir.string()).source, "J");
+  write("chat_template.jinja", "{{ 'jinja' }}\n");
+  EXPECT_EQ(lorax::load_chat_template_config(dir.string()).source, "{{ 'jinja' }}\n");
+  write("tokenizer_config.json", "{broken");
+  EXPECT_THROW(lorax::load_chat_template_config(dir.string()), lorax::TemplateError);
+  EXPECT_THROW(lorax::load_chat_template_config((dir / "missing.json").string()), lorax::TemplateError);
+  fs::remove_all(dir);
 }
