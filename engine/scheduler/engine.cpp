@@ -356,6 +356,9 @@ void Engine::rotate_adapters(Clock::time_point now) {
       it = admitting_.erase(it);
     }
   }
+  if (last_active_.size() > 4096)  // forget adapters that have nothing queued (their order no longer matters)
+    for (auto it = last_active_.begin(); it != last_active_.end();)
+      it = waiting_ids.count(it->first) ? std::next(it) : last_active_.erase(it);
   if (pending.empty()) return;
   auto last_active = [&](const std::string& id) {
     auto it = last_active_.find(id);
