@@ -86,6 +86,16 @@ def test_disconnect_mid_stream_frees_kv_blocks(start_server):
     assert server.metric("lorax_kv_cache_blocks_free") == free_before
     assert server.metric("lorax_request_cancelled_total") == cancelled_before + 1
     assert server.metric("lorax_request_success_total") == success_before
+
+    # The same for a client of plain /generate that gives up waiting.
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+    sock.sendall(f"POST /generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 f"Content-Length: {len(body)}\r\n\r\n{body}".encode())
+    assert wait_for(lambda: server.metric("lorax_kv_cache_usage_ratio") > 0)
+    sock.close()
+    assert wait_for(lambda: server.metric("lorax_kv_cache_usage_ratio") == 0), server.metrics()
+    assert server.metric("lorax_request_cancelled_total") == cancelled_before + 2
+    assert server.metric("lorax_request_success_total") == success_before
     assert server.stop() == 0
 
 
