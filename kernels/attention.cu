@@ -4,6 +4,8 @@
 // head (GQA: K/V are read once for the group); its 4 warps stride over the
 // context with an online softmax. Long contexts are split across CTAs
 // (flash-decoding) and merged by a second kernel.
+#include <algorithm>
+
 #include "kernels/common.cuh"
 
 namespace lorax::kernels {
@@ -11,7 +13,6 @@ namespace {
 
 constexpr int kWarps = 4;
 constexpr int kMaxGroup = 8;
-constexpr int kSplitChunk = 512;
 
 int heads_per_cta(int group) {
   for (int g = kMaxGroup; g > 1; --g)
@@ -19,11 +20,32 @@ int heads_per_cta(int group) {
   return 1;
 }
 
-int num_splits(int max_context) { return (max_context + kSplitChunk - 1) / kSplitChunk; }
+int sm_count() {
+  static int count = [] {
+    int dev = 0, n = 0;
+    cudaGetDevice(&dev);
+    cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev);
+    return n > 0 ? n : 132;
+  }();
+  return count;
+}
+
+// Context positions per CTA: enough splits that small batches still fill the
+// GPU (each warp otherwise walks a long context one dependent load at a time),
+// at most 512 so long prefills stay one pass per chunk.
+int split_chunk(int64_t T, int q_heads, int kv_heads, int max_context) {
+  const int64_t ctas = T * (q_heads / heads_per_cta(q_heads / kv_heads));
+  const int64_t wanted = std::max<int64_t>(1, (4 * sm_count() + ctas - 1) / ctas);
+  int64_t chunk = (max_context + wanted - 1) / wanted;
+  chunk = ((chunk + 15) / 16) * 16;
+  return static_cast<int>(std::min<int64_t>(512, std::max<int64_t>(16, chunk)));
+}
+
+int num_splits(int max_context, int chunk) { return (max_context + chunk - 1) / chunk; }
 
 // EPL: head elements per lane (head_dim <= 32 * EPL).
 template <typename T, int EPL>
-__global__ void __launch_bounds__(kWarps * 32) attention_kernel(AttentionArgs a, int hg, int splits) {
+__global__ void __launch_bounds__(kWarps * 32) attention_kernel(AttentionArgs a, int hg, int splits, int chunk) {
   const int64_t t = blockIdx.x;
   const int q_head0 = blockIdx.y * hg;
   const int group = a.q_heads / a.kv_heads;
@@ -33,8 +55,8 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(AttentionArgs a,
   const int D = a.head_dim;
   const int pos = a.positions[t];
   const int lo = a.window > 0 ? max(0, pos - a.window + 1) : 0;
-  const int begin = lo + split * kSplitChunk;
-  const int end = min(pos + 1, begin + kSplitChunk);
+  const int begin = lo + split * chunk;
+  const int end = min(pos + 1, begin + chunk);
   const T* qkv = static_cast<const T*>(a.qkv);
   const T* kc = static_cast<const T*>(a.k_cache);
   const T* vc = static_cast<const T*>(a.v_cache);
@@ -123,7 +145,7 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(AttentionArgs a,
 }
 
 template <typename T>
-__global__ void merge_splits_kernel(AttentionArgs a, int splits) {
+__global__ void merge_splits_kernel(AttentionArgs a, int splits, int chunk) {
   const int64_t t = blockIdx.x;
   const int head = blockIdx.y;
   const int D = a.head_dim;
@@ -131,7 +153,7 @@ __global__ void merge_splits_kernel(AttentionArgs a, int splits) {
   // Splits past the token's own context never ran: only read the ones that did.
   const int pos = a.positions[t];
   const int lo = a.window > 0 ? max(0, pos - a.window + 1) : 0;
-  const int used = (pos - lo + kSplitChunk) / kSplitChunk;
+  const int used = (pos - lo + chunk) / chunk;
   float M = -INFINITY;
   for (int s = 0; s < used; ++s) M = fmaxf(M, parts[s * (D + 2)]);
   for (int d = threadIdx.x; d < D; d += blockDim.x) {
@@ -150,18 +172,20 @@ __global__ void merge_splits_kernel(AttentionArgs a, int splits) {
 template <typename T, int EPL>
 void launch(const AttentionArgs& a, cudaStream_t s) {
   const int hg = heads_per_cta(a.q_heads / a.kv_heads);
-  const int splits = num_splits(a.max_context);
+  const int chunk = split_chunk(a.T, a.q_heads, a.kv_heads, a.max_context);
+  const int splits = num_splits(a.max_context, chunk);
   dim3 grid(static_cast<unsigned>(a.T), static_cast<unsigned>(a.q_heads / hg), static_cast<unsigned>(splits));
-  attention_kernel<T, EPL><<<grid, kWarps * 32, 0, s>>>(a, hg, splits);
+  attention_kernel<T, EPL><<<grid, kWarps * 32, 0, s>>>(a, hg, splits, chunk);
   if (splits > 1) {
-    merge_splits_kernel<T><<<dim3(static_cast<unsigned>(a.T), static_cast<unsigned>(a.q_heads)), 128, 0, s>>>(a, splits);
+    merge_splits_kernel<T><<<dim3(static_cast<unsigned>(a.T), static_cast<unsigned>(a.q_heads)), 128, 0, s>>>(a, splits,
+                                                                                                            chunk);
   }
 }
 
 }  // namespace
 
-int64_t paged_attention_workspace(int64_t T, int q_heads, int head_dim, int max_context) {
-  const int splits = num_splits(max_context);
+int64_t paged_attention_workspace(int64_t T, int q_heads, int kv_heads, int head_dim, int max_context) {
+  const int splits = num_splits(max_context, split_chunk(T, q_heads, kv_heads, max_context));
   return splits > 1 ? T * q_heads * static_cast<int64_t>(splits) * (head_dim + 2) : 0;
 }
 

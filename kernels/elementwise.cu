@@ -1,5 +1,8 @@
 // Embedding gather, norms (with fused residual add), RoPE, KV write,
 // activations and small row ops.
+#include <stdexcept>
+#include <string>
+
 #include "kernels/common.cuh"
 
 namespace lorax::kernels {
@@ -18,43 +21,48 @@ __global__ void embed_kernel(const T* table, const T* pos_table, const int32_t* 
   }
 }
 
-// One block per row; statistics in fp32. With `residual`, x += residual first
-// (the sum is written back to x, which carries the residual stream).
+// One block per row; statistics in fp32; each thread keeps its elements in
+// registers so the row is read once. With `residual`, x += residual first (the
+// sum is written back to x, which carries the residual stream).
+constexpr int kNormMaxPerThread = 16;
+
 template <typename T>
-__global__ void norm_kernel(T* x, const T* residual, const T* w, const T* b, int kind, float eps, bool one_plus,
-                            int64_t H, T* y) {
+__global__ void __launch_bounds__(1024) norm_kernel(T* x, const T* residual, const T* w, const T* b, int kind,
+                                                    float eps, bool one_plus, int64_t H, T* y) {
   __shared__ float scratch[32];
   const int64_t row = blockIdx.x;
   T* xr = x + row * H;
+  float vals[kNormMaxPerThread];
   float sum = 0, sq = 0;
-  for (int64_t i = threadIdx.x; i < H; i += blockDim.x) {
-    float v = to_f(xr[i]);
-    if (residual) {
-      v += to_f(residual[row * H + i]);
-      xr[i] = from_f<T>(v);
-      v = to_f(xr[i]);  // normalise exactly what the residual stream holds
+#pragma unroll
+  for (int j = 0; j < kNormMaxPerThread; ++j) {
+    const int64_t i = threadIdx.x + static_cast<int64_t>(j) * blockDim.x;
+    float v = 0.0f;
+    if (i < H) {
+      v = to_f(xr[i]);
+      if (residual) {
+        const T stored = from_f<T>(v + to_f(residual[row * H + i]));
+        xr[i] = stored;
+        v = to_f(stored);  // normalise exactly what the residual stream holds
+      }
     }
+    vals[j] = v;
     sum += v;
-    sq += v * v;
   }
-  float mean = 0, var;
-  if (kind == 0) {
-    mean = block_sum(sum, scratch) / H;
-    // second pass for a stable variance
-    float d2 = 0;
-    for (int64_t i = threadIdx.x; i < H; i += blockDim.x) {
-      float d = to_f(xr[i]) - mean;
-      d2 += d * d;
-    }
-    var = block_sum(d2, scratch) / H;
-  } else {
-    var = block_sum(sq, scratch) / H;
+  float mean = 0.0f;
+  if (kind == 0) mean = block_sum(sum, scratch) / H;
+#pragma unroll
+  for (int j = 0; j < kNormMaxPerThread; ++j) {
+    const int64_t i = threadIdx.x + static_cast<int64_t>(j) * blockDim.x;
+    if (i < H) sq += (vals[j] - mean) * (vals[j] - mean);
   }
-  const float inv = rsqrtf(var + eps);
-  for (int64_t i = threadIdx.x; i < H; i += blockDim.x) {
-    float v = (to_f(xr[i]) - mean) * inv;
-    float wv = to_f(w[i]);
-    v *= one_plus ? 1.0f + wv : wv;
+  const float inv = rsqrtf(block_sum(sq, scratch) / H + eps);
+#pragma unroll
+  for (int j = 0; j < kNormMaxPerThread; ++j) {
+    const int64_t i = threadIdx.x + static_cast<int64_t>(j) * blockDim.x;
+    if (i >= H) continue;
+    const float wv = to_f(w[i]);
+    float v = (vals[j] - mean) * inv * (one_plus ? 1.0f + wv : wv);
     if (b) v += to_f(b[i]);
     y[row * H + i] = from_f<T>(v);
   }
@@ -77,16 +85,35 @@ __global__ void rope_kernel(T* qkv, const int32_t* pos, const float* inv_freq, i
   }
 }
 
+// One block per (token, head): rotates the head (q or k) and, for k heads,
+// writes the rotated k and the matching v head into the cache slot.
 template <typename T>
-__global__ void kv_write_kernel(const T* qkv, const int32_t* slots, int64_t width, int q_heads, int kv_heads,
-                                int head_dim, T* k, T* v) {
+__global__ void rope_kv_write_kernel(T* qkv, const int32_t* pos, const float* inv_freq, const int32_t* slots,
+                                     int64_t width, int q_heads, int kv_heads, int head_dim, int rotary_dim, T* k,
+                                     T* v) {
   const int64_t t = blockIdx.x;
+  const int h = blockIdx.y;
+  T* hv = qkv + t * width + static_cast<int64_t>(h) * head_dim;
+  if (inv_freq) {
+    const int half = rotary_dim / 2;
+    const float p = static_cast<float>(pos[t]);
+    for (int i = threadIdx.x; i < half; i += blockDim.x) {
+      float sn, cs;
+      sincosf(p * inv_freq[i], &sn, &cs);
+      const float x1 = to_f(hv[i]), x2 = to_f(hv[i + half]);
+      hv[i] = from_f<T>(x1 * cs - x2 * sn);
+      hv[i + half] = from_f<T>(x2 * cs + x1 * sn);
+    }
+    __syncthreads();
+  }
+  if (h < q_heads) return;
+  const int kvh = h - q_heads;
   const int64_t kv_row = static_cast<int64_t>(kv_heads) * head_dim;
-  const T* src = qkv + t * width + static_cast<int64_t>(q_heads) * head_dim;
-  const int64_t slot = slots[t];
-  for (int64_t i = threadIdx.x; i < kv_row; i += blockDim.x) {
-    k[slot * kv_row + i] = src[i];
-    v[slot * kv_row + i] = src[kv_row + i];
+  const int64_t dst = slots[t] * kv_row + static_cast<int64_t>(kvh) * head_dim;
+  const T* vsrc = hv + kv_row;  // the v head sits kv_heads heads after its k head
+  for (int i = threadIdx.x; i < head_dim; i += blockDim.x) {
+    k[dst + i] = hv[i];
+    v[dst + i] = vsrc[i];
   }
 }
 
@@ -186,7 +213,7 @@ unsigned grid_for(int64_t n) {
 void embed(Dt dt, const void* table, const void* pos_table, const int32_t* ids, const int32_t* pos, float mult,
            int64_t n_tok, int64_t H, void* out, cudaStream_t s) {
   if (n_tok == 0) return;
-  LORAX_DISPATCH(dt, embed_kernel<T><<<n_tok, 256, 0, s>>>(static_cast<const T*>(table), static_cast<const T*>(pos_table),
+  LORAX_DISPATCH(dt, embed_kernel<T><<<n_tok, 1024, 0, s>>>(static_cast<const T*>(table), static_cast<const T*>(pos_table),
                                                        ids, pos, mult, H, static_cast<T*>(out)));
 }
 
@@ -194,6 +221,9 @@ void norm(Dt dt, void* x, const void* residual, const void* w, const void* b, in
           int64_t rows, int64_t H, void* y, cudaStream_t s) {
   if (rows == 0) return;
   const int threads = H >= 1024 ? 1024 : ((H + 31) / 32) * 32;
+  if (H > static_cast<int64_t>(threads) * kNormMaxPerThread)
+    throw std::invalid_argument("norm: hidden size " + std::to_string(H) + " exceeds the supported " +
+                                std::to_string(threads * kNormMaxPerThread));
   LORAX_DISPATCH(dt, norm_kernel<T><<<rows, threads, 0, s>>>(static_cast<T*>(x), static_cast<const T*>(residual),
                                                              static_cast<const T*>(w), static_cast<const T*>(b), kind,
                                                              eps, one_plus, H, static_cast<T*>(y)));
@@ -206,11 +236,14 @@ void rope(Dt dt, void* qkv, const int32_t* pos, const float* inv_freq, int64_t n
                                                       rotary_dim));
 }
 
-void kv_write(Dt dt, const void* qkv, const int32_t* slots, int64_t n_tok, int64_t width, int q_heads, int kv_heads,
-              int head_dim, void* k_cache, void* v_cache, cudaStream_t s) {
+void rope_kv_write(Dt dt, void* qkv, const int32_t* pos, const float* inv_freq, const int32_t* slots, int64_t n_tok,
+                   int64_t width, int q_heads, int kv_heads, int head_dim, int rotary_dim, void* k_cache,
+                   void* v_cache, cudaStream_t s) {
   if (n_tok == 0) return;
-  LORAX_DISPATCH(dt, kv_write_kernel<T><<<n_tok, 256, 0, s>>>(static_cast<const T*>(qkv), slots, width, q_heads, kv_heads,
-                                                          head_dim, static_cast<T*>(k_cache), static_cast<T*>(v_cache)));
+  const dim3 grid(static_cast<unsigned>(n_tok), static_cast<unsigned>(q_heads + kv_heads));
+  LORAX_DISPATCH(dt, rope_kv_write_kernel<T><<<grid, 64, 0, s>>>(static_cast<T*>(qkv), pos, inv_freq, slots, width,
+                                                                   q_heads, kv_heads, head_dim, rotary_dim,
+                                                                   static_cast<T*>(k_cache), static_cast<T*>(v_cache)));
 }
 
 void activation(Dt dt, void* x, int64_t n, int act, cudaStream_t s) {
@@ -236,7 +269,7 @@ void softcap(Dt dt, void* x, int64_t n, float cap, cudaStream_t s) {
 
 void gather_rows(Dt dt, const void* x, const int32_t* rows, int64_t n, int64_t H, void* out, cudaStream_t s) {
   if (n == 0) return;
-  LORAX_DISPATCH(dt, gather_kernel<T><<<n, 256, 0, s>>>(static_cast<const T*>(x), rows, H, static_cast<T*>(out)));
+  LORAX_DISPATCH(dt, gather_kernel<T><<<n, 1024, 0, s>>>(static_cast<const T*>(x), rows, H, static_cast<T*>(out)));
 }
 
 void add_bias(Dt dt, void* y, const void* bias, int64_t rows, int64_t n, cudaStream_t s) {

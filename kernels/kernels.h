@@ -18,9 +18,10 @@ void norm(Dt dt, void* x, const void* residual, const void* w, const void* b, in
           int64_t rows, int64_t H, void* y, cudaStream_t s);
 void rope(Dt dt, void* qkv, const int32_t* pos, const float* inv_freq, int64_t T, int64_t width, int heads,
           int head_dim, int rotary_dim, cudaStream_t s);
-// K/V of each token into its slot; kv layout [slots, Hkv, D].
-void kv_write(Dt dt, const void* qkv, const int32_t* slots, int64_t T, int64_t width, int q_heads, int kv_heads,
-              int head_dim, void* k_cache, void* v_cache, cudaStream_t s);
+// RoPE on q and k (when inv_freq is given), then K/V of each token into its slot.
+void rope_kv_write(Dt dt, void* qkv, const int32_t* pos, const float* inv_freq, const int32_t* slots, int64_t T,
+                   int64_t width, int q_heads, int kv_heads, int head_dim, int rotary_dim, void* k_cache,
+                   void* v_cache, cudaStream_t s);
 
 struct AttentionArgs {
   const void* qkv;
@@ -44,7 +45,12 @@ struct AttentionArgs {
 // Paged attention for any mix of prefill and decode tokens (context split for long sequences).
 void paged_attention(Dt dt, const AttentionArgs& a, cudaStream_t s);
 // Workspace floats paged_attention needs for these sizes.
-int64_t paged_attention_workspace(int64_t T, int q_heads, int head_dim, int max_context);
+int64_t paged_attention_workspace(int64_t T, int q_heads, int kv_heads, int head_dim, int max_context);
+
+// y[0, :N] = x[0] W^T (+ bias) for a single row (batch-1 decode); W is [N, K].
+// Returns false (nothing launched) when the shape does not suit it.
+bool gemv(Dt dt, const void* x, const void* w, const void* bias, void* y, int rows, int K, int N, int64_t ldy,
+          cudaStream_t s);
 
 // act: 0 gelu, 1 gelu_tanh, 2 silu, 3 relu
 void activation(Dt dt, void* x, int64_t n, int act, cudaStream_t s);
@@ -62,26 +68,30 @@ void fill(Dt dt, void* x, int64_t n, float value, cudaStream_t s);
 
 // Per row of logits [rows, vocab]: the argmax and its log-softmax value.
 void argmax_logprob(Dt dt, const void* logits, int64_t rows, int64_t vocab, int32_t* ids, float* logprobs,
-                    cudaStream_t s);
+                    void* workspace, cudaStream_t s);
+int64_t argmax_workspace_bytes(int64_t rows);
 
 // Segmented LoRA (SGMV-style): for every token row of segment i with adapter
 // pointers A[i] [r_i, in], B[i] [out, r_i]: y[row, off : off+out] += scale_i * (x A^T) B^T.
+// The segment table travels by value in the launch (no upload, no sync).
+constexpr int kMaxLoraSegments = 48;
 struct LoraSegmentsArgs {
-  const void* x;        // [T, in]
-  void* y;              // [T, ldy]
+  const void* x;  // [T, in]
+  void* y;        // [T, ldy]
   int64_t in, ldy, out, col_offset;
-  int num_segments;
-  const int32_t* seg_start;  // device [num_segments]
-  const int32_t* seg_end;
-  const int32_t* ranks;
-  const float* scales;
-  const void* const* a_ptrs;
-  const void* const* b_ptrs;
-  int max_rank;
-  int max_rows;              // longest segment
-  float* shrink_buf;         // [T, max_rank] scratch
   int64_t T;
+  int num_segments;
+  int max_rank;
+  int max_rows;      // longest segment
+  float* partial;    // scratch: lora_partial_floats(T, in, max_rank)
+  int32_t seg_start[kMaxLoraSegments];
+  int32_t seg_end[kMaxLoraSegments];
+  int32_t ranks[kMaxLoraSegments];
+  float scales[kMaxLoraSegments];
+  const void* a_ptrs[kMaxLoraSegments];
+  const void* b_ptrs[kMaxLoraSegments];
 };
+int64_t lora_partial_floats(int64_t T, int64_t in, int max_rank);
 void lora_segments(Dt dt, const LoraSegmentsArgs& a, cudaStream_t s);
 
 }  // namespace lorax::kernels

@@ -1,63 +1,79 @@
-// Greedy selection on the device: one block per row finds the argmax and the
-// log-sum-exp, so only two numbers per row leave the GPU.
+// Greedy selection on the device, so only two numbers per row leave the GPU.
+// Two passes: blocks over vocabulary slices find each slice's max, index and
+// sum of exp relative to that max; one block per row merges the slices.
 #include "kernels/common.cuh"
 
 namespace lorax::kernels {
 namespace {
 
-template <typename T>
-__global__ void argmax_kernel(const T* logits, int64_t vocab, int32_t* ids, float* logprobs) {
-  __shared__ float best_v[32];
-  __shared__ int64_t best_i[32];
-  __shared__ float scratch[32];
-  const T* row = logits + blockIdx.x * vocab;
-  float v = -INFINITY;
-  int64_t idx = 0;
-  for (int64_t i = threadIdx.x; i < vocab; i += blockDim.x) {
-    const float x = to_f(row[i]);
-    if (x > v) {  // strictly greater keeps the lowest index on ties, like std::max_element
-      v = x;
-      idx = i;
-    }
+constexpr int kSlices = 64;
+constexpr int kThreads = 256;
+
+struct Partial {
+  float max;
+  float sum;  // sum of exp(x - max) over the slice
+  int64_t idx;
+};
+
+// Keeps the larger value, the lower index on ties (like std::max_element), and
+// rescales the sums to the common max.
+__device__ __forceinline__ Partial combine(Partial a, Partial b) {
+  if (b.max > a.max || (b.max == a.max && b.idx < a.idx)) {
+    const Partial t = a;
+    a = b;
+    b = t;
   }
+  if (b.max > -INFINITY) a.sum += b.sum * __expf(b.max - a.max);
+  return a;
+}
+
+__device__ Partial block_combine(Partial p, Partial* scratch) {
   for (int o = 16; o > 0; o >>= 1) {
-    const float ov = __shfl_xor_sync(0xffffffffu, v, o);
-    const int64_t oi = __shfl_xor_sync(0xffffffffu, idx, o);
-    if (ov > v || (ov == v && oi < idx)) {
-      v = ov;
-      idx = oi;
-    }
+    Partial q{__shfl_xor_sync(0xffffffffu, p.max, o), __shfl_xor_sync(0xffffffffu, p.sum, o),
+              __shfl_xor_sync(0xffffffffu, p.idx, o)};
+    p = combine(p, q);
   }
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  if (lane == 0) {
-    best_v[warp] = v;
-    best_i[warp] = idx;
-  }
+  if (lane == 0) scratch[warp] = p;
   __syncthreads();
+  if (threadIdx.x == 0)
+    for (int w = 1; w < static_cast<int>(blockDim.x / 32); ++w) p = combine(p, scratch[w]);
+  return p;
+}
+
+template <typename T>
+__global__ void slice_kernel(const T* logits, int64_t vocab, Partial* out) {
+  __shared__ Partial scratch[kThreads / 32];
+  const T* row = logits + blockIdx.y * vocab;
+  const int64_t per = (vocab + kSlices - 1) / kSlices;
+  const int64_t begin = blockIdx.x * per, end = min(vocab, begin + per);
+  Partial p{-INFINITY, 0.0f, 0};
+  for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) p = combine(p, Partial{to_f(row[i]), 1.0f, i});
+  p = block_combine(p, scratch);
+  if (threadIdx.x == 0) out[blockIdx.y * kSlices + blockIdx.x] = p;
+}
+
+__global__ void merge_kernel(const Partial* parts, int32_t* ids, float* logprobs) {
+  __shared__ Partial scratch[kSlices / 32];
+  Partial p = parts[blockIdx.x * kSlices + threadIdx.x];
+  p = block_combine(p, scratch);
   if (threadIdx.x == 0) {
-    for (int w = 1; w < static_cast<int>(blockDim.x / 32); ++w)
-      if (best_v[w] > best_v[0] || (best_v[w] == best_v[0] && best_i[w] < best_i[0])) {
-        best_v[0] = best_v[w];
-        best_i[0] = best_i[w];
-      }
-  }
-  __syncthreads();
-  const float m = best_v[0];
-  float sum = 0.0f;
-  for (int64_t i = threadIdx.x; i < vocab; i += blockDim.x) sum += __expf(to_f(row[i]) - m);
-  sum = block_sum(sum, scratch);
-  if (threadIdx.x == 0) {
-    ids[blockIdx.x] = static_cast<int32_t>(best_i[0]);
-    logprobs[blockIdx.x] = -logf(sum);
+    ids[blockIdx.x] = static_cast<int32_t>(p.idx);
+    logprobs[blockIdx.x] = -logf(p.sum);
   }
 }
 
 }  // namespace
 
+int64_t argmax_workspace_bytes(int64_t rows) { return rows * kSlices * static_cast<int64_t>(sizeof(Partial)); }
+
 void argmax_logprob(Dt dt, const void* logits, int64_t rows, int64_t vocab, int32_t* ids, float* logprobs,
-                    cudaStream_t s) {
+                    void* workspace, cudaStream_t s) {
   if (rows == 0) return;
-  LORAX_DISPATCH(dt, argmax_kernel<T><<<rows, 1024, 0, s>>>(static_cast<const T*>(logits), vocab, ids, logprobs));
+  auto* parts = static_cast<Partial*>(workspace);
+  LORAX_DISPATCH(dt, slice_kernel<T><<<dim3(kSlices, static_cast<unsigned>(rows)), kThreads, 0, s>>>(
+                         static_cast<const T*>(logits), vocab, parts));
+  merge_kernel<<<static_cast<unsigned>(rows), kSlices, 0, s>>>(parts, ids, logprobs);
 }
 
 }  // namespace lorax::kernels

@@ -1,8 +1,23 @@
 #include "adapters/adapter_batch.h"
 
+#include <atomic>
 #include <set>
 
 namespace lorax {
+
+uint64_t next_adapter_uid() {
+  static std::atomic<uint64_t> counter{1};
+  return counter++;
+}
+
+std::string AdapterBatch::signature() const {
+  std::string out;
+  for (const AdapterSegment& s : token_segments) {
+    out.append(std::to_string(s.start)).append("-").append(std::to_string(s.end)).append(":");
+    out.append(s.adapter >= 0 && adapters[s.adapter] ? std::to_string(adapters[s.adapter]->uid) : "base").append(",");
+  }
+  return out;
+}
 
 void AdapterBatch::derive_lm_head_segments(const std::vector<int32_t>& lm_head_indices) {
   lm_head_segments.clear();

@@ -20,8 +20,12 @@ struct LoraSlot {
   LoraPair pair;
 };
 
+// Never reused within a process, unlike addresses: recorded graphs key on it.
+uint64_t next_adapter_uid();
+
 struct AdapterWeights {
   std::string id;
+  uint64_t uid = next_adapter_uid();
   int max_rank = 0;
   // layers[l][projection] -> the slots of that projection this adapter targets.
   std::vector<std::array<std::vector<LoraSlot>, kNumProjections>> layers;
@@ -38,6 +42,8 @@ struct AdapterBatch {
   void derive_lm_head_segments(const std::vector<int32_t>& lm_head_indices);
   void apply(Backend& be, const Tensor& x, int layer, Projection proj, Tensor& y) const;
   void apply_lm_head(Backend& be, const Tensor& selected, Tensor& logits) const;
+  // Identifies segments and adapters, for keying recorded graphs.
+  std::string signature() const;
 };
 
 }  // namespace lorax

@@ -110,13 +110,25 @@ Tensor Model::run(const ForwardBatch& batch, KvCache& kv, const AdapterBatch* ad
   // All buffers exist before the body so a backend can record and replay it.
   auto body = [&] {
     be.embed(weights_.embed, pos_table, static_cast<float>(s.embedding_multiplier), h);
+    // The residual add that is still owed to h, fused into the next norm.
+    const Tensor* pending = nullptr;
+    auto norm_h = [&](const Tensor& w, const Tensor& b, Tensor& out) {
+      if (pending) {
+        be.add_norm(h, *pending, s.norm, w, b.defined() ? &b : nullptr, eps, s.norm_one_plus_weight, out);
+        pending = nullptr;
+      } else {
+        norm(h, w, b, out);
+      }
+    };
     for (int l = 0; l < s.num_layers; ++l) {
       const LayerWeights& w = weights_.layers[l];
-      norm(h, w.attn_norm_w, w.attn_norm_b, x);
+      norm_h(w.attn_norm_w, w.attn_norm_b, x);
       project(x, w.qkv_w, w.qkv_b, qkv, l, Projection::Qkv);
-      if (s.positions == PositionKind::Rope)
-        be.rope(qkv, s.num_heads, s.num_kv_heads, s.head_dim, s.rope.rotary_dim, inv_freq);
       AttentionParams p;
+      if (s.positions == PositionKind::Rope) {
+        p.rope_inv_freq = &inv_freq;
+        p.rotary_dim = s.rope.rotary_dim;
+      }
       p.num_heads = s.num_heads;
       p.num_kv_heads = s.num_kv_heads;
       p.head_dim = s.head_dim;
@@ -127,29 +139,33 @@ Tensor Model::run(const ForwardBatch& batch, KvCache& kv, const AdapterBatch* ad
       project(attn, w.o_w, w.o_b, o, l, Projection::O);
       if (s.sandwich_norms) norm(o, w.post_attn_norm_w, Tensor{}, o);
       if (s.parallel_residual) {
+        // x + attn(ln1(x)) + mlp(ln2(x)): both norms read the layer input.
         norm(h, w.mlp_norm_w, w.mlp_norm_b, x);
         mlp(x, w, l, mlp_out);
         be.add(h, o);
-        be.add(h, mlp_out);
       } else {
-        be.add(h, o);
-        norm(h, w.mlp_norm_w, w.mlp_norm_b, x);
+        pending = &o;
+        norm_h(w.mlp_norm_w, w.mlp_norm_b, x);
         mlp(x, w, l, mlp_out);
         if (s.sandwich_norms) norm(mlp_out, w.post_mlp_norm_w, Tensor{}, mlp_out);
-        be.add(h, mlp_out);
       }
+      pending = &mlp_out;
     }
-    norm(h, weights_.final_norm_w, weights_.final_norm_b, x);
+    norm_h(weights_.final_norm_w, weights_.final_norm_b, x);
     be.gather_rows(x, selected);
     be.linear(selected, weights_.lm_head, nullptr, logits);
     if (adapters) adapters->apply_lm_head(be, selected, logits);
     if (s.final_logit_softcap > 0) be.softcap(logits, static_cast<float>(s.final_logit_softcap));
   };
   // Pure decode steps repeat with the same shapes: those may be replayed as graphs.
-  const bool decode_only = batch.num_tokens() == batch.num_seqs() && !adapters &&
+  // With adapters the segment table is part of the recording, so it is in the key:
+  // consecutive decode steps of the same requests reuse it.
+  const bool decode_only = batch.num_tokens() == batch.num_seqs() &&
                            static_cast<int64_t>(batch.lm_head_indices.size()) == T && s.rope.scaling_type != "dynamic";
   if (decode_only) {
-    be.run_graph("decode:" + std::to_string(T), body);
+    std::string key = "decode:" + std::to_string(T);
+    if (adapters) key.append(":").append(adapters->signature());
+    be.run_graph(key, body);
   } else {
     body();
   }

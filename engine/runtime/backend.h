@@ -20,6 +20,9 @@ struct AttentionParams {
   float scale = 1.0f;
   float logit_softcap = 0.0f;  // 0 = off
   int sliding_window = 0;      // 0 = off; else attend to the last `window` positions
+  // When set, rotate-half RoPE is applied to q and k first (fused where a backend can).
+  const std::vector<float>* rope_inv_freq = nullptr;
+  int rotary_dim = 0;
 };
 
 // K and V of one layer: [num_slots, num_kv_heads, head_dim] each, slot =
@@ -68,12 +71,19 @@ class Backend {
   // y = norm(x) with weight (and bias for LayerNorm); `one_plus` uses (1 + w).
   virtual void norm(const Tensor& x, NormKind kind, const Tensor& w, const Tensor* b, float eps, bool one_plus,
                     Tensor& y) = 0;
+  // h += delta, then y = norm(h): the residual add fused into the next norm.
+  virtual void add_norm(Tensor& h, const Tensor& delta, NormKind kind, const Tensor& w, const Tensor* b, float eps,
+                        bool one_plus, Tensor& y) {
+    add(h, delta);
+    norm(h, kind, w, b, eps, one_plus, y);
+  }
   // Rotate-half RoPE on the first `rotary_dim` dims of every q and k head of qkv [T, (Hq+2Hkv)*D].
   virtual void rope(Tensor& qkv, int num_heads, int num_kv_heads, int head_dim, int rotary_dim,
                     const std::vector<float>& inv_freq) = 0;
-  // Writes each token's k and v (from qkv) into its slot, then attends every
-  // token's q over its sequence's context through the block table.
-  virtual void attention(const Tensor& qkv, KvLayer& kv, int block_size, const AttentionParams& p, Tensor& out) = 0;
+  // Applies RoPE when p.rope_inv_freq is set, writes each token's k and v (from
+  // qkv) into its slot, then attends every token's q over its sequence's context
+  // through the block table.
+  virtual void attention(Tensor& qkv, KvLayer& kv, int block_size, const AttentionParams& p, Tensor& out) = 0;
   // Plain MLP activation in place, or gated: out = act(in[:, :n]) * in[:, n:].
   virtual void activation(Tensor& x, Activation act) = 0;
   virtual void gated_activation(const Tensor& gate_up, Activation act, Tensor& out) = 0;

@@ -29,6 +29,10 @@ float apply_activation(float x, Activation act) {
   return x;
 }
 
+// Below this many elements a loop runs on one thread: waking a team costs more
+// than tiny decode-sized work (and oversubscribed machines make it far worse).
+constexpr int64_t kParallelMin = 1 << 16;
+
 void check_cols(const Tensor& t, int64_t cols, const char* what) {
   if (t.cols() != cols) throw std::invalid_argument(std::string("cpu backend: ") + what + " has " +
                                                     std::to_string(t.cols()) + " columns, expected " + std::to_string(cols));
@@ -82,7 +86,7 @@ class CpuBackend final : public Backend {
   void embed(const Tensor& table, const Tensor* pos_table, float multiplier, Tensor& out) override {
     const int64_t h = table.cols();
     const auto& ids = batch_->input_ids;  // validated by the model before the forward
-#pragma omp parallel for
+#pragma omp parallel for if (static_cast<int64_t>(ids.size()) * h >= kParallelMin)
     for (int64_t t = 0; t < static_cast<int64_t>(ids.size()); ++t) {
       const float* src = table.as<float>() + ids[t] * h;
       float* dst = out.as<float>() + t * h;
@@ -103,7 +107,7 @@ class CpuBackend final : public Backend {
                 y.as<float>(), n);
     if (bias) {
       const float* b = bias->as<float>();
-#pragma omp parallel for
+#pragma omp parallel for if (m * n >= kParallelMin)
       for (int64_t r = 0; r < m; ++r) {
         float* row = y.as<float>() + r * n;
         for (int64_t c = 0; c < n; ++c) row[c] += b[c];
@@ -131,7 +135,7 @@ class CpuBackend final : public Backend {
     float* a = y.as<float>();
     const float* b = x.as<float>();
     const int64_t n = y.numel();
-#pragma omp parallel for
+#pragma omp parallel for if (n >= kParallelMin)
     for (int64_t i = 0; i < n; ++i) a[i] += b[i];
   }
 
@@ -140,7 +144,7 @@ class CpuBackend final : public Backend {
     const int64_t rows = x.rows(), h = x.cols();
     const float* wp = w.as<float>();
     const float* bp = b ? b->as<float>() : nullptr;
-#pragma omp parallel for
+#pragma omp parallel for if (rows * h >= kParallelMin)
     for (int64_t r = 0; r < rows; ++r) {
       const float* in = x.as<float>() + r * h;
       float* out = y.as<float>() + r * h;
@@ -166,7 +170,7 @@ class CpuBackend final : public Backend {
     const int64_t T = qkv.rows(), width = qkv.cols();
     const int half = rotary_dim / 2;
     const int heads = num_heads + num_kv_heads;  // q heads then k heads are contiguous
-#pragma omp parallel for
+#pragma omp parallel for if (T * heads * rotary_dim >= kParallelMin)
     for (int64_t t = 0; t < T; ++t) {
       const double pos = batch_->position_ids[t];
       std::vector<float> cos_v(half), sin_v(half);
@@ -186,7 +190,8 @@ class CpuBackend final : public Backend {
     }
   }
 
-  void attention(const Tensor& qkv, KvLayer& kv, int block_size, const AttentionParams& p, Tensor& out) override {
+  void attention(Tensor& qkv, KvLayer& kv, int block_size, const AttentionParams& p, Tensor& out) override {
+    if (p.rope_inv_freq) rope(qkv, p.num_heads, p.num_kv_heads, p.head_dim, p.rotary_dim, *p.rope_inv_freq);
     const ForwardBatch& batch = *batch_;
     const int64_t T = qkv.rows(), width = qkv.cols();
     const int D = p.head_dim, Hq = p.num_heads, Hkv = p.num_kv_heads, group = Hq / Hkv;
@@ -201,7 +206,7 @@ class CpuBackend final : public Backend {
       std::memcpy(V + slot * kv_row, src + kv_row, kv_row * sizeof(float));
     }
     // 2. Attend: query t at position pos sees positions [lo, pos] of its sequence.
-#pragma omp parallel for collapse(2) schedule(dynamic, 4)
+#pragma omp parallel for collapse(2) schedule(dynamic, 4) if (T * Hq * D * batch.max_s >= kParallelMin * 16)
     for (int64_t t = 0; t < T; ++t) {
       for (int h = 0; h < Hq; ++h) {
         const int seq = seq_of_token_[t];
@@ -242,14 +247,14 @@ class CpuBackend final : public Backend {
   void activation(Tensor& x, Activation act) override {
     float* p = x.as<float>();
     const int64_t n = x.numel();
-#pragma omp parallel for
+#pragma omp parallel for if (n >= kParallelMin / 8)
     for (int64_t i = 0; i < n; ++i) p[i] = apply_activation(p[i], act);
   }
 
   void gated_activation(const Tensor& gate_up, Activation act, Tensor& out) override {
     const int64_t rows = gate_up.rows(), n = gate_up.cols() / 2;
     check_cols(out, n, "gated activation output");
-#pragma omp parallel for
+#pragma omp parallel for if (rows * n >= kParallelMin / 8)
     for (int64_t r = 0; r < rows; ++r) {
       const float* g = gate_up.as<float>() + r * 2 * n;
       float* o = out.as<float>() + r * n;
@@ -281,7 +286,7 @@ class CpuBackend final : public Backend {
   void softcap(Tensor& x, float cap) override {
     float* p = x.as<float>();
     const int64_t n = x.numel();
-#pragma omp parallel for
+#pragma omp parallel for if (n >= kParallelMin / 8)
     for (int64_t i = 0; i < n; ++i) p[i] = cap * std::tanh(p[i] / cap);
   }
 

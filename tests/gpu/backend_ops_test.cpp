@@ -92,7 +92,8 @@ ForwardBatch simple_batch(int T) {
 
 TEST(CudaOps, LinearWithAndWithoutBias) {
   Pair p;
-  for (auto [T, in, out] : {std::tuple{1, 67, 131}, {37, 256, 300}, {129, 200, 77}}) {
+  for (auto [T, in, out] : {std::tuple{1, 67, 131}, {1, 4096, 520}, {3, 2500, 96}, {8, 256, 300}, {5, 64, 33},
+                             {37, 256, 300}, {129, 200, 77}}) {
     ForwardBatch b = simple_batch(T);
     p.cpu->begin_forward(b);
     p.gpu->begin_forward(b);
@@ -128,6 +129,14 @@ TEST(CudaOps, NormsEmbeddingActivations) {
       p.gpu->norm(x.g, kind, w.g, bg, 1e-5f, one_plus, y.g);
       expect_close(p, y, "norm");
     }
+  // Residual add fused into the norm: h += delta; y = norm(h).
+  auto hsum = p.make(p.random(T * H), {T, H});
+  auto delta = p.make(p.random(T * H), {T, H});
+  auto y2 = p.poisoned({T, H});
+  p.cpu->add_norm(hsum.c, delta.c, NormKind::RmsNorm, w.c, nullptr, 1e-6f, false, y2.c);
+  p.gpu->add_norm(hsum.g, delta.g, NormKind::RmsNorm, w.g, nullptr, 1e-6f, false, y2.g);
+  expect_close(p, hsum, "add_norm residual");
+  expect_close(p, y2, "add_norm output");
   auto table = p.make(p.random(V * H), {V, H});
   auto pos_table = p.make(p.random(T * H), {T, H});
   auto e = p.poisoned({T, H});
@@ -220,20 +229,28 @@ TEST(CudaOps, PagedAttentionMixedBatch) {
     p.gpu->begin_forward(c.batch);
     std::vector<float> inv(sh.d / 4);
     for (size_t i = 0; i < inv.size(); ++i) inv[i] = std::pow(10000.0f, -2.0f * i / (sh.d / 2));
-    p.cpu->rope(qkv.c, sh.hq, sh.hkv, sh.d, sh.d / 2, inv);
-    p.gpu->rope(qkv.g, sh.hq, sh.hkv, sh.d, sh.d / 2, inv);
-    expect_close(p, qkv, "rope (partial)");
+    auto qkv2 = p.make(p.random(T * width), {T, width});
+    p.cpu->rope(qkv2.c, sh.hq, sh.hkv, sh.d, sh.d / 2, inv);
+    p.gpu->rope(qkv2.g, sh.hq, sh.hkv, sh.d, sh.d / 2, inv);
+    expect_close(p, qkv2, "rope (partial)");
+    ap.rope_inv_freq = &inv;  // fused RoPE + cache write on the GPU
+    ap.rotary_dim = sh.d / 2;
     p.cpu->attention(qkv.c, kc, bs, ap, out.c);
     p.gpu->attention(qkv.g, kg, bs, ap, out.g);
     expect_close(p, out, "attention");
+    expect_close(p, qkv, "rotated q/k");
     expect_close(p, k, "K cache write");
     expect_close(p, v, "V cache write");
   }
 }
 
-TEST(CudaOps, LoraSegmentsMixedRanks) {
+class LoraShapes : public ::testing::TestWithParam<std::tuple<int, int>> {};
+
+TEST_P(LoraShapes, SegmentsMixedRanks) {
   Pair p;
-  const int T = 41, in = 96, ldy = 160, out = 64, offset = 48;
+  const int T = 41, ldy = 160, out = 64, offset = 48;
+  const auto [in, max_extra_rank] = GetParam();
+  (void)max_extra_rank;
   ForwardBatch b = simple_batch(T);
   p.cpu->begin_forward(b);
   p.gpu->begin_forward(b);
@@ -257,6 +274,20 @@ TEST(CudaOps, LoraSegmentsMixedRanks) {
   p.cpu->lora(x.c, segs, pc, offset, y.c);
   p.gpu->lora(x.g, segs, pg, offset, y.g);
   expect_close(p, y, "lora");
+}
+INSTANTIATE_TEST_SUITE_P(CudaOps, LoraShapes, ::testing::Values(std::tuple{96, 0}, std::tuple{3000, 0}));
+
+TEST(CudaOps, ArgmaxAndLogprob) {
+  Pair p;
+  for (int vocab : {7, 1000, 128256}) {
+    auto logits = p.make(p.random(3 * vocab, 4.0f), {3, vocab});
+    std::vector<int32_t> ci, gi;
+    std::vector<float> cl, gl;
+    p.cpu->argmax(logits.c, ci, cl);
+    p.gpu->argmax(logits.g, gi, gl);
+    EXPECT_EQ(ci, gi) << "vocab " << vocab;
+    for (size_t r = 0; r < cl.size(); ++r) EXPECT_NEAR(cl[r], gl[r], 1e-3) << "vocab " << vocab;
+  }
 }
 
 TEST(CudaOps, GatherRows) {

@@ -1,10 +1,15 @@
 // Every fixture model and adapter on the CUDA backend against transformers/peft:
 // float32 storage within 1e-3 with identical greedy tokens; bfloat16 within
-// 0.05 with >= 95% of greedy positions matching before the first divergence.
+// 0.05 with >= 95% of greedy positions matching before the first divergence, or,
+// where transformers' own bf16 run drifts further than that on these deliberately
+// sensitive fixtures (LORAX_BF16_YARDSTICK, written by hf_bf16_drift.py in the same
+// gpu-check run), no worse than transformers plus a margin.
 // Prints one summary line per fixture for scripts/gpu-check.
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
 
 #include "adapters/peft_adapter.h"
 #include "fixture_reference.h"
@@ -25,8 +30,20 @@ struct Mode {
 };
 const Mode kModes[] = {{DType::F32, "float32", 1e-3, 1.0}, {DType::BF16, "bfloat16", 0.05, 0.95}};
 
+// transformers/peft's own bf16 drift per fixture ("models/llama", "llama/attn-r8").
+const nlohmann::json& yardstick() {
+  static const nlohmann::json y = [] {
+    const char* path = std::getenv("LORAX_BF16_YARDSTICK");
+    if (!path) return nlohmann::json::object();
+    std::ifstream in(path);
+    return nlohmann::json::parse(in, nullptr, false);
+  }();
+  return y;
+}
+
 void check(const fs::path& ref_dir, const fs::path& model_dir, bool is_adapter) {
   Reference ref = testing::read_reference(ref_dir);
+  const std::string name = ref_dir.parent_path().filename().string() + "/" + ref_dir.filename().string();
   for (const Mode& mode : kModes) {
     SCOPED_TRACE(ref.name + " " + mode.name);
     auto backend = make_cuda_backend(mode.dtype);
@@ -36,11 +53,15 @@ void check(const fs::path& ref_dir, const fs::path& model_dir, bool is_adapter) 
       opt.adapter = std::make_shared<AdapterWeights>(load_peft_adapter(ref_dir.string(), ref.name, model->spec(), *backend));
     auto got = run_cases(*model, ref, opt);
     const double err = testing::max_logprob_error(ref, got), agree = testing::greedy_agreement(ref, got);
-    std::printf("GPU-FIXTURE %-9s %-40s max|dlogprob| %.2e  greedy-agreement %5.1f%%\n", mode.name,
-                (ref_dir.parent_path().filename().string() + "/" + ref_dir.filename().string()).c_str(), err,
-                100.0 * agree);
-    EXPECT_LT(err, mode.logprob_tol);
-    EXPECT_GE(agree, mode.min_agreement);
+    double tol = mode.logprob_tol, min_agree = mode.min_agreement;
+    if (mode.dtype != DType::F32 && yardstick().contains(name)) {
+      tol = std::max(tol, 1.25 * yardstick()[name]["max_dlogprob"].get<double>());
+      min_agree = std::min(min_agree, yardstick()[name]["agreement"].get<double>() - 0.10);
+    }
+    std::printf("GPU-FIXTURE %-9s %-40s max|dlogprob| %.2e  greedy-agreement %5.1f%%  (limits %.2e, %.0f%%)\n",
+                mode.name, name.c_str(), err, 100.0 * agree, tol, 100.0 * min_agree);
+    EXPECT_LT(err, tol);
+    EXPECT_GE(agree, min_agree);
   }
 }
 

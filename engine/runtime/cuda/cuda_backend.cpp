@@ -3,6 +3,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <cmath>
 #include <cstring>
 #include <map>
 #include <tuple>
@@ -105,7 +106,6 @@ class CudaBackend final : public Backend {
     }
     cublasLtDestroy(lt_);
     cudaStreamDestroy(stream_);
-    if (stage_) cudaFreeHost(stage_);
   }
 
   std::string name() const override { return "cuda"; }
@@ -218,11 +218,10 @@ class CudaBackend final : public Backend {
       CUDA_CHECK(cudaMemcpyAsync(m->d(), m->host, T * 4, cudaMemcpyHostToDevice, stream_));
     CUDA_CHECK(cudaMemcpyAsync(lm_rows_.d(), lm_rows_.host, b.lm_head_indices.size() * 4, cudaMemcpyHostToDevice,
                                stream_));
-    stage_offset_ = 0;
     CUDA_CHECK(cudaMemcpyAsync(tables_.d(), tables_.host, static_cast<size_t>(b.num_seqs()) * stride_ * 4,
                                cudaMemcpyHostToDevice, stream_));
     // Context splits of attention are part of a recorded graph's shape.
-    attention_ws_ = empty_floats(kernels::paged_attention_workspace(T, max_q_heads_, max_head_dim_, b.max_s));
+    attention_ws_ = empty_floats(kernels::paged_attention_workspace(T, attn_q_heads_, attn_kv_heads_, attn_head_dim_, b.max_s));
   }
 
   void embed(const Tensor& table, const Tensor* pos_table, float multiplier, Tensor& out) override {
@@ -234,77 +233,60 @@ class CudaBackend final : public Backend {
   void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) override {
     const int64_t m = w.rows(), n = x.rows(), k = x.cols();
     if (n == 0) return;
+    // One row (batch-1 decode): a bandwidth-bound GEMV.
+    if (use_gemv_ && n == 1 && kernels::gemv(dt_, x.data, w.data, bias ? bias->data : nullptr, y.data, static_cast<int>(n),
+                                static_cast<int>(k), static_cast<int>(m), y.cols(), stream_)) {
+      CUDA_CHECK_LAUNCH();
+      return;
+    }
     Plan& plan = plan_for(m, n, k, y.cols(), bias != nullptr);
     if (bias) {
       const void* bp = bias->data;
       CUDA_CHECK(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bp, sizeof(bp)));
     }
-    const float one = 1.0f, zero = 0.0f;
-    CUDA_CHECK(cublasLtMatmul(lt_, plan.desc, &one, w.data, plan.a, x.data, plan.b, &zero, y.data, plan.c, y.data,
-                              plan.c, plan.has_algo ? &plan.algo : nullptr, workspace_.get(), workspace_bytes_, stream_));
+    auto matmul = [&](const cublasLtMatmulAlgo_t* algo) {
+      const float one = 1.0f, zero = 0.0f;
+      return cublasLtMatmul(lt_, plan.desc, &one, w.data, plan.a, x.data, plan.b, &zero, y.data, plan.c, y.data, plan.c,
+                            algo, workspace_.get(), workspace_bytes_, stream_);
+    };
+    if (!plan.tuned && n <= 256) tune(plan, matmul);  // prefill shapes vary too much to tune each
+    CUDA_CHECK(matmul(plan.has_algo ? &plan.algo : nullptr));
   }
 
   void lora(const Tensor& x, const std::vector<AdapterSegment>& segments, const std::vector<const LoraPair*>& pairs,
             int64_t col_offset, Tensor& y) override {
-    // Pack the segments that have a LoRA pair here into device arrays.
-    std::vector<int32_t> starts, ends, ranks;
-    std::vector<float> scales;
-    std::vector<const void*> a_ptrs, b_ptrs;
-    int max_rank = 0, max_rows = 0;
-    int64_t out = 0;
-    for (const AdapterSegment& s : segments) {
-      if (s.adapter < 0 || s.adapter >= static_cast<int>(pairs.size()) || !pairs[s.adapter]) continue;
-      const LoraPair& p = *pairs[s.adapter];
-      starts.push_back(s.start);
-      ends.push_back(s.end);
-      ranks.push_back(p.rank);
-      scales.push_back(p.scale);
-      a_ptrs.push_back(p.a.data);
-      b_ptrs.push_back(p.b.data);
-      max_rank = std::max(max_rank, p.rank);
-      max_rows = std::max(max_rows, s.end - s.start);
-      out = p.b.rows();
-    }
-    if (starts.empty()) return;
-    const size_t n = starts.size();
-    // One staging block: 3 int arrays, scales, 2 pointer arrays.
-    const size_t bytes = n * (3 * 4 + 4 + 2 * sizeof(void*)) + 64;
-    char* host = stage(bytes);
-    char* p = host;
-    auto put = [&](const void* src, size_t len, size_t align) {
-      size_t off = (p - host + align - 1) / align * align;
-      std::memcpy(host + off, src, len);
-      p = host + off + len;
-      return off;
-    };
-    size_t o_ptrs_a = put(a_ptrs.data(), n * sizeof(void*), 8), o_ptrs_b = put(b_ptrs.data(), n * sizeof(void*), 8);
-    size_t o_start = put(starts.data(), n * 4, 4), o_end = put(ends.data(), n * 4, 4), o_rank = put(ranks.data(), n * 4, 4);
-    size_t o_scale = put(scales.data(), n * 4, 4);
-    bool overflow = false;
-    char* dev = static_cast<char*>(arena_.take(bytes, &overflow));
-    arena_overflowed_ |= overflow;
-    CUDA_CHECK(cudaMemcpyAsync(dev, host, bytes, cudaMemcpyHostToDevice, stream_));
-    Tensor shrink = empty_floats(x.rows() * max_rank);
+    // The segment table goes by value in the launch, up to kMaxLoraSegments a launch.
     kernels::LoraSegmentsArgs a{};
     a.x = x.data;
     a.y = y.data;
     a.in = x.cols();
     a.ldy = y.cols();
-    a.out = out;
     a.col_offset = col_offset;
-    a.num_segments = static_cast<int>(n);
-    a.seg_start = reinterpret_cast<const int32_t*>(dev + o_start);
-    a.seg_end = reinterpret_cast<const int32_t*>(dev + o_end);
-    a.ranks = reinterpret_cast<const int32_t*>(dev + o_rank);
-    a.scales = reinterpret_cast<const float*>(dev + o_scale);
-    a.a_ptrs = reinterpret_cast<const void* const*>(dev + o_ptrs_a);
-    a.b_ptrs = reinterpret_cast<const void* const*>(dev + o_ptrs_b);
-    a.max_rank = max_rank;
-    a.max_rows = max_rows;
-    a.shrink_buf = static_cast<float*>(shrink.data);
     a.T = x.rows();
-    kernels::lora_segments(dt_, a, stream_);
-    CUDA_CHECK_LAUNCH();
+    auto flush = [&] {
+      if (a.num_segments == 0) return;
+      Tensor partial = empty_floats(kernels::lora_partial_floats(a.T, a.in, a.max_rank));
+      a.partial = static_cast<float*>(partial.data);
+      kernels::lora_segments(dt_, a, stream_);
+      CUDA_CHECK_LAUNCH();
+      a.num_segments = a.max_rank = a.max_rows = 0;
+    };
+    for (const AdapterSegment& s : segments) {
+      if (s.adapter < 0 || s.adapter >= static_cast<int>(pairs.size()) || !pairs[s.adapter]) continue;
+      const LoraPair& p = *pairs[s.adapter];
+      if (a.num_segments == kernels::kMaxLoraSegments) flush();
+      const int i = a.num_segments++;
+      a.seg_start[i] = s.start;
+      a.seg_end[i] = s.end;
+      a.ranks[i] = p.rank;
+      a.scales[i] = p.scale;
+      a.a_ptrs[i] = p.a.data;
+      a.b_ptrs[i] = p.b.data;
+      a.out = p.b.rows();
+      a.max_rank = std::max(a.max_rank, p.rank);
+      a.max_rows = std::max(a.max_rows, s.end - s.start);
+    }
+    flush();
   }
 
   void add(Tensor& y, const Tensor& x) override {
@@ -319,6 +301,13 @@ class CudaBackend final : public Backend {
     CUDA_CHECK_LAUNCH();
   }
 
+  void add_norm(Tensor& h, const Tensor& delta, NormKind kind, const Tensor& w, const Tensor* b, float eps,
+                bool one_plus, Tensor& y) override {
+    kernels::norm(dt_, h.data, delta.data, w.data, b ? b->data : nullptr, kind == NormKind::LayerNorm ? 0 : 1, eps,
+                  one_plus, h.rows(), h.cols(), y.data, stream_);
+    CUDA_CHECK_LAUNCH();
+  }
+
   void rope(Tensor& qkv, int num_heads, int num_kv_heads, int head_dim, int rotary_dim,
             const std::vector<float>& inv_freq) override {
     const float* freq = inv_freq_device(inv_freq);
@@ -327,9 +316,11 @@ class CudaBackend final : public Backend {
     CUDA_CHECK_LAUNCH();
   }
 
-  void attention(const Tensor& qkv, KvLayer& kv, int block_size, const AttentionParams& p, Tensor& out) override {
-    kernels::kv_write(dt_, qkv.data, slots_.d(), qkv.rows(), qkv.cols(), p.num_heads, p.num_kv_heads, p.head_dim,
-                      kv.k.data, kv.v.data, stream_);
+  void attention(Tensor& qkv, KvLayer& kv, int block_size, const AttentionParams& p, Tensor& out) override {
+    // RoPE and the KV-cache write in one pass over the new tokens.
+    kernels::rope_kv_write(dt_, qkv.data, pos_.d(), p.rope_inv_freq ? inv_freq_device(*p.rope_inv_freq) : nullptr,
+                           slots_.d(), qkv.rows(), qkv.cols(), p.num_heads, p.num_kv_heads, p.head_dim, p.rotary_dim,
+                           kv.k.data, kv.v.data, stream_);
     CUDA_CHECK_LAUNCH();
     kernels::AttentionArgs a{};
     a.qkv = qkv.data;
@@ -350,12 +341,14 @@ class CudaBackend final : public Backend {
     a.softcap = p.logit_softcap;
     a.window = p.sliding_window;
     a.max_context = batch_->max_s;
-    if (kernels::paged_attention_workspace(a.T, p.num_heads, p.head_dim, a.max_context) >
-        attention_ws_.numel()) {
-      // First sight of this head shape: size the workspace now (never during capture).
-      max_q_heads_ = std::max(max_q_heads_, p.num_heads);
-      max_head_dim_ = std::max(max_head_dim_, p.head_dim);
-      attention_ws_ = empty_floats(kernels::paged_attention_workspace(a.T, max_q_heads_, max_head_dim_, a.max_context));
+    const int64_t ws = kernels::paged_attention_workspace(a.T, p.num_heads, p.num_kv_heads, p.head_dim, a.max_context);
+    if (ws > attention_ws_.numel()) {
+      // First sight of this head shape: size the workspace now; later forwards
+      // size it in begin_forward.
+      attn_q_heads_ = p.num_heads;
+      attn_kv_heads_ = p.num_kv_heads;
+      attn_head_dim_ = p.head_dim;
+      attention_ws_ = empty_floats(ws);
     }
     a.workspace = static_cast<float*>(attention_ws_.data);
     a.workspace_floats = attention_ws_.numel();
@@ -384,7 +377,8 @@ class CudaBackend final : public Backend {
     bool overflow = false;
     auto* dev_ids = static_cast<int32_t*>(arena_.take(rows * 4, &overflow));
     auto* dev_lp = static_cast<float*>(arena_.take(rows * 4, &overflow));
-    kernels::argmax_logprob(dt_, logits.data, rows, logits.cols(), dev_ids, dev_lp, stream_);
+    void* ws = arena_.take(kernels::argmax_workspace_bytes(rows), &overflow);
+    kernels::argmax_logprob(dt_, logits.data, rows, logits.cols(), dev_ids, dev_lp, ws, stream_);
     CUDA_CHECK_LAUNCH();
     CUDA_CHECK(cudaMemcpyAsync(ids.data(), dev_ids, rows * 4, cudaMemcpyDeviceToHost, stream_));
     CUDA_CHECK(cudaMemcpyAsync(logprobs.data(), dev_lp, rows * 4, cudaMemcpyDeviceToHost, stream_));
@@ -403,6 +397,7 @@ class CudaBackend final : public Backend {
                              std::to_string(arena_.generation());
     auto it = graphs_.find(full);
     if (it != graphs_.end()) {
+      it->second.last_use = ++graph_clock_;
       CUDA_CHECK(cudaGraphLaunch(it->second.exec, stream_));
       return;
     }
@@ -424,7 +419,8 @@ class CudaBackend final : public Backend {
     cudaGraphExec_t exec;
     CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
     cudaGraphDestroy(graph);
-    graphs_[full] = {exec};
+    evict_graphs();
+    graphs_[full] = {exec, ++graph_clock_};
     CUDA_CHECK(cudaGraphLaunch(exec, stream_));
   }
 
@@ -434,10 +430,26 @@ class CudaBackend final : public Backend {
     cublasLtMatrixLayout_t a{}, b{}, c{};
     cublasLtMatmulAlgo_t algo{};
     bool has_algo = false;
+    bool tuned = false;
+    std::vector<cublasLtMatmulAlgo_t> candidates;
   };
   struct Graph {
     cudaGraphExec_t exec;
+    uint64_t last_use = 0;
   };
+  static constexpr size_t kMaxGraphs = 64;
+
+  // Batch compositions come and go; keep the most recently used recordings.
+  void evict_graphs() {
+    while (graphs_.size() >= kMaxGraphs) {
+      auto oldest = graphs_.begin();
+      for (auto it = graphs_.begin(); it != graphs_.end(); ++it)
+        if (it->second.last_use < oldest->second.last_use) oldest = it;
+      cudaGraphExecDestroy(oldest->second.exec);
+      graphs_.erase(oldest);
+    }
+    if (seen_.size() > 4096) seen_.clear();
+  }
 
   // y[n, m] (row-major, leading dim ldy) = x[n, k] W[m, k]^T, computed as the
   // column-major product C(m x n) = W^T' * X' with W transposed.
@@ -464,16 +476,48 @@ class CudaBackend final : public Backend {
     CUDA_CHECK(cublasLtMatmulPreferenceCreate(&pref));
     CUDA_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace_bytes_,
                                                     sizeof(workspace_bytes_)));
-    cublasLtMatmulHeuristicResult_t result{};
+    cublasLtMatmulHeuristicResult_t results[8];
     int found = 0;
-    if (cublasLtMatmulAlgoGetHeuristic(lt_, p.desc, p.a, p.b, p.c, p.c, pref, 1, &result, &found) ==
+    if (cublasLtMatmulAlgoGetHeuristic(lt_, p.desc, p.a, p.b, p.c, p.c, pref, 8, results, &found) ==
             CUBLAS_STATUS_SUCCESS &&
         found > 0) {
-      p.algo = result.algo;
+      p.algo = results[0].algo;
       p.has_algo = true;
+      for (int i = 0; i < found; ++i)
+        if (results[i].state == CUBLAS_STATUS_SUCCESS) p.candidates.push_back(results[i].algo);
     }
     cublasLtMatmulPreferenceDestroy(pref);
     return plans_.emplace(key, p).first->second;
+  }
+
+  // The heuristic's first choice is often not the fastest for skinny decode
+  // shapes: time its top candidates once per shape, on the real operands.
+  template <typename F>
+  void tune(Plan& plan, F matmul) {
+    plan.tuned = true;
+    cudaStreamCaptureStatus capturing;
+    CUDA_CHECK(cudaStreamIsCapturing(stream_, &capturing));
+    if (capturing != cudaStreamCaptureStatusNone || plan.candidates.size() < 2) return;
+    cudaEvent_t start, stop;
+    CUDA_CHECK(cudaEventCreate(&start));
+    CUDA_CHECK(cudaEventCreate(&stop));
+    float best = INFINITY;
+    for (const cublasLtMatmulAlgo_t& algo : plan.candidates) {
+      if (matmul(&algo) != CUBLAS_STATUS_SUCCESS) continue;  // warm-up; skips algos that refuse the operands
+      CUDA_CHECK(cudaEventRecord(start, stream_));
+      for (int i = 0; i < 5; ++i) CUDA_CHECK(matmul(&algo));
+      CUDA_CHECK(cudaEventRecord(stop, stream_));
+      CUDA_CHECK(cudaEventSynchronize(stop));
+      float ms = 0;
+      CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+      if (ms < best) {
+        best = ms;
+        plan.algo = algo;
+        plan.has_algo = true;
+      }
+    }
+    cudaEventDestroy(start);
+    cudaEventDestroy(stop);
   }
 
   Tensor empty_floats(int64_t n) {
@@ -495,24 +539,6 @@ class CudaBackend final : public Backend {
     return static_cast<const float*>(buf.get());
   }
 
-  // Pinned staging for per-forward host->device parameter blocks; it is reused
-  // only after begin_forward synchronised the stream.
-  char* stage(size_t bytes) {
-    bytes = (bytes + 63) & ~size_t{63};
-    if (stage_offset_ + bytes > stage_capacity_) {
-      CUDA_CHECK(cudaStreamSynchronize(stream_));
-      if (bytes > stage_capacity_) {
-        if (stage_) cudaFreeHost(stage_);
-        stage_capacity_ = std::max<size_t>(bytes, 1 << 20);
-        CUDA_CHECK(cudaMallocHost(&stage_, stage_capacity_));
-      }
-      stage_offset_ = 0;
-    }
-    char* p = static_cast<char*>(stage_) + stage_offset_;
-    stage_offset_ += bytes;
-    return p;
-  }
-
   void invalidate_graphs() {
     for (auto& [k, g] : graphs_) cudaGraphExecDestroy(g.exec);
     graphs_.clear();
@@ -529,17 +555,17 @@ class CudaBackend final : public Backend {
   bool in_forward_ = false;
   bool arena_overflowed_ = false;
   bool graphs_disabled_ = std::getenv("LORAX_NO_CUDA_GRAPHS") != nullptr;
+  bool use_gemv_ = std::getenv("LORAX_NO_GEMV") == nullptr;  // for A/B benchmarks against cuBLASLt
   const ForwardBatch* batch_ = nullptr;
   MetaArray ids_, pos_, slots_, seq_of_token_, lm_rows_, tables_;
   int stride_ = 1;
-  void* stage_ = nullptr;
-  size_t stage_offset_ = 0, stage_capacity_ = 0;
-  int max_q_heads_ = 1, max_head_dim_ = 1;
+  int attn_q_heads_ = 1, attn_kv_heads_ = 1, attn_head_dim_ = 1;
   Tensor attention_ws_;
   std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, bool>, Plan> plans_;
   std::map<std::vector<float>, std::shared_ptr<void>> inv_freq_cache_;
   std::unordered_map<std::string, Graph> graphs_;
   std::unordered_map<std::string, int> seen_;
+  uint64_t graph_clock_ = 0;
 };
 
 }  // namespace
