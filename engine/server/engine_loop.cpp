@@ -79,7 +79,11 @@ size_t EngineLoop::admit(std::vector<Job>& jobs) {
         metrics_.inter_token_latency.observe(seconds(now - a->last_token));
       }
       a->last_token = now;
-      a->sink->on_token(tok);
+      try {
+        a->sink->on_token(tok);
+      } catch (const std::exception& e) {  // one response's failure must not fail the whole batch
+        std::fprintf(stderr, "lorax-engine: writing a token failed: %s\n", e.what());
+      }
     };
     job.request.on_finish = [this, act](const FinishInfo& finish_info) {
       act->done = true;
@@ -107,7 +111,11 @@ size_t EngineLoop::admit(std::vector<Job>& jobs) {
         metrics_.request_input_length.observe(static_cast<double>(act->prompt_len));
         metrics_.request_generated_tokens.observe(static_cast<double>(info.tokens.size()));
       }
-      act->sink->on_finish(info);
+      try {
+        act->sink->on_finish(info);
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "lorax-engine: writing a response failed: %s\n", e.what());
+      }
     };
     act->sink->on_start();
     try {
