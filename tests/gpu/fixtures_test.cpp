@@ -69,12 +69,7 @@ class GpuModelFixture : public ::testing::TestWithParam<fs::path> {};
 TEST_P(GpuModelFixture, MatchesTransformers) { check(GetParam(), GetParam(), false); }
 INSTANTIATE_TEST_SUITE_P(Models, GpuModelFixture, ::testing::ValuesIn(testing::reference_dirs("tests/fixtures/models")));
 
-std::vector<fs::path> adapter_dirs() {
-  std::vector<fs::path> out;
-  for (auto& d : testing::reference_dirs("tests/fixtures/adapters"))
-    if (d.parent_path().filename() != "bad") out.push_back(d);
-  return out;
-}
+using testing::adapter_dirs;
 class GpuAdapterFixture : public ::testing::TestWithParam<fs::path> {};
 TEST_P(GpuAdapterFixture, MatchesPeft) {
   check(GetParam(), fs::path("tests/fixtures/models") / GetParam().parent_path().filename(), true);

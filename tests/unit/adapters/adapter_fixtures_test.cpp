@@ -20,12 +20,7 @@ fs::path base_model_dir(const fs::path& adapter_dir) {
   return fs::path("tests/fixtures/models") / adapter_dir.parent_path().filename();
 }
 
-std::vector<fs::path> adapter_dirs() {
-  std::vector<fs::path> out;
-  for (auto& d : testing::reference_dirs("tests/fixtures/adapters"))
-    if (d.parent_path().filename() != "bad") out.push_back(d);
-  return out;
-}
+using testing::adapter_dirs;
 
 class AdapterFixture : public ::testing::TestWithParam<fs::path> {};
 
@@ -43,13 +38,8 @@ TEST_P(AdapterFixture, MatchesPeft) {
     EXPECT_EQ(got[i].tokens, ref.cases[i].greedy_ids) << "case " << i << ": " << ref.cases[i].prompt;
 }
 
-std::string param_name(const ::testing::TestParamInfo<fs::path>& info) {
-  std::string n = info.param.parent_path().filename().string() + "_" + info.param.filename().string();
-  for (char& c : n)
-    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
-  return n;
-}
-INSTANTIATE_TEST_SUITE_P(Fixtures, AdapterFixture, ::testing::ValuesIn(adapter_dirs()), param_name);
+INSTANTIATE_TEST_SUITE_P(Fixtures, AdapterFixture, ::testing::ValuesIn(adapter_dirs()),
+                         [](const auto& info) { return testing::fixture_param_name(info.param); });
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(AdapterFixture);
 
 // All adapters of each base model plus the base model itself, every case of

@@ -2,6 +2,7 @@
 // from transformers (float64, eager attention) on the GPU machine.
 #pragma once
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -58,6 +59,22 @@ inline std::vector<std::filesystem::path> reference_dirs(const std::filesystem::
     if (e.is_regular_file() && e.path().filename() == "reference.json") out.push_back(e.path().parent_path());
   std::sort(out.begin(), out.end());
   return out;
+}
+
+// Fixture adapters with references (the refused ones under bad/ excluded).
+inline std::vector<std::filesystem::path> adapter_dirs() {
+  std::vector<std::filesystem::path> out;
+  for (auto& d : reference_dirs("tests/fixtures/adapters"))
+    if (d.parent_path().filename() != "bad") out.push_back(d);
+  return out;
+}
+
+// gtest parameter name "<parent>_<dir>" for a fixture directory.
+inline std::string fixture_param_name(const std::filesystem::path& dir) {
+  std::string n = dir.parent_path().filename().string() + "_" + dir.filename().string();
+  for (char& c : n)
+    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+  return n;
 }
 
 // What the engine produced for one case.

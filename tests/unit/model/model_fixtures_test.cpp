@@ -46,14 +46,8 @@ TEST_P(ModelFixture, MatchesTransformers) {
 
 std::vector<std::filesystem::path> model_dirs() { return testing::reference_dirs("tests/fixtures/models"); }
 
-std::string param_name(const ::testing::TestParamInfo<std::filesystem::path>& info) {
-  std::string n = info.param.parent_path().filename().string() + "_" + info.param.filename().string();
-  for (char& c : n)
-    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
-  return n;
-}
-
-INSTANTIATE_TEST_SUITE_P(Fixtures, ModelFixture, ::testing::ValuesIn(model_dirs()), param_name);
+INSTANTIATE_TEST_SUITE_P(Fixtures, ModelFixture, ::testing::ValuesIn(model_dirs()),
+                         [](const auto& info) { return testing::fixture_param_name(info.param); });
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(ModelFixture);
 
 TEST(ModelFixtures, FixturesArePresent) {
