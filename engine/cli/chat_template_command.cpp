@@ -24,13 +24,7 @@ std::string slurp(const std::string& path) {
   return ss.str();
 }
 
-ojson read_json(const std::string& path) {
-  try {
-    return ojson::parse(slurp(path));
-  } catch (const nlohmann::json::exception& e) {
-    throw std::runtime_error(path + ": invalid JSON: " + e.what());
-  }
-}
+ojson read_json(const std::string& path) { return lorax::parse_json_limited(slurp(path), path); }
 
 // Batch mode. Each input line: {"context": {...}, "template": "..."?}; the
 // context is laid over the tokenizer's defaults. Each output line:
@@ -46,12 +40,7 @@ int run_cases(const std::string& path, const lorax::ChatTemplateConfig* cfg) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     ojson result;
     try {
-      ojson c;
-      try {
-        c = ojson::parse(line);
-      } catch (const nlohmann::json::exception& e) {
-        throw lorax::TemplateError(path + ":" + std::to_string(lineno) + ": invalid JSON: " + e.what());
-      }
+      ojson c = lorax::parse_json_limited(line, path + ":" + std::to_string(lineno));
       if (!c.is_object()) throw lorax::TemplateError("case must be a JSON object");
       std::string source;
       if (c.contains("template")) {

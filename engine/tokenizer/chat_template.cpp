@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "tokenizer/jinja/interpreter.h"
+#include "tokenizer/jinja/value.h"
 
 namespace lorax {
 
@@ -24,6 +25,30 @@ std::string ChatTemplate::render(const nlohmann::json& context) const {
 std::string ChatTemplate::render(const nlohmann::ordered_json& context) const {
   if (!context.is_object()) throw TemplateError("chat template context must be a JSON object");
   return tmpl_->render(jinja::from_json(context));
+}
+
+nlohmann::ordered_json parse_json_limited(const std::string& text, const std::string& what) {
+  // Scan first: nlohmann's parser and destructor recurse per nesting level.
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (in_string) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > static_cast<int>(jinja::Value::kMaxDepth)) throw TemplateError(what + ": JSON nested too deeply");
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  try {
+    return nlohmann::ordered_json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    throw TemplateError(what + ": invalid JSON: " + e.what());
+  }
 }
 
 namespace {
@@ -52,11 +77,7 @@ ChatTemplateConfig load_chat_template_config(const std::string& path, const std:
   fs::path cfg_path = fs::is_directory(p) ? p / "tokenizer_config.json" : p;
   nlohmann::ordered_json cfg = nlohmann::ordered_json::object();
   if (fs::exists(cfg_path)) {
-    try {
-      cfg = nlohmann::ordered_json::parse(read_file(cfg_path));
-    } catch (const nlohmann::json::exception& e) {
-      throw TemplateError(cfg_path.string() + ": invalid JSON: " + e.what());
-    }
+    cfg = parse_json_limited(read_file(cfg_path), cfg_path.string());
     if (!cfg.is_object()) throw TemplateError(cfg_path.string() + ": expected a JSON object");
   } else if (!fs::is_directory(p)) {
     throw TemplateError("cannot read " + cfg_path.string());
@@ -81,14 +102,10 @@ ChatTemplateConfig load_chat_template_config(const std::string& path, const std:
       return out;
     }
     if (fs::exists(dir / "chat_template.json")) {
-      try {
-        auto j = nlohmann::ordered_json::parse(read_file(dir / "chat_template.json"));
-        if (j.is_object() && j.contains("chat_template") && j["chat_template"].is_string()) {
-          out.source = j["chat_template"].get<std::string>();
-          return out;
-        }
-      } catch (const nlohmann::json::exception& e) {
-        throw TemplateError((dir / "chat_template.json").string() + ": invalid JSON: " + e.what());
+      auto j = parse_json_limited(read_file(dir / "chat_template.json"), (dir / "chat_template.json").string());
+      if (j.is_object() && j.contains("chat_template") && j["chat_template"].is_string()) {
+        out.source = j["chat_template"].get<std::string>();
+        return out;
       }
     }
     throw TemplateError(cfg_path.string() + " has no chat_template");

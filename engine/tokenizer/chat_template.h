@@ -36,6 +36,11 @@ class ChatTemplate {
   std::unique_ptr<jinja::Template> tmpl_;
 };
 
+// Parses JSON text, rejecting nesting deeper than 512 levels with a
+// TemplateError: nlohmann's recursive handling of deeper input overflows the
+// stack, and requests or message files may be hostile.
+nlohmann::ordered_json parse_json_limited(const std::string& text, const std::string& what);
+
 // What a model directory says about chat formatting.
 struct ChatTemplateConfig {
   std::string source;                      // the selected template text

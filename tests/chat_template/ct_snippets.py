@@ -139,6 +139,7 @@ SNIPPETS = [
     ("markup_semantics", "{{ x|e|e }}|{{ x|safe|e }}|{{ x|forceescape|forceescape }}|{{ x|safe + '<i>' }}|{{ '<i>' + x|safe }}|{{ x|e ~ '<i>' }}|{{ [x|e, x|safe|string, 5|e] }}|{{ (x|safe + x|safe)|length }}|{{ x|e == '&lt;b&gt;' }}", {"x": "<b>"}),
     ("float_floordiv_mod", "{{ 2.5 // 0.1 }} {{ 2.5 % 0.1 }} {{ -7.5 // 2 }} {{ 7.5 % -2 }} {{ -0.0 // 1 }} {{ 0.0 % -1 }} {{ 1 // 0.3 }} {{ 1e300 // 1e-10 }}", {}),
     ("round_exact", "{{ 2.675|round(2) }} {{ 0.285|round(2) }} {{ 1.005|round(2) }} {{ 0.125|round(2) }} {{ 2.5|round }} {{ -0.5|round }} {{ 1234.5678|round(-2) }} {{ 0.1 + 0.2|round(15) }} {{ 1e20|round(3) }} {{ 5.55|round(1) }} {{ 8.325|round(2) }}", {}),
+    ("namespace_cycles_repr", "{% set ns = namespace(a=1) %}{% set ns.self = ns %}{% set ns.l = [ns, 2] %}{{ ns }}|{{ ns.l }}", {}),
     # runtime errors: both sides must fail
     ("err_undefined_attr_of_undefined", "{{ missing.attr }}", {}),
     ("err_add_str_int", "{{ 'a' + 1 }}", {}),

@@ -152,3 +152,20 @@ def test_hostile_templates_end_with_errors(engine_bin, tmp_path):
     template = "{% macro f(n) %}{% if n > 0 %}{{ f(n - 1) }}{% endif %}{{ n }}{% endmacro %}{{ f(50) }}"
     (got,) = run_cases(engine_bin, tmp_path, [{"template": template, "context": {}}])
     assert ("ok", got["text"]) == render(template, {})
+
+
+def test_deeply_nested_json_input_is_rejected(engine_bin, tmp_path):
+    deep = "[" * 100000 + "]" * 100000
+    msgs = tmp_path / "deep.json"
+    msgs.write_text(deep)
+    proc = subprocess.run([str(engine_bin), "chat-template", "--tokenizer", str(TOKENIZERS / "qwen3"), "--messages", str(msgs)],
+                          capture_output=True, timeout=30)
+    assert proc.returncode == 1
+    assert proc.stderr.decode() == f"error: {msgs}: JSON nested too deeply\n"
+    cases = tmp_path / "cases.jsonl"
+    cases.write_text('{"template": "{{ x|length }}", "context": {"x": ' + deep + '}}\n{"template": "ok", "context": {}}\n')
+    proc = subprocess.run([str(engine_bin), "chat-template", "--cases", str(cases)], capture_output=True, timeout=30)
+    assert proc.returncode == 0
+    first, second = [json.loads(line) for line in proc.stdout.decode().splitlines()]
+    assert first == {"ok": False, "error": f"{cases}:1: JSON nested too deeply"}
+    assert second == {"ok": True, "text": "ok"}

@@ -10,9 +10,19 @@
 
 namespace lorax::jinja {
 
+namespace {
+void check_depth(uint32_t depth) {
+  if (depth > Value::kMaxDepth) throw TemplateError("maximum nesting depth of values exceeded");
+}
+}  // namespace
+
 Value Value::from_list(List items, bool tuple) {
   Value v;
   v.type = tuple ? Type::Tuple : Type::List;
+  uint32_t d = 0;
+  for (const auto& e : items) d = std::max(d, e.depth);
+  v.depth = d + 1;
+  check_depth(v.depth);
   v.list = std::make_shared<List>(std::move(items));
   return v;
 }
@@ -20,6 +30,10 @@ Value Value::from_list(List items, bool tuple) {
 Value Value::from_dict(Dict d) {
   Value v;
   v.type = Type::Dict;
+  uint32_t deepest = 0;
+  for (const auto& [k, e] : d.items) deepest = std::max({deepest, k.depth, e.depth});
+  v.depth = deepest + 1;
+  check_depth(v.depth);
   v.dict = std::make_shared<Dict>(std::move(d));
   return v;
 }
@@ -259,6 +273,34 @@ std::string repr_string(const std::string& s) {
 
 }  // namespace
 
+namespace {
+
+// Python's repr guard (Py_ReprEnter): a container met again while it is being
+// printed shows as [...] / (...) / {...}. Only namespaces can close such a
+// cycle, since lists and dicts are immutable here.
+class ReprGuard {
+ public:
+  explicit ReprGuard(const void* p) {
+    if (active().size() > Value::kMaxDepth)
+      throw TemplateError("maximum recursion depth exceeded while getting the repr of an object");
+    reentered_ = std::find(active().begin(), active().end(), p) != active().end();
+    if (!reentered_) active().push_back(p);
+  }
+  ~ReprGuard() {
+    if (!reentered_) active().pop_back();
+  }
+  bool reentered() const { return reentered_; }
+
+ private:
+  static std::vector<const void*>& active() {
+    static thread_local std::vector<const void*> stack;
+    return stack;
+  }
+  bool reentered_ = false;
+};
+
+}  // namespace
+
 std::string to_repr(const Value& v) {
   using T = Value::Type;
   switch (v.type) {
@@ -271,6 +313,8 @@ std::string to_repr(const Value& v) {
     case T::List:
     case T::Tuple: {
       bool tuple = v.type == T::Tuple;
+      ReprGuard guard(v.list.get());
+      if (guard.reentered()) return tuple ? "(...)" : "[...]";
       std::string out = tuple ? "(" : "[";
       for (size_t i = 0; i < v.list->size(); ++i) {
         if (i) out += ", ";
@@ -281,6 +325,8 @@ std::string to_repr(const Value& v) {
       return out;
     }
     case T::Dict: {
+      ReprGuard guard(v.dict.get());
+      if (guard.reentered()) return "{...}";
       std::string out = "{";
       bool first = true;
       for (const auto& [k, val] : v.dict->items) {

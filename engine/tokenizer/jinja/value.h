@@ -12,6 +12,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tokenizer/jinja/error.h"
+
 namespace lorax::jinja {
 
 struct Value;
@@ -30,8 +32,13 @@ struct Dict;
 struct Value {
   enum class Type : uint8_t { Undefined, None, Bool, Int, Float, String, List, Tuple, Dict, Namespace, Callable };
 
+  // Deepest data nesting allowed: deeper values would overflow the C++ stack
+  // when printed, compared or destroyed (Python raises RecursionError there).
+  static constexpr uint32_t kMaxDepth = 512;
+
   Type type = Type::Undefined;
   bool boolean = false;
+  uint32_t depth = 0;  // nesting depth of List/Tuple/Dict values
   int64_t integer = 0;
   double real = 0;
   std::string str;  // String payload; for Undefined the reason used in errors
@@ -100,7 +107,8 @@ struct DumpOptions {
 std::string dump_json(const Value& v, const DumpOptions& opts);
 
 template <class Json>
-Value from_json(const Json& j) {
+Value from_json(const Json& j, uint32_t level = 0) {
+  if (level > Value::kMaxDepth) throw TemplateError("input nested too deeply");
   switch (j.type()) {
     case Json::value_t::null: return Value::none();
     case Json::value_t::boolean: return Value::from_bool(j.template get<bool>());
@@ -111,13 +119,13 @@ Value from_json(const Json& j) {
     case Json::value_t::array: {
       List items;
       items.reserve(j.size());
-      for (const auto& e : j) items.push_back(from_json(e));
+      for (const auto& e : j) items.push_back(from_json(e, level + 1));
       return Value::from_list(std::move(items));
     }
     case Json::value_t::object: {
       Dict d;
       d.items.reserve(j.size());
-      for (auto it = j.begin(); it != j.end(); ++it) d.items.emplace_back(Value::from_string(it.key()), from_json(it.value()));
+      for (auto it = j.begin(); it != j.end(); ++it) d.items.emplace_back(Value::from_string(it.key()), from_json(it.value(), level + 1));
       return Value::from_dict(std::move(d));
     }
     default: return Value::none();
