@@ -135,6 +135,8 @@ void Engine::finish(Sequence& seq, FinishReason reason, const std::string& error
   info.total_seconds = secs(now - seq.arrival);
   info.queue_seconds = seq.scheduled_once ? secs(seq.first_scheduled - seq.arrival) : info.total_seconds;
   info.inference_seconds = seq.scheduled_once ? secs(now - seq.first_scheduled) : 0.0;
+  // The adapter is free for eviction/unloading before the client can see the answer.
+  seq.req.adapter.reset();
   if (seq.req.on_finish) seq.req.on_finish(info);
 }
 
