@@ -68,10 +68,12 @@ TEST_F(StoreFixture, RefusalsAreClearAndLocal) {
   EXPECT_EQ(status_of(*store, {"../../etc", "", "", ""}), 403);
   EXPECT_EQ(status_of(*store, {"tests/fixtures/adapters/../../../etc", "local", "", ""}), 403);
   EXPECT_EQ(status_of(*store, {"/etc", "local", "", ""}), 403);
+  // A sibling whose name merely starts with a root's name is outside it.
+  EXPECT_EQ(status_of(*store, {"tests/fixtures/adapters/bad-sibling", "local", "", ""}), 403);
   EXPECT_EQ(status_of(*store, {"tests/fixtures/adapters/bad/truncated", "local", "", ""}), 422);
   EXPECT_EQ(status_of(*store, {"tests/fixtures/adapters/bad/wrong-shape", "local", "", ""}), 422);
   EXPECT_EQ(status_of(*store, {"x", "ftp", "", ""}), 422);
-  EXPECT_EQ(failures.load(), 7);
+  EXPECT_EQ(failures.load(), 8);
   // A symlink inside the root pointing outside it is an escape too.
   const fs::path link = fs::path(kDir) / ("escape-" + std::to_string(::getpid()));
   fs::create_directory_symlink("/etc", link);
