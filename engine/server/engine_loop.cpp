@@ -130,6 +130,14 @@ size_t EngineLoop::admit(std::vector<Job>& jobs) {
   return rejected;
 }
 
+void EngineLoop::retire(Active& act) {
+  try {
+    act.sink->on_retired();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "lorax-engine: writing a response failed: %s\n", e.what());
+  }
+}
+
 void EngineLoop::cancel_dead() {
   std::vector<uint64_t> dead;
   for (auto& [id, act] : active_)
@@ -186,6 +194,7 @@ void EngineLoop::run() {
     // Retire finished requests; the others may send what this step produced.
     for (auto it = active_.begin(); it != active_.end();) {
       if (it->second->done) {
+        retire(*it->second);
         it = active_.erase(it);
         ++finished;
       } else {
@@ -212,6 +221,7 @@ void EngineLoop::run() {
   std::vector<uint64_t> ids;
   for (auto& [id, act] : active_) ids.push_back(id);
   for (uint64_t id : ids) engine_.cancel(id);
+  for (auto& [id, act] : active_) retire(*act);
   active_.clear();
   publish_gauges();
   in_flight_ = 0;

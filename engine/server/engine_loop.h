@@ -29,6 +29,10 @@ class Sink {
   // After each engine step (a token's finish, if any, is known by then).
   virtual void on_step_end() {}
   virtual void on_finish(const FinishInfo& info) = 0;
+  // After the engine has let go of the finished request (KV blocks freed, adapter lease dropped):
+  // final responses are written here, so a client never sees its answer while the request still
+  // holds resources (e.g. an adapter unload right after the response would find it in use).
+  virtual void on_retired() {}
   // Engine::submit refused the request (e.g. it can never fit the KV cache).
   virtual void on_rejected(const std::string& message) = 0;
   // False once the client has gone away; the request is then cancelled.
@@ -64,6 +68,7 @@ class EngineLoop {
   void run();
   size_t admit(std::vector<Job>& jobs);  // returns how many Engine::submit refused
   void cancel_dead();
+  void retire(Active& act);
   void publish_gauges();
 
   Engine& engine_;

@@ -82,6 +82,17 @@ void HttpSink::on_step_end() {
 void HttpSink::on_finish(const FinishInfo& info) {
   if (done_) return;
   done_ = true;
+  finished_ = info;
+}
+
+void HttpSink::on_retired() {
+  if (!finished_) return;
+  FinishInfo info = std::move(*finished_);
+  finished_.reset();
+  deliver(info);
+}
+
+void HttpSink::deliver(const FinishInfo& info) {
   if (info.reason == FinishReason::Cancelled) {
     // Either the client left (nothing to send) or the server is shutting down.
     if (stream_mode_) {

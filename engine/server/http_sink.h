@@ -31,7 +31,8 @@ class HttpSink : public Sink {
   void on_start() override;
   void on_token(const GeneratedToken& tok) override;
   void on_step_end() override;
-  void on_finish(const FinishInfo& info) override;
+  void on_finish(const FinishInfo& info) override;  // keeps `info` for on_retired
+  void on_retired() override;
   void on_rejected(const std::string& message) override;
   bool alive() const override;
   // Answers with an error before the request ever reached the engine (queue full, shutting down).
@@ -41,6 +42,7 @@ class HttpSink : public Sink {
   void write_raw(std::string bytes);
   void write_stream(const std::string& text);  // one chunk
   void end_stream();
+  void deliver(const FinishInfo& info);
 
   Pistache::Http::ResponseWriter writer_;
   std::weak_ptr<Pistache::Tcp::Peer> peer_;
@@ -50,6 +52,7 @@ class HttpSink : public Sink {
   bool stream_started_ = false;
   std::atomic<bool> broken_{false};
   bool done_ = false;
+  std::optional<FinishInfo> finished_;
 };
 
 }  // namespace lorax::server
