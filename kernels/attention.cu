@@ -75,32 +75,55 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(AttentionArgs a,
       q[g][e] = (g < hg && d < D) ? to_f(qkv[t * a.width + static_cast<int64_t>(q_head0 + g) * D + d]) * a.scale : 0.0f;
     }
   }
-  for (int j = begin + warp; j < end; j += kWarps) {
-    const int64_t slot = static_cast<int64_t>(table[j / a.block_size]) * a.block_size + j % a.block_size;
-    const T* krow = kc + slot * kv_row + static_cast<int64_t>(kv_head) * D;
-    const T* vrow = vc + slot * kv_row + static_cast<int64_t>(kv_head) * D;
-    float k[EPL], v[EPL];
+  // Each warp takes kUnroll positions per iteration: their K/V loads are issued
+  // together, then the dot products, then the (sequential) softmax updates, so
+  // memory latency is paid once per kUnroll positions.
+  constexpr int kUnroll = 4;
+  for (int j0 = begin + warp; j0 < end; j0 += kWarps * kUnroll) {
+    float k[kUnroll][EPL], v[kUnroll][EPL];
+    bool valid[kUnroll];
 #pragma unroll
-    for (int e = 0; e < EPL; ++e) {
-      const int d = lane * EPL + e;
-      k[e] = d < D ? to_f(krow[d]) : 0.0f;
-      v[e] = d < D ? to_f(vrow[d]) : 0.0f;
+    for (int u = 0; u < kUnroll; ++u) {
+      const int j = j0 + u * kWarps;
+      valid[u] = j < end;
+      const int jj = valid[u] ? j : begin;
+      const int64_t slot = static_cast<int64_t>(table[jj / a.block_size]) * a.block_size + jj % a.block_size;
+      const T* krow = kc + slot * kv_row + static_cast<int64_t>(kv_head) * D;
+      const T* vrow = vc + slot * kv_row + static_cast<int64_t>(kv_head) * D;
+      // Unconditional (clamped) loads, so all of them are in flight at once.
+#pragma unroll
+      for (int e = 0; e < EPL; ++e) {
+        const int d = min(lane * EPL + e, D - 1);
+        k[u][e] = to_f(krow[d]);
+        v[u][e] = to_f(vrow[d]);
+      }
     }
 #pragma unroll
     for (int g = 0; g < kMaxGroup; ++g) {
       if (g >= hg) break;
-      float dot = 0.0f;
+      float sc[kUnroll];
 #pragma unroll
-      for (int e = 0; e < EPL; ++e) dot += q[g][e] * k[e];
-      float s = warp_sum(dot);
-      if (a.softcap > 0.0f) s = a.softcap * tanhf(s / a.softcap);
-      const float m_new = fmaxf(m[g], s);
-      const float correction = __expf(m[g] - m_new);
-      const float p = __expf(s - m_new);
-      l[g] = l[g] * correction + p;
+      for (int u = 0; u < kUnroll; ++u) {
+        float dot = 0.0f;
 #pragma unroll
-      for (int e = 0; e < EPL; ++e) acc[g][e] = acc[g][e] * correction + p * v[e];
-      m[g] = m_new;
+        for (int e = 0; e < EPL; ++e) dot += q[g][e] * k[u][e];
+        sc[u] = dot;
+      }
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) sc[u] = warp_sum(sc[u]);
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        if (!valid[u]) continue;
+        float s = sc[u];
+        if (a.softcap > 0.0f) s = a.softcap * tanhf(s / a.softcap);
+        const float m_new = fmaxf(m[g], s);
+        const float correction = __expf(m[g] - m_new);
+        const float p = __expf(s - m_new);
+        l[g] = l[g] * correction + p;
+#pragma unroll
+        for (int e = 0; e < EPL; ++e) acc[g][e] = acc[g][e] * correction + p * v[u][e];
+        m[g] = m_new;
+      }
     }
   }
   // Merge the warps' partial softmaxes through shared memory.

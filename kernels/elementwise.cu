@@ -21,50 +21,50 @@ __global__ void embed_kernel(const T* table, const T* pos_table, const int32_t* 
   }
 }
 
-// One block per row; statistics in fp32; each thread keeps its elements in
-// registers so the row is read once. With `residual`, x += residual first (the
-// sum is written back to x, which carries the residual stream).
-constexpr int kNormMaxPerThread = 16;
-
-template <typename T>
+// One block per row; statistics in fp32; each thread keeps its PER elements
+// in registers so the row is read once. Loads are unconditional (clamped index,
+// masked value) so they are in flight together. With `residual`, x += residual
+// first (the sum is written back to x, which carries the residual stream).
+template <typename T, int PER>
 __global__ void __launch_bounds__(1024) norm_kernel(T* x, const T* residual, const T* w, const T* b, int kind,
                                                     float eps, bool one_plus, int64_t H, T* y) {
   __shared__ float scratch[32];
   const int64_t row = blockIdx.x;
   T* xr = x + row * H;
-  float vals[kNormMaxPerThread];
-  float sum = 0, sq = 0;
+  float vals[PER];
 #pragma unroll
-  for (int j = 0; j < kNormMaxPerThread; ++j) {
+  for (int j = 0; j < PER; ++j) {
+    const int64_t i = min(threadIdx.x + static_cast<int64_t>(j) * blockDim.x, H - 1);
+    vals[j] = to_f(xr[i]) + (residual ? to_f(residual[row * H + i]) : 0.0f);
+  }
+  float sum = 0.0f;
+#pragma unroll
+  for (int j = 0; j < PER; ++j) {
     const int64_t i = threadIdx.x + static_cast<int64_t>(j) * blockDim.x;
-    float v = 0.0f;
-    if (i < H) {
-      v = to_f(xr[i]);
-      if (residual) {
-        const T stored = from_f<T>(v + to_f(residual[row * H + i]));
-        xr[i] = stored;
-        v = to_f(stored);  // normalise exactly what the residual stream holds
-      }
+    if (residual) {
+      const T stored = from_f<T>(vals[j]);
+      if (i < H) xr[i] = stored;
+      vals[j] = to_f(stored);  // normalise exactly what the residual stream holds
     }
-    vals[j] = v;
-    sum += v;
+    vals[j] = i < H ? vals[j] : 0.0f;
+    sum += vals[j];
   }
   float mean = 0.0f;
   if (kind == 0) mean = block_sum(sum, scratch) / H;
+  float sq = 0.0f;
 #pragma unroll
-  for (int j = 0; j < kNormMaxPerThread; ++j) {
+  for (int j = 0; j < PER; ++j) {
     const int64_t i = threadIdx.x + static_cast<int64_t>(j) * blockDim.x;
     if (i < H) sq += (vals[j] - mean) * (vals[j] - mean);
   }
   const float inv = rsqrtf(block_sum(sq, scratch) / H + eps);
 #pragma unroll
-  for (int j = 0; j < kNormMaxPerThread; ++j) {
+  for (int j = 0; j < PER; ++j) {
     const int64_t i = threadIdx.x + static_cast<int64_t>(j) * blockDim.x;
-    if (i >= H) continue;
-    const float wv = to_f(w[i]);
-    float v = (vals[j] - mean) * inv * (one_plus ? 1.0f + wv : wv);
-    if (b) v += to_f(b[i]);
-    y[row * H + i] = from_f<T>(v);
+    const int64_t ic = min(i, H - 1);
+    const float wv = to_f(w[ic]);
+    const float v = (vals[j] - mean) * inv * (one_plus ? 1.0f + wv : wv) + (b ? to_f(b[ic]) : 0.0f);
+    if (i < H) y[row * H + i] = from_f<T>(v);
   }
 }
 
@@ -221,12 +221,22 @@ void norm(Dt dt, void* x, const void* residual, const void* w, const void* b, in
           int64_t rows, int64_t H, void* y, cudaStream_t s) {
   if (rows == 0) return;
   const int threads = H >= 1024 ? 1024 : ((H + 31) / 32) * 32;
-  if (H > static_cast<int64_t>(threads) * kNormMaxPerThread)
+  if (H > static_cast<int64_t>(threads) * 16)
     throw std::invalid_argument("norm: hidden size " + std::to_string(H) + " exceeds the supported " +
-                                std::to_string(threads * kNormMaxPerThread));
-  LORAX_DISPATCH(dt, norm_kernel<T><<<rows, threads, 0, s>>>(static_cast<T*>(x), static_cast<const T*>(residual),
-                                                             static_cast<const T*>(w), static_cast<const T*>(b), kind,
-                                                             eps, one_plus, H, static_cast<T*>(y)));
+                                std::to_string(threads * 16));
+  LORAX_DISPATCH(dt, {
+    auto* xp = static_cast<T*>(x);
+    auto* rp = static_cast<const T*>(residual);
+    auto* wp = static_cast<const T*>(w);
+    auto* bp = static_cast<const T*>(b);
+    if (H <= static_cast<int64_t>(threads) * 4) {
+      norm_kernel<T, 4><<<rows, threads, 0, s>>>(xp, rp, wp, bp, kind, eps, one_plus, H, static_cast<T*>(y));
+    } else if (H <= static_cast<int64_t>(threads) * 8) {
+      norm_kernel<T, 8><<<rows, threads, 0, s>>>(xp, rp, wp, bp, kind, eps, one_plus, H, static_cast<T*>(y));
+    } else {
+      norm_kernel<T, 16><<<rows, threads, 0, s>>>(xp, rp, wp, bp, kind, eps, one_plus, H, static_cast<T*>(y));
+    }
+  });
 }
 
 void rope(Dt dt, void* qkv, const int32_t* pos, const float* inv_freq, int64_t n_tok, int64_t width, int heads,
