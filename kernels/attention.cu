@@ -12,10 +12,10 @@ namespace lorax::kernels {
 namespace {
 
 constexpr int kWarps = 4;
-constexpr int kMaxGroup = 8;
+constexpr int kMaxHeadsPerCta = 8;
 
 int heads_per_cta(int group) {
-  for (int g = kMaxGroup; g > 1; --g)
+  for (int g = kMaxHeadsPerCta; g > 1; --g)
     if (group % g == 0) return g;
   return 1;
 }
@@ -43,9 +43,31 @@ int split_chunk(int64_t T, int q_heads, int kv_heads, int max_context) {
 
 int num_splits(int max_context, int chunk) { return (max_context + chunk - 1) / chunk; }
 
-// EPL: head elements per lane (head_dim <= 32 * EPL).
+// Lane-contiguous head elements, loaded in one access when EPL elements form a
+// 4-, 8- or 16-byte word.
 template <typename T, int EPL>
+struct alignas(EPL * sizeof(T) >= 16 ? 16 : EPL * sizeof(T) >= 8 ? 8 : EPL * sizeof(T) >= 4 ? 4 : sizeof(T)) Lanes {
+  T v[EPL];
+};
+
+template <typename T, int EPL>
+__device__ __forceinline__ void load_lanes(const T* row, int lane, int D, float (&out)[EPL]) {
+  constexpr bool kWord = (EPL * sizeof(T)) % 4 == 0 && (EPL * sizeof(T)) <= 16;
+  if (kWord && D == 32 * EPL) {
+    const Lanes<T, EPL> w = *reinterpret_cast<const Lanes<T, EPL>*>(row + lane * EPL);
+#pragma unroll
+    for (int e = 0; e < EPL; ++e) out[e] = to_f(w.v[e]);
+  } else {
+    // Unconditional (clamped) loads, so all of them are in flight at once.
+#pragma unroll
+    for (int e = 0; e < EPL; ++e) out[e] = to_f(row[min(lane * EPL + e, D - 1)]);
+  }
+}
+
+// EPL: head elements per lane (head_dim <= 32 * EPL); MAXG: query heads per CTA at most.
+template <typename T, int EPL, int MAXG>
 __global__ void __launch_bounds__(kWarps * 32) attention_kernel(AttentionArgs a, int hg, int splits, int chunk) {
+  constexpr int kMaxGroup = MAXG;
   const int64_t t = blockIdx.x;
   const int q_head0 = blockIdx.y * hg;
   const int group = a.q_heads / a.kv_heads;
@@ -88,15 +110,8 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(AttentionArgs a,
       valid[u] = j < end;
       const int jj = valid[u] ? j : begin;
       const int64_t slot = static_cast<int64_t>(table[jj / a.block_size]) * a.block_size + jj % a.block_size;
-      const T* krow = kc + slot * kv_row + static_cast<int64_t>(kv_head) * D;
-      const T* vrow = vc + slot * kv_row + static_cast<int64_t>(kv_head) * D;
-      // Unconditional (clamped) loads, so all of them are in flight at once.
-#pragma unroll
-      for (int e = 0; e < EPL; ++e) {
-        const int d = min(lane * EPL + e, D - 1);
-        k[u][e] = to_f(krow[d]);
-        v[u][e] = to_f(vrow[d]);
-      }
+      load_lanes<T, EPL>(kc + slot * kv_row + static_cast<int64_t>(kv_head) * D, lane, D, k[u]);
+      load_lanes<T, EPL>(vc + slot * kv_row + static_cast<int64_t>(kv_head) * D, lane, D, v[u]);
     }
 #pragma unroll
     for (int g = 0; g < kMaxGroup; ++g) {
@@ -195,10 +210,12 @@ __global__ void merge_splits_kernel(AttentionArgs a, int splits, int chunk) {
 template <typename T, int EPL>
 void launch(const AttentionArgs& a, cudaStream_t s) {
   const int hg = heads_per_cta(a.q_heads / a.kv_heads);
+  // Fewer register-resident heads when the group is small.
+  auto kernel = hg <= 4 ? attention_kernel<T, EPL, 4> : attention_kernel<T, EPL, 8>;
   const int chunk = split_chunk(a.T, a.q_heads, a.kv_heads, a.max_context);
   const int splits = num_splits(a.max_context, chunk);
   dim3 grid(static_cast<unsigned>(a.T), static_cast<unsigned>(a.q_heads / hg), static_cast<unsigned>(splits));
-  attention_kernel<T, EPL><<<grid, kWarps * 32, 0, s>>>(a, hg, splits, chunk);
+  kernel<<<grid, kWarps * 32, 0, s>>>(a, hg, splits, chunk);
   if (splits > 1) {
     merge_splits_kernel<T><<<dim3(static_cast<unsigned>(a.T), static_cast<unsigned>(a.q_heads)), 128, 0, s>>>(a, splits,
                                                                                                             chunk);
