@@ -9,6 +9,7 @@ import pathlib
 import re
 import shutil
 import subprocess
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -105,9 +106,14 @@ def test_32_concurrent_requests_share_batches_and_match_solo(start_server):
     pairs += [(d.name, c) for d in folders for c in ref_of(d)["cases"]]
     jobs = [pairs[i % len(pairs)] for i in range(32)]
 
-    def run(job):
+    # 60 new tokens each: long enough that requests arriving over a busy machine's spread still overlap.
+    start = threading.Barrier(32)
+
+    def run(job, together=False):
         name, case = job
-        r = requests.post(s.url + "/generate", json=body(case, 12, name), timeout=120)
+        if together:
+            start.wait(timeout=60)
+        r = requests.post(s.url + "/generate", json=body(case, 60, name), timeout=120)
         assert r.status_code == 200, r.text
         return r.json()["details"]
 
@@ -117,7 +123,7 @@ def test_32_concurrent_requests_share_batches_and_match_solo(start_server):
         solo[job] = run((job[0], case))
     assert metric(s.metrics(), "lorax_batch_max_size") == 1
     with ThreadPoolExecutor(32) as pool:
-        together = list(pool.map(run, jobs))
+        together = list(pool.map(lambda j: run(j, True), jobs))
     for (name, case), d in zip(jobs, together):
         want = solo[(name, case["prompt"])]
         assert [t["id"] for t in d["tokens"]] == [t["id"] for t in want["tokens"]], (name, case["prompt"])
@@ -125,7 +131,7 @@ def test_32_concurrent_requests_share_batches_and_match_solo(start_server):
             assert a["logprob"] == pytest.approx(b["logprob"], abs=1e-4)
     text = s.metrics()
     assert metric(text, "lorax_batch_max_size") >= 8, "requests did not share batches"
-    assert metric(text, "lorax_batch_max_adapters") >= 2, "adapters did not share batches"
+    assert metric(text, "lorax_batch_max_adapters") >= 3, "adapters did not share batches"
     for d in folders:
         assert metric(text, "lorax_adapter_requests_total", f'{{adapter_id="{d.name}"}}') >= 1
     assert s.stop() == 0
