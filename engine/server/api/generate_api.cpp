@@ -60,8 +60,10 @@ GenerateParameters parse_generate_parameters(const json& p) {
   s.frequency_penalty = field<double>(p, "frequency_penalty", "a number").value_or(0.0);
   s.presence_penalty = field<double>(p, "presence_penalty", "a number").value_or(0.0);
   if (p.contains("seed") && !p["seed"].is_null()) {
-    if (!p["seed"].is_number_unsigned()) throw ValidationError("`seed` must be a non-negative integer");
-    s.seed = p["seed"].get<uint64_t>();
+    const json& seed = p["seed"];
+    if (!seed.is_number_unsigned() && !(seed.is_number_integer() && seed.get<int64_t>() >= 0))
+      throw ValidationError("`seed` must be a non-negative integer");
+    s.seed = seed.is_number_unsigned() ? seed.get<uint64_t>() : static_cast<uint64_t>(seed.get<int64_t>());
   }
   if (std::string err = s.validate(); !err.empty()) throw ValidationError(err);
   if (p.contains("stop") && !p["stop"].is_null()) {
