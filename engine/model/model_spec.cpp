@@ -101,11 +101,17 @@ void read_common_decoder(const ConfigReader& c, ModelSpec& spec) {
   spec.tied_embeddings = c.get<bool>("tie_word_embeddings", false);
 }
 
-void describe_llama(const ConfigReader& c, ModelSpec& spec) {
+// The Llama family (Llama, Qwen2, Gemma 2): RMSNorm decoders with gated MLPs.
+void read_rms_decoder(const ConfigReader& c, ModelSpec& spec, const std::string& default_act) {
   read_common_decoder(c, spec);
   spec.norm = NormKind::RmsNorm;
   spec.norm_eps = c.get<double>("rms_norm_eps", 1e-6);
-  spec.activation = parse_activation(c.get<std::string>("hidden_act", "silu"), c.source);
+  const std::string act = c.get<std::string>("hidden_activation", c.get<std::string>("hidden_act", default_act));
+  spec.activation = parse_activation(act, c.source);
+}
+
+void describe_llama(const ConfigReader& c, ModelSpec& spec) {
+  read_rms_decoder(c, spec, "silu");
   spec.qkv_bias = spec.o_bias = c.get<bool>("attention_bias", false);
   spec.mlp_bias = c.get<bool>("mlp_bias", false);
   read_rope(c, spec, 10000.0, c.get<double>("partial_rotary_factor", 1.0));
@@ -113,10 +119,7 @@ void describe_llama(const ConfigReader& c, ModelSpec& spec) {
 }
 
 void describe_qwen2(const ConfigReader& c, ModelSpec& spec) {
-  read_common_decoder(c, spec);
-  spec.norm = NormKind::RmsNorm;
-  spec.norm_eps = c.get<double>("rms_norm_eps", 1e-6);
-  spec.activation = parse_activation(c.get<std::string>("hidden_act", "silu"), c.source);
+  read_rms_decoder(c, spec, "silu");
   spec.qkv_bias = true;
   read_rope(c, spec, 10000.0, 1.0);
   bool use_window = c.get<bool>("use_sliding_window", false);
@@ -127,14 +130,10 @@ void describe_qwen2(const ConfigReader& c, ModelSpec& spec) {
 }
 
 void describe_gemma2(const ConfigReader& c, ModelSpec& spec) {
-  read_common_decoder(c, spec);
+  read_rms_decoder(c, spec, "gelu_pytorch_tanh");
   spec.tied_embeddings = c.get<bool>("tie_word_embeddings", true);
-  spec.norm = NormKind::RmsNorm;
-  spec.norm_eps = c.get<double>("rms_norm_eps", 1e-6);
   spec.norm_one_plus_weight = true;
   spec.sandwich_norms = true;
-  std::string act = c.get<std::string>("hidden_activation", c.get<std::string>("hidden_act", "gelu_pytorch_tanh"));
-  spec.activation = parse_activation(act, c.source);
   spec.qkv_bias = spec.o_bias = c.get<bool>("attention_bias", false);
   spec.embedding_multiplier = std::sqrt(static_cast<double>(spec.hidden_size));
   spec.attn_scale = 1.0 / std::sqrt(c.get<double>("query_pre_attn_scalar", spec.head_dim));
