@@ -90,11 +90,13 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(AttentionArgs a,
   for (int g = 0; g < kMaxGroup; ++g) {
     m[g] = -INFINITY;
     l[g] = 0.0f;
+    // Clamped, unconditional loads (issued together); out-of-range lanes are zeroed.
+    load_lanes<T, EPL>(qkv + t * a.width + static_cast<int64_t>(q_head0 + min(g, hg - 1)) * D, lane, D, q[g]);
 #pragma unroll
     for (int e = 0; e < EPL; ++e) {
-      const int d = lane * EPL + e;
+      const bool inside = g < hg && lane * EPL + e < D;
       acc[g][e] = 0.0f;
-      q[g][e] = (g < hg && d < D) ? to_f(qkv[t * a.width + static_cast<int64_t>(q_head0 + g) * D + d]) * a.scale : 0.0f;
+      q[g][e] = inside ? q[g][e] * a.scale : 0.0f;
     }
   }
   // Each warp takes kUnroll positions per iteration: their K/V loads are issued
@@ -193,9 +195,11 @@ __global__ void merge_splits_kernel(AttentionArgs a, int splits, int chunk) {
   const int lo = a.window > 0 ? max(0, pos - a.window + 1) : 0;
   const int used = (pos - lo + chunk) / chunk;
   float M = -INFINITY;
+#pragma unroll 16
   for (int s = 0; s < used; ++s) M = fmaxf(M, parts[s * (D + 2)]);
   for (int d = threadIdx.x; d < D; d += blockDim.x) {
     float L = 0.0f, O = 0.0f;
+#pragma unroll 16
     for (int s = 0; s < used; ++s) {
       const float* p = parts + s * (D + 2);
       if (p[0] == -INFINITY) continue;
