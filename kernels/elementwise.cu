@@ -31,11 +31,13 @@ __global__ void __launch_bounds__(1024) norm_kernel(T* x, const T* residual, con
   __shared__ float scratch[32];
   const int64_t row = blockIdx.x;
   T* xr = x + row * H;
-  float vals[PER];
+  float vals[PER], wv[PER], bv[PER];
 #pragma unroll
   for (int j = 0; j < PER; ++j) {
     const int64_t i = min(threadIdx.x + static_cast<int64_t>(j) * blockDim.x, H - 1);
     vals[j] = to_f(xr[i]) + (residual ? to_f(residual[row * H + i]) : 0.0f);
+    wv[j] = to_f(w[i]);  // weights now too: one memory round trip for everything
+    bv[j] = b ? to_f(b[i]) : 0.0f;
   }
   float sum = 0.0f;
 #pragma unroll
@@ -61,9 +63,7 @@ __global__ void __launch_bounds__(1024) norm_kernel(T* x, const T* residual, con
 #pragma unroll
   for (int j = 0; j < PER; ++j) {
     const int64_t i = threadIdx.x + static_cast<int64_t>(j) * blockDim.x;
-    const int64_t ic = min(i, H - 1);
-    const float wv = to_f(w[ic]);
-    const float v = (vals[j] - mean) * inv * (one_plus ? 1.0f + wv : wv) + (b ? to_f(b[ic]) : 0.0f);
+    const float v = (vals[j] - mean) * inv * (one_plus ? 1.0f + wv[j] : wv[j]) + bv[j];
     if (i < H) y[row * H + i] = from_f<T>(v);
   }
 }
@@ -85,8 +85,8 @@ __global__ void rope_kernel(T* qkv, const int32_t* pos, const float* inv_freq, i
   }
 }
 
-// One block per (token, head): rotates the head (q or k) and, for k heads,
-// writes the rotated k and the matching v head into the cache slot.
+// One block per (token, head): rotates the head (q or k) in registers and, for
+// k heads, writes the rotated k and the matching v head into the cache slot.
 template <typename T>
 __global__ void rope_kv_write_kernel(T* qkv, const int32_t* pos, const float* inv_freq, const int32_t* slots,
                                      int64_t width, int q_heads, int kv_heads, int head_dim, int rotary_dim, T* k,
@@ -94,27 +94,28 @@ __global__ void rope_kv_write_kernel(T* qkv, const int32_t* pos, const float* in
   const int64_t t = blockIdx.x;
   const int h = blockIdx.y;
   T* hv = qkv + t * width + static_cast<int64_t>(h) * head_dim;
-  if (inv_freq) {
-    const int half = rotary_dim / 2;
-    const float p = static_cast<float>(pos[t]);
-    for (int i = threadIdx.x; i < half; i += blockDim.x) {
-      float sn, cs;
-      sincosf(p * inv_freq[i], &sn, &cs);
-      const float x1 = to_f(hv[i]), x2 = to_f(hv[i + half]);
-      hv[i] = from_f<T>(x1 * cs - x2 * sn);
-      hv[i + half] = from_f<T>(x2 * cs + x1 * sn);
-    }
-    __syncthreads();
-  }
-  if (h < q_heads) return;
-  const int kvh = h - q_heads;
+  const bool is_k = h >= q_heads;
   const int64_t kv_row = static_cast<int64_t>(kv_heads) * head_dim;
-  const int64_t dst = slots[t] * kv_row + static_cast<int64_t>(kvh) * head_dim;
-  const T* vsrc = hv + kv_row;  // the v head sits kv_heads heads after its k head
-  for (int i = threadIdx.x; i < head_dim; i += blockDim.x) {
-    k[dst + i] = hv[i];
-    v[dst + i] = vsrc[i];
+  const int64_t dst = is_k ? slots[t] * kv_row + static_cast<int64_t>(h - q_heads) * head_dim : 0;
+  const int half = inv_freq ? rotary_dim / 2 : 0;
+  const float p = static_cast<float>(pos[t]);
+  // Rotated pairs (i, i + half), then the unrotated tail, each element once.
+  for (int i = threadIdx.x; i < half; i += blockDim.x) {
+    float sn, cs;
+    sincosf(p * inv_freq[i], &sn, &cs);
+    const float x1 = to_f(hv[i]), x2 = to_f(hv[i + half]);
+    const T r1 = from_f<T>(x1 * cs - x2 * sn), r2 = from_f<T>(x2 * cs + x1 * sn);
+    hv[i] = r1;
+    hv[i + half] = r2;
+    if (is_k) {
+      k[dst + i] = r1;
+      k[dst + i + half] = r2;
+    }
   }
+  if (!is_k) return;
+  for (int i = 2 * half + threadIdx.x; i < head_dim; i += blockDim.x) k[dst + i] = hv[i];
+  const T* vsrc = hv + kv_row;  // the v head sits kv_heads heads after its k head
+  for (int i = threadIdx.x; i < head_dim; i += blockDim.x) v[dst + i] = vsrc[i];
 }
 
 __device__ __forceinline__ float act_f(float x, int act) {
