@@ -92,6 +92,8 @@ struct LoraSegmentsArgs {
   const void* b_ptrs[kMaxLoraSegments];
 };
 int64_t lora_partial_floats(int64_t T, int64_t in, int max_rank);
-void lora_segments(Dt dt, const LoraSegmentsArgs& a, cudaStream_t s);
+// The two halves, so the shrink can run beside the base projection on another stream.
+void lora_shrink(Dt dt, const LoraSegmentsArgs& a, cudaStream_t s);
+void lora_expand(Dt dt, const LoraSegmentsArgs& a, cudaStream_t s);
 
 }  // namespace lorax::kernels

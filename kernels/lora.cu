@@ -135,7 +135,7 @@ __global__ void __launch_bounds__(kExpandThreads) expand_kernel(LoraSegmentsArgs
 
 int64_t lora_partial_floats(int64_t T, int64_t in, int max_rank) { return k_chunks(in) * T * max_rank; }
 
-void lora_segments(Dt dt, const LoraSegmentsArgs& a, cudaStream_t s) {
+void lora_shrink(Dt dt, const LoraSegmentsArgs& a, cudaStream_t s) {
   if (a.num_segments == 0 || a.max_rows == 0) return;
   // 16-byte loads need 16-byte aligned rows of x and A.
   const size_t elem = dt == Dt::F32 ? 4 : 2;
@@ -144,14 +144,17 @@ void lora_segments(Dt dt, const LoraSegmentsArgs& a, cudaStream_t s) {
   for (int i = 0; i < a.num_segments; ++i)
     if (reinterpret_cast<uintptr_t>(a.a_ptrs[i]) % 16 != 0) throw std::invalid_argument("lora: unaligned A");
   const unsigned row_tiles = static_cast<unsigned>((a.max_rows + kRows - 1) / kRows);
+  dim3 grid(a.num_segments, row_tiles, static_cast<unsigned>(k_chunks(a.in)));
+  LORAX_DISPATCH(dt, shrink_kernel<T><<<grid, kShrinkWarps * 32, 0, s>>>(a));
+}
+
+void lora_expand(Dt dt, const LoraSegmentsArgs& a, cudaStream_t s) {
+  if (a.num_segments == 0 || a.max_rows == 0) return;
+  const unsigned row_tiles = static_cast<unsigned>((a.max_rows + kRows - 1) / kRows);
+  dim3 grid(a.num_segments, row_tiles, static_cast<unsigned>((a.out + kExpandThreads - 1) / kExpandThreads));
+  const size_t smem = static_cast<size_t>(kRows) * a.max_rank * sizeof(float);
   const int chunks = static_cast<int>(k_chunks(a.in));
-  dim3 shrink_grid(a.num_segments, row_tiles, static_cast<unsigned>(chunks));
-  dim3 expand_grid(a.num_segments, row_tiles, static_cast<unsigned>((a.out + kExpandThreads - 1) / kExpandThreads));
-  const size_t expand_smem = static_cast<size_t>(kRows) * a.max_rank * sizeof(float);
-  LORAX_DISPATCH(dt, {
-    shrink_kernel<T><<<shrink_grid, kShrinkWarps * 32, 0, s>>>(a);
-    expand_kernel<T><<<expand_grid, kExpandThreads, expand_smem, s>>>(a, chunks);
-  });
+  LORAX_DISPATCH(dt, expand_kernel<T><<<grid, kExpandThreads, smem, s>>>(a, chunks));
 }
 
 }  // namespace lorax::kernels

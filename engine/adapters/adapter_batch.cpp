@@ -33,22 +33,24 @@ void AdapterBatch::derive_lm_head_segments(const std::vector<int32_t>& lm_head_i
   }
 }
 
-void AdapterBatch::apply(Backend& be, const Tensor& x, int layer, Projection proj, Tensor& y) const {
-  // Adapters may target different parts of a fused projection (q of qkv for one,
-  // v for another): one segmented LoRA call per distinct column offset.
+std::vector<LoraCall> AdapterBatch::calls(int layer, Projection proj) const {
   std::set<int64_t> offsets;
   for (const AdapterWeights* a : adapters)
     if (a && layer < static_cast<int>(a->layers.size()))
       for (const LoraSlot& s : a->layers[layer][static_cast<int>(proj)]) offsets.insert(s.col_offset);
+  std::vector<LoraCall> out;
   for (int64_t offset : offsets) {
-    std::vector<const LoraPair*> pairs(adapters.size(), nullptr);
+    LoraCall call;
+    call.col_offset = offset;
+    call.pairs.assign(adapters.size(), nullptr);
     for (size_t i = 0; i < adapters.size(); ++i) {
       if (!adapters[i] || layer >= static_cast<int>(adapters[i]->layers.size())) continue;
       for (const LoraSlot& s : adapters[i]->layers[layer][static_cast<int>(proj)])
-        if (s.col_offset == offset) pairs[i] = &s.pair;
+        if (s.col_offset == offset) call.pairs[i] = &s.pair;
     }
-    be.lora(x, token_segments, pairs, offset, y);
+    out.push_back(std::move(call));
   }
+  return out;
 }
 
 void AdapterBatch::apply_lm_head(Backend& be, const Tensor& selected, Tensor& logits) const {

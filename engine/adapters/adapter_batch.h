@@ -40,7 +40,9 @@ struct AdapterBatch {
 
   // Builds lm_head_segments from token segments and the batch's lm_head_indices.
   void derive_lm_head_segments(const std::vector<int32_t>& lm_head_indices);
-  void apply(Backend& be, const Tensor& x, int layer, Projection proj, Tensor& y) const;
+  // The LoRA calls of one projection: adapters may target different parts of a
+  // fused projection (q of qkv for one, v for another), so one call per column offset.
+  std::vector<LoraCall> calls(int layer, Projection proj) const;
   void apply_lm_head(Backend& be, const Tensor& selected, Tensor& logits) const;
   // Identifies segments and adapters, for keying recorded graphs.
   std::string signature() const;

@@ -94,8 +94,11 @@ Tensor Model::run(const ForwardBatch& batch, KvCache& kv, const AdapterBatch* ad
     be.norm(in, s.norm, w, b.defined() ? &b : nullptr, eps, s.norm_one_plus_weight, out);
   };
   auto project = [&](const Tensor& in, const Tensor& w, const Tensor& b, Tensor& out, int layer, Projection proj) {
-    be.linear(in, w, b.defined() ? &b : nullptr, out);
-    if (adapters) adapters->apply(be, in, layer, proj, out);
+    if (adapters) {
+      be.linear_lora(in, w, b.defined() ? &b : nullptr, adapters->token_segments, adapters->calls(layer, proj), out);
+    } else {
+      be.linear(in, w, b.defined() ? &b : nullptr, out);
+    }
   };
   auto mlp = [&](const Tensor& in, const LayerWeights& w, int layer, Tensor& out) {
     project(in, w.up_w, w.up_b, up, layer, Projection::Up);

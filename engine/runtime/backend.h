@@ -40,6 +40,13 @@ struct LoraPair {
   int rank = 0;
 };
 
+// One segmented LoRA product into a fused projection's output columns
+// [col_offset, col_offset + B.rows): pairs[i] belongs to the batch's adapter i.
+struct LoraCall {
+  std::vector<const LoraPair*> pairs;
+  int64_t col_offset = 0;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -67,6 +74,14 @@ class Backend {
   // (shrink, then expand). `pairs[i]` is adapter i's pair (null: no LoRA there).
   virtual void lora(const Tensor& x, const std::vector<AdapterSegment>& segments,
                     const std::vector<const LoraPair*>& pairs, int64_t col_offset, Tensor& y) = 0;
+  // y = x W^T (+ bias) plus the LoRA calls over the segments. A backend may
+  // overlap the LoRA shrink (which needs only x) with the base product.
+  virtual void linear_lora(const Tensor& x, const Tensor& w, const Tensor* bias,
+                           const std::vector<AdapterSegment>& segments, const std::vector<LoraCall>& calls,
+                           Tensor& y) {
+    linear(x, w, bias, y);
+    for (const LoraCall& c : calls) lora(x, segments, c.pairs, c.col_offset, y);
+  }
   virtual void add(Tensor& y, const Tensor& x) = 0;  // y += x
   // y = norm(x) with weight (and bias for LayerNorm); `one_plus` uses (1 + w).
   virtual void norm(const Tensor& x, NormKind kind, const Tensor& w, const Tensor* b, float eps, bool one_plus,

@@ -92,6 +92,9 @@ class CudaBackend final : public Backend {
       throw std::runtime_error("no CUDA device available (--device cuda)");
     CUDA_CHECK(cudaSetDevice(device));
     CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    CUDA_CHECK(cudaStreamCreateWithFlags(&side_, cudaStreamNonBlocking));
+    CUDA_CHECK(cudaEventCreateWithFlags(&fork_, cudaEventDisableTiming));
+    CUDA_CHECK(cudaEventCreateWithFlags(&join_, cudaEventDisableTiming));
     CUDA_CHECK(cublasLtCreate(&lt_));
     workspace_bytes_ = 64ull << 20;
     workspace_ = device_alloc(workspace_bytes_);
@@ -105,6 +108,9 @@ class CudaBackend final : public Backend {
       cublasLtMatrixLayoutDestroy(p.c);
     }
     cublasLtDestroy(lt_);
+    cudaEventDestroy(fork_);
+    cudaEventDestroy(join_);
+    cudaStreamDestroy(side_);
     cudaStreamDestroy(stream_);
   }
 
@@ -255,38 +261,38 @@ class CudaBackend final : public Backend {
 
   void lora(const Tensor& x, const std::vector<AdapterSegment>& segments, const std::vector<const LoraPair*>& pairs,
             int64_t col_offset, Tensor& y) override {
-    // The segment table goes by value in the launch, up to kMaxLoraSegments a launch.
-    kernels::LoraSegmentsArgs a{};
-    a.x = x.data;
-    a.y = y.data;
-    a.in = x.cols();
-    a.ldy = y.cols();
-    a.col_offset = col_offset;
-    a.T = x.rows();
-    auto flush = [&] {
-      if (a.num_segments == 0) return;
-      Tensor partial = empty_floats(kernels::lora_partial_floats(a.T, a.in, a.max_rank));
-      a.partial = static_cast<float*>(partial.data);
-      kernels::lora_segments(dt_, a, stream_);
+    for (const kernels::LoraSegmentsArgs& a : pack_lora(x, segments, pairs, col_offset, y)) {
+      kernels::lora_shrink(dt_, a, stream_);
       CUDA_CHECK_LAUNCH();
-      a.num_segments = a.max_rank = a.max_rows = 0;
-    };
-    for (const AdapterSegment& s : segments) {
-      if (s.adapter < 0 || s.adapter >= static_cast<int>(pairs.size()) || !pairs[s.adapter]) continue;
-      const LoraPair& p = *pairs[s.adapter];
-      if (a.num_segments == kernels::kMaxLoraSegments) flush();
-      const int i = a.num_segments++;
-      a.seg_start[i] = s.start;
-      a.seg_end[i] = s.end;
-      a.ranks[i] = p.rank;
-      a.scales[i] = p.scale;
-      a.a_ptrs[i] = p.a.data;
-      a.b_ptrs[i] = p.b.data;
-      a.out = p.b.rows();
-      a.max_rank = std::max(a.max_rank, p.rank);
-      a.max_rows = std::max(a.max_rows, s.end - s.start);
+      kernels::lora_expand(dt_, a, stream_);
+      CUDA_CHECK_LAUNCH();
     }
-    flush();
+  }
+
+  // The shrinks need only x, so they run on a side stream while the base GEMM
+  // runs; the expands add into y after both (fork/join through events, which
+  // CUDA graphs record as dependencies).
+  void linear_lora(const Tensor& x, const Tensor& w, const Tensor* bias, const std::vector<AdapterSegment>& segments,
+                   const std::vector<LoraCall>& calls, Tensor& y) override {
+    std::vector<kernels::LoraSegmentsArgs> work;
+    for (const LoraCall& c : calls) {
+      auto packed = pack_lora(x, segments, c.pairs, c.col_offset, y);
+      work.insert(work.end(), packed.begin(), packed.end());
+    }
+    if (work.empty()) return linear(x, w, bias, y);
+    CUDA_CHECK(cudaEventRecord(fork_, stream_));
+    CUDA_CHECK(cudaStreamWaitEvent(side_, fork_, 0));
+    for (const auto& a : work) {
+      kernels::lora_shrink(dt_, a, side_);
+      CUDA_CHECK_LAUNCH();
+    }
+    CUDA_CHECK(cudaEventRecord(join_, side_));
+    linear(x, w, bias, y);
+    CUDA_CHECK(cudaStreamWaitEvent(stream_, join_, 0));
+    for (const auto& a : work) {
+      kernels::lora_expand(dt_, a, stream_);
+      CUDA_CHECK_LAUNCH();
+    }
   }
 
   void add(Tensor& y, const Tensor& x) override {
@@ -539,6 +545,45 @@ class CudaBackend final : public Backend {
     return static_cast<const float*>(buf.get());
   }
 
+  // Launch arguments for one LoRA call, the segment table by value, at most
+  // kMaxLoraSegments segments per launch; scratch for the partial sums from the arena.
+  std::vector<kernels::LoraSegmentsArgs> pack_lora(const Tensor& x, const std::vector<AdapterSegment>& segments,
+                                                   const std::vector<const LoraPair*>& pairs, int64_t col_offset,
+                                                   Tensor& y) {
+    std::vector<kernels::LoraSegmentsArgs> out;
+    kernels::LoraSegmentsArgs a{};
+    a.x = x.data;
+    a.y = y.data;
+    a.in = x.cols();
+    a.ldy = y.cols();
+    a.col_offset = col_offset;
+    a.T = x.rows();
+    auto flush = [&] {
+      if (a.num_segments == 0) return;
+      Tensor partial = empty_floats(kernels::lora_partial_floats(a.T, a.in, a.max_rank));
+      a.partial = static_cast<float*>(partial.data);
+      out.push_back(a);
+      a.num_segments = a.max_rank = a.max_rows = 0;
+    };
+    for (const AdapterSegment& s : segments) {
+      if (s.adapter < 0 || s.adapter >= static_cast<int>(pairs.size()) || !pairs[s.adapter]) continue;
+      const LoraPair& p = *pairs[s.adapter];
+      if (a.num_segments == kernels::kMaxLoraSegments) flush();
+      const int i = a.num_segments++;
+      a.seg_start[i] = s.start;
+      a.seg_end[i] = s.end;
+      a.ranks[i] = p.rank;
+      a.scales[i] = p.scale;
+      a.a_ptrs[i] = p.a.data;
+      a.b_ptrs[i] = p.b.data;
+      a.out = p.b.rows();
+      a.max_rank = std::max(a.max_rank, p.rank);
+      a.max_rows = std::max(a.max_rows, s.end - s.start);
+    }
+    flush();
+    return out;
+  }
+
   void invalidate_graphs() {
     for (auto& [k, g] : graphs_) cudaGraphExecDestroy(g.exec);
     graphs_.clear();
@@ -548,6 +593,8 @@ class CudaBackend final : public Backend {
   DType dtype_;
   Dt dt_;
   cudaStream_t stream_{};
+  cudaStream_t side_{};  // LoRA shrinks beside the base GEMM
+  cudaEvent_t fork_{}, join_{};
   cublasLtHandle_t lt_{};
   std::shared_ptr<void> workspace_;
   size_t workspace_bytes_ = 0;
