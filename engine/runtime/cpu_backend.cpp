@@ -32,8 +32,6 @@ float apply_activation(float x, Activation act) {
 // Below this many elements a loop runs on one thread: waking a team costs more
 // than tiny decode-sized work (and oversubscribed machines make it far worse).
 constexpr int64_t kParallelMin = 1 << 16;
-// LoRA segments up to this many rows skip BLAS (per-call overhead dominates).
-constexpr int64_t kDirectLoraRows = 4;
 
 void check_cols(const Tensor& t, int64_t cols, const char* what) {
   if (t.cols() != cols) throw std::invalid_argument(std::string("cpu backend: ") + what + " has " +
@@ -125,27 +123,6 @@ class CpuBackend final : public Backend {
       const LoraPair& p = *pairs[seg.adapter];
       const int64_t rows = seg.end - seg.start, r = p.rank, out = p.b.rows();
       if (rows <= 0) continue;
-      if (rows <= kDirectLoraRows) {
-        // A few decode rows: plain loops beat two BLAS calls' fixed cost.
-        std::vector<float> shrunk(r);
-        for (int64_t row = seg.start; row < seg.end; ++row) {
-          const float* xr = x.as<float>() + row * k;
-          for (int64_t i = 0; i < r; ++i) {
-            const float* a = p.a.as<float>() + i * k;
-            float dot = 0.0f;
-            for (int64_t j = 0; j < k; ++j) dot += xr[j] * a[j];
-            shrunk[i] = dot;
-          }
-          float* yr = y.as<float>() + row * ldy + col_offset;
-          for (int64_t o = 0; o < out; ++o) {
-            const float* b = p.b.as<float>() + o * r;
-            float sum = 0.0f;
-            for (int64_t i = 0; i < r; ++i) sum += shrunk[i] * b[i];
-            yr[o] += p.scale * sum;
-          }
-        }
-        continue;
-      }
       std::vector<float> shrunk(rows * r);
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, r, k, 1.0f, x.as<float>() + seg.start * k, k,
                   p.a.as<float>(), k, 0.0f, shrunk.data(), r);
