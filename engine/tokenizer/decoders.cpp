@@ -163,30 +163,6 @@ class Replace : public Decoder {
 };
 
 // BPEDecoder: the end-of-word suffix becomes a space, except in the last token.
-class BpeSuffix : public Decoder {
- public:
-  explicit BpeSuffix(std::string suffix) : suffix_(std::move(suffix)) {}
-  void decode_chain(std::vector<std::string>& tokens) const override {
-    if (suffix_.empty()) return;
-    for (size_t i = 0; i < tokens.size(); ++i) {
-      std::string& t = tokens[i];
-      std::string out;
-      const char* rep = i + 1 == tokens.size() ? "" : " ";
-      size_t pos = 0;
-      for (size_t f = t.find(suffix_); f != std::string::npos; f = t.find(suffix_, pos)) {
-        out.append(t, pos, f - pos);
-        out += rep;
-        pos = f + suffix_.size();
-      }
-      out.append(t, pos, std::string::npos);
-      t = std::move(out);
-    }
-  }
-
- private:
-  std::string suffix_;
-};
-
 std::string replace_all(std::string s, std::string_view from, std::string_view to) {
   std::string out;
   size_t pos = 0;
@@ -201,6 +177,20 @@ std::string replace_all(std::string s, std::string_view from, std::string_view t
 
 // WordPiece: pieces without the continuation prefix start a new word; optional
 // English clean-up of spaces before punctuation and contractions.
+class BpeSuffix : public Decoder {
+ public:
+  explicit BpeSuffix(std::string suffix) : suffix_(std::move(suffix)) {}
+  void decode_chain(std::vector<std::string>& tokens) const override {
+    if (suffix_.empty()) return;
+    for (size_t i = 0; i < tokens.size(); ++i) {
+      tokens[i] = replace_all(std::move(tokens[i]), suffix_, i + 1 == tokens.size() ? "" : " ");
+    }
+  }
+
+ private:
+  std::string suffix_;
+};
+
 class WordPiece : public Decoder {
  public:
   WordPiece(std::string prefix, bool cleanup) : prefix_(std::move(prefix)), cleanup_(cleanup) {}

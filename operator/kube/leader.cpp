@@ -8,20 +8,6 @@
 
 namespace lorax::kube {
 
-std::string micro_time_now() {
-  using namespace std::chrono;
-  auto now = system_clock::now();
-  std::time_t t = system_clock::to_time_t(now);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  char out[48];
-  std::snprintf(out, sizeof out, "%s.%06dZ", buf,
-                static_cast<int>(duration_cast<microseconds>(now.time_since_epoch()).count() % 1000000));
-  return out;
-}
-
 LeaderElector::LeaderElector(Client& client, LeaderConfig cfg) : client_(client), cfg_(std::move(cfg)) {}
 
 bool LeaderElector::try_acquire_or_renew() {

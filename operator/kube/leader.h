@@ -43,6 +43,5 @@ private:
 };
 
 // RFC 3339 with microseconds (metav1.MicroTime).
-std::string micro_time_now();
 
 }  // namespace lorax::kube

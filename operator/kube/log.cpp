@@ -7,17 +7,22 @@
 
 namespace lorax::kube {
 
-void log(const std::string& level, const std::string& msg, const nlohmann::json& fields) {
+std::string micro_time_now() {
   using namespace std::chrono;
   auto now = system_clock::now();
   std::time_t t = system_clock::to_time_t(now);
   std::tm tm{};
   gmtime_r(&t, &tm);
-  char buf[40];
+  char buf[32];
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  int ms = static_cast<int>(duration_cast<milliseconds>(now.time_since_epoch()).count() % 1000);
-  char ts[48];
-  std::snprintf(ts, sizeof ts, "%s.%03dZ", buf, ms);
+  char out[48];
+  std::snprintf(out, sizeof out, "%s.%06dZ", buf,
+                static_cast<int>(duration_cast<microseconds>(now.time_since_epoch()).count() % 1000000));
+  return out;
+}
+
+void log(const std::string& level, const std::string& msg, const nlohmann::json& fields) {
+  const std::string ts = micro_time_now();
   nlohmann::json line = {{"ts", ts}, {"level", level}, {"msg", msg}};
   if (fields.is_object())
     for (auto& [k, v] : fields.items()) line[k] = v;
