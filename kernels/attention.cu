@@ -68,7 +68,7 @@ __device__ __forceinline__ void load_lanes(const T* row, int lane, int D, float 
 template <typename T, int EPL, int MAXG>
 __global__ void __launch_bounds__(kWarps * 32) attention_kernel(AttentionArgs a, int hg, int splits, int chunk) {
   constexpr int kMaxGroup = MAXG;
-  const int64_t t = blockIdx.x;
+  const int64_t t = a.token_index ? a.token_index[blockIdx.x] : blockIdx.x;
   const int q_head0 = blockIdx.y * hg;
   const int group = a.q_heads / a.kv_heads;
   const int kv_head = q_head0 / group;
@@ -186,7 +186,7 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(AttentionArgs a,
 
 template <typename T>
 __global__ void merge_splits_kernel(AttentionArgs a, int splits, int chunk) {
-  const int64_t t = blockIdx.x;
+  const int64_t t = a.token_index ? a.token_index[blockIdx.x] : blockIdx.x;
   const int head = blockIdx.y;
   const int D = a.head_dim;
   const float* parts = a.workspace + (t * a.q_heads + head) * static_cast<int64_t>(splits) * (D + 2);
@@ -218,12 +218,11 @@ void launch(const AttentionArgs& a, cudaStream_t s) {
   auto kernel = hg <= 4 ? attention_kernel<T, EPL, 4> : attention_kernel<T, EPL, 8>;
   const int chunk = split_chunk(a.T, a.q_heads, a.kv_heads, a.max_context);
   const int splits = num_splits(a.max_context, chunk);
-  dim3 grid(static_cast<unsigned>(a.T), static_cast<unsigned>(a.q_heads / hg), static_cast<unsigned>(splits));
+  // Splits are sized for all T tokens (the workspace is), also when only some are launched.
+  const auto tokens = static_cast<unsigned>(a.token_index ? a.num_indexed : a.T);
+  dim3 grid(tokens, static_cast<unsigned>(a.q_heads / hg), static_cast<unsigned>(splits));
   kernel<<<grid, kWarps * 32, 0, s>>>(a, hg, splits, chunk);
-  if (splits > 1) {
-    merge_splits_kernel<T><<<dim3(static_cast<unsigned>(a.T), static_cast<unsigned>(a.q_heads)), 128, 0, s>>>(a, splits,
-                                                                                                            chunk);
-  }
+  if (splits > 1) merge_splits_kernel<T><<<dim3(tokens, static_cast<unsigned>(a.q_heads)), 128, 0, s>>>(a, splits, chunk);
 }
 
 }  // namespace
@@ -234,7 +233,7 @@ int64_t paged_attention_workspace(int64_t T, int q_heads, int kv_heads, int head
 }
 
 void paged_attention(Dt dt, const AttentionArgs& a, cudaStream_t s) {
-  if (a.T == 0) return;
+  if (a.T == 0 || (a.token_index && a.num_indexed == 0)) return;
   const int epl = (a.head_dim + 31) / 32;
   LORAX_DISPATCH(dt, {
     switch (epl) {

@@ -41,9 +41,16 @@ struct AttentionArgs {
   int max_context;               // upper bound of any token's context length
   float* workspace;              // split-context partials
   int64_t workspace_floats;
+  const int32_t* token_index;    // when set: only these num_indexed tokens (the rest go to prefill_attention)
+  int64_t num_indexed;
 };
 // Paged attention for any mix of prefill and decode tokens (context split for long sequences).
 void paged_attention(Dt dt, const AttentionArgs& a, cudaStream_t s);
+// Tensor-core attention for runs of consecutive tokens of one sequence: tiles[2 i] is the
+// first token of tile i, tiles[2 i + 1] its length (<= kPrefillTileRows, one sequence).
+// Returns false (nothing launched) for fp32 or an unsupported head dim.
+constexpr int kPrefillTileRows = 64;
+bool prefill_attention(Dt dt, const AttentionArgs& a, const int32_t* tiles, int num_tiles, cudaStream_t s);
 // Workspace floats paged_attention needs for these sizes.
 int64_t paged_attention_workspace(int64_t T, int q_heads, int kv_heads, int head_dim, int max_context);
 

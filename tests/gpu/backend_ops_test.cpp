@@ -162,15 +162,16 @@ TEST(CudaOps, NormsEmbeddingActivations) {
   expect_close(p, s, "add");
 }
 
-// Three sequences: a long decode (context split), a chunked prefill continuing
-// earlier context, and a fresh prefill; blocks scattered over the pool.
+// A long decode (context split), chunked prefills continuing earlier context
+// (one spanning several tensor-core tiles), fresh prefills of under one tile and
+// of several, and a run too short for the tensor-core path; blocks scattered.
 struct AttentionCase {
   ForwardBatch batch;
   int num_blocks = 0;
 };
 
 AttentionCase attention_case(std::mt19937& rng, int block_size) {
-  const std::vector<std::pair<int, int>> seqs = {{1100, 1}, {20, 37}, {0, 19}};  // (cached, new)
+  const std::vector<std::pair<int, int>> seqs = {{1100, 1}, {20, 37}, {0, 19}, {0, 150}, {300, 70}, {7, 5}};  // (cached, new)
   AttentionCase c;
   int total_blocks = 0;
   for (auto [cached, fresh] : seqs) total_blocks += (cached + fresh + block_size - 1) / block_size;

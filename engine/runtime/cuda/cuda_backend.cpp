@@ -226,6 +226,7 @@ class CudaBackend final : public Backend {
                                stream_));
     CUDA_CHECK(cudaMemcpyAsync(tables_.d(), tables_.host, static_cast<size_t>(b.num_seqs()) * stride_ * 4,
                                cudaMemcpyHostToDevice, stream_));
+    plan_prefill_tiles(b);
     // Context splits of attention are part of a recorded graph's shape.
     attention_ws_ = empty_floats(kernels::paged_attention_workspace(T, attn_q_heads_, attn_kv_heads_, attn_head_dim_, b.max_s));
   }
@@ -358,6 +359,11 @@ class CudaBackend final : public Backend {
     }
     a.workspace = static_cast<float*>(attention_ws_.data);
     a.workspace_floats = attention_ws_.numel();
+    if (num_prefill_tiles_ > 0 && kernels::prefill_attention(dt_, a, prefill_tiles_.d(), num_prefill_tiles_, stream_)) {
+      CUDA_CHECK_LAUNCH();
+      a.token_index = other_tokens_.d();  // decodes and short chunks
+      a.num_indexed = num_other_tokens_;
+    }
     kernels::paged_attention(dt_, a, stream_);
     CUDA_CHECK_LAUNCH();
   }
@@ -584,6 +590,38 @@ class CudaBackend final : public Backend {
     return out;
   }
 
+  // Runs of at least kMinTensorCoreRun tokens of one sequence (prompts, prefill
+  // chunks) go to the tensor-core kernel in tiles, longest contexts first so the
+  // heaviest CTAs start early; the other tokens to the paged kernel. Decode-only
+  // steps (the ones recorded as graphs) have no tiles and skip all this.
+  void plan_prefill_tiles(const ForwardBatch& b) {
+    static constexpr int kMinTensorCoreRun = 16;
+    num_prefill_tiles_ = num_other_tokens_ = 0;
+    if (dt_ == Dt::F32 || tensor_core_attention_off_) return;
+    std::vector<int32_t> tiles, others;
+    for (int s = 0; s < b.num_seqs(); ++s) {
+      const int begin = b.cu_seqlens[s], end = b.cu_seqlens[s + 1];
+      if (end - begin < kMinTensorCoreRun) {
+        for (int t = begin; t < end; ++t) others.push_back(t);
+        continue;
+      }
+      for (int start = begin + (end - begin - 1) / kernels::kPrefillTileRows * kernels::kPrefillTileRows;
+           start >= begin; start -= kernels::kPrefillTileRows) {
+        tiles.push_back(start);
+        tiles.push_back(std::min(end - start, kernels::kPrefillTileRows));
+      }
+    }
+    if (tiles.empty()) return;
+    prefill_tiles_.ensure(tiles.size());
+    other_tokens_.ensure(std::max<size_t>(others.size(), 1));
+    std::memcpy(prefill_tiles_.host, tiles.data(), tiles.size() * 4);
+    std::memcpy(other_tokens_.host, others.data(), others.size() * 4);
+    CUDA_CHECK(cudaMemcpyAsync(prefill_tiles_.d(), prefill_tiles_.host, tiles.size() * 4, cudaMemcpyHostToDevice, stream_));
+    CUDA_CHECK(cudaMemcpyAsync(other_tokens_.d(), other_tokens_.host, others.size() * 4, cudaMemcpyHostToDevice, stream_));
+    num_prefill_tiles_ = static_cast<int>(tiles.size() / 2);
+    num_other_tokens_ = static_cast<int64_t>(others.size());
+  }
+
   void invalidate_graphs() {
     for (auto& [k, g] : graphs_) cudaGraphExecDestroy(g.exec);
     graphs_.clear();
@@ -605,6 +643,10 @@ class CudaBackend final : public Backend {
   bool use_gemv_ = std::getenv("LORAX_NO_GEMV") == nullptr;  // for A/B benchmarks against cuBLASLt
   const ForwardBatch* batch_ = nullptr;
   MetaArray ids_, pos_, slots_, seq_of_token_, lm_rows_, tables_;
+  bool tensor_core_attention_off_ = std::getenv("LORAX_NO_TC_ATTENTION") != nullptr;  // for A/B benchmarks
+  MetaArray prefill_tiles_, other_tokens_;  // see plan_prefill_tiles
+  int num_prefill_tiles_ = 0;
+  int64_t num_other_tokens_ = 0;
   int stride_ = 1;
   int attn_q_heads_ = 1, attn_kv_heads_ = 1, attn_head_dim_ = 1;
   Tensor attention_ws_;
