@@ -68,6 +68,8 @@ __device__ __forceinline__ void load_lanes(const T* row, int lane, int D, float 
 template <typename T, int EPL, int MAXG>
 __global__ void __launch_bounds__(kWarps * 32) attention_kernel(AttentionArgs a, int hg, int splits, int chunk) {
   constexpr int kMaxGroup = MAXG;
+  pdl_wait();
+  pdl_release();
   const int64_t t = a.token_index ? a.token_index[blockIdx.x] : blockIdx.x;
   const int q_head0 = blockIdx.y * hg;
   const int group = a.q_heads / a.kv_heads;
@@ -186,6 +188,8 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(AttentionArgs a,
 
 template <typename T>
 __global__ void merge_splits_kernel(AttentionArgs a, int splits, int chunk) {
+  pdl_wait();
+  pdl_release();
   const int64_t t = a.token_index ? a.token_index[blockIdx.x] : blockIdx.x;
   const int head = blockIdx.y;
   const int D = a.head_dim;
@@ -221,8 +225,8 @@ void launch(const AttentionArgs& a, cudaStream_t s) {
   // Splits are sized for all T tokens (the workspace is), also when only some are launched.
   const auto tokens = static_cast<unsigned>(a.token_index ? a.num_indexed : a.T);
   dim3 grid(tokens, static_cast<unsigned>(a.q_heads / hg), static_cast<unsigned>(splits));
-  kernel<<<grid, kWarps * 32, 0, s>>>(a, hg, splits, chunk);
-  if (splits > 1) merge_splits_kernel<T><<<dim3(tokens, static_cast<unsigned>(a.q_heads)), 128, 0, s>>>(a, splits, chunk);
+  launch_pdl(kernel, grid, kWarps * 32, 0, s, a, hg, splits, chunk);
+  if (splits > 1) launch_pdl(merge_splits_kernel<T>, dim3(tokens, static_cast<unsigned>(a.q_heads)), 128, 0, s, a, splits, chunk);
 }
 
 }  // namespace

@@ -4,6 +4,8 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <cstdlib>
+
 #include "kernels/kernels.h"
 
 namespace lorax::kernels {
@@ -61,5 +63,32 @@ __device__ __forceinline__ float block_sum(float v, float* scratch) {
   } while (0)
 
 inline unsigned blocks_for(int64_t n, int threads) { return static_cast<unsigned>((n + threads - 1) / threads); }
+
+// Programmatic dependent launch (PDL). A kernel started with launch_pdl may be
+// scheduled while the kernel before it in the stream is still running, which
+// hides the launch gap between the many small kernels of a decode step. Such a
+// kernel must call pdl_wait() before it touches memory the previous kernel
+// writes or reads (it may only prefetch what no kernel writes, like weights),
+// and calls pdl_release() to let the next kernel be scheduled. Both are no-ops
+// in kernels launched the ordinary way.
+__device__ __forceinline__ void pdl_wait() { asm volatile("griddepcontrol.wait;\n" ::: "memory"); }
+__device__ __forceinline__ void pdl_release() { asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory"); }
+
+template <typename... Params, typename... Args>
+void launch_pdl(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t s, Args... args) {
+  cudaLaunchAttribute attr{};
+  attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr.val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = grid;
+  cfg.blockDim = block;
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = s;
+  static const bool disabled = std::getenv("LORAX_NO_PDL") != nullptr;  // for A/B benchmarks
+  cfg.attrs = &attr;
+  cfg.numAttrs = disabled ? 0 : 1;
+  // A failed launch stays visible to the caller's cudaGetLastError check.
+  (void)cudaLaunchKernelEx(&cfg, kernel, static_cast<Params>(args)...);
+}
 
 }  // namespace lorax::kernels

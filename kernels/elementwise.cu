@@ -28,6 +28,8 @@ __global__ void embed_kernel(const T* table, const T* pos_table, const int32_t* 
 template <typename T, int PER>
 __global__ void __launch_bounds__(1024) norm_kernel(T* x, const T* residual, const T* w, const T* b, int kind,
                                                     float eps, bool one_plus, int64_t H, T* y) {
+  pdl_wait();
+  pdl_release();
   __shared__ float scratch[32];
   const int64_t row = blockIdx.x;
   T* xr = x + row * H;
@@ -91,6 +93,8 @@ template <typename T>
 __global__ void rope_kv_write_kernel(T* qkv, const int32_t* pos, const float* inv_freq, const int32_t* slots,
                                      int64_t width, int q_heads, int kv_heads, int head_dim, int rotary_dim, T* k,
                                      T* v) {
+  pdl_wait();
+  pdl_release();
   const int64_t t = blockIdx.x;
   const int h = blockIdx.y;
   T* hv = qkv + t * width + static_cast<int64_t>(h) * head_dim;
@@ -135,6 +139,8 @@ __global__ void activation_kernel(T* x, int64_t n, int act) {
 
 template <typename T>
 __global__ void gated_kernel(const T* gu, int64_t rows, int64_t n, int act, T* out) {
+  pdl_wait();
+  pdl_release();
   const int64_t total = rows * n;
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total; i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const int64_t r = i / n, c = i % n;
@@ -231,11 +237,14 @@ void norm(Dt dt, void* x, const void* residual, const void* w, const void* b, in
     auto* wp = static_cast<const T*>(w);
     auto* bp = static_cast<const T*>(b);
     if (H <= static_cast<int64_t>(threads) * 4) {
-      norm_kernel<T, 4><<<rows, threads, 0, s>>>(xp, rp, wp, bp, kind, eps, one_plus, H, static_cast<T*>(y));
+      launch_pdl(norm_kernel<T, 4>, static_cast<unsigned>(rows), threads, 0, s, xp, rp, wp, bp, kind, eps, one_plus, H,
+                 static_cast<T*>(y));
     } else if (H <= static_cast<int64_t>(threads) * 8) {
-      norm_kernel<T, 8><<<rows, threads, 0, s>>>(xp, rp, wp, bp, kind, eps, one_plus, H, static_cast<T*>(y));
+      launch_pdl(norm_kernel<T, 8>, static_cast<unsigned>(rows), threads, 0, s, xp, rp, wp, bp, kind, eps, one_plus, H,
+                 static_cast<T*>(y));
     } else {
-      norm_kernel<T, 16><<<rows, threads, 0, s>>>(xp, rp, wp, bp, kind, eps, one_plus, H, static_cast<T*>(y));
+      launch_pdl(norm_kernel<T, 16>, static_cast<unsigned>(rows), threads, 0, s, xp, rp, wp, bp, kind, eps, one_plus, H,
+                 static_cast<T*>(y));
     }
   });
 }
@@ -252,9 +261,9 @@ void rope_kv_write(Dt dt, void* qkv, const int32_t* pos, const float* inv_freq, 
                    void* v_cache, cudaStream_t s) {
   if (n_tok == 0) return;
   const dim3 grid(static_cast<unsigned>(n_tok), static_cast<unsigned>(q_heads + kv_heads));
-  LORAX_DISPATCH(dt, rope_kv_write_kernel<T><<<grid, 64, 0, s>>>(static_cast<T*>(qkv), pos, inv_freq, slots, width,
-                                                                   q_heads, kv_heads, head_dim, rotary_dim,
-                                                                   static_cast<T*>(k_cache), static_cast<T*>(v_cache)));
+  LORAX_DISPATCH(dt, launch_pdl(rope_kv_write_kernel<T>, grid, 64, 0, s, static_cast<T*>(qkv), pos, inv_freq, slots,
+                                width, q_heads, kv_heads, head_dim, rotary_dim, static_cast<T*>(k_cache),
+                                static_cast<T*>(v_cache)));
 }
 
 void activation(Dt dt, void* x, int64_t n, int act, cudaStream_t s) {
@@ -264,8 +273,8 @@ void activation(Dt dt, void* x, int64_t n, int act, cudaStream_t s) {
 
 void gated_activation(Dt dt, const void* gate_up, int64_t rows, int64_t n, int act, void* out, cudaStream_t s) {
   if (rows * n == 0) return;
-  LORAX_DISPATCH(dt, gated_kernel<T><<<grid_for(rows * n), 256, 0, s>>>(static_cast<const T*>(gate_up), rows, n, act,
-                                                                       static_cast<T*>(out)));
+  LORAX_DISPATCH(dt, launch_pdl(gated_kernel<T>, grid_for(rows * n), 256, 0, s, static_cast<const T*>(gate_up), rows,
+                                n, act, static_cast<T*>(out)));
 }
 
 void add(Dt dt, void* y, const void* x, int64_t n, cudaStream_t s) {

@@ -24,9 +24,24 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(const T* __restrict__
   const Vec<T>* wrow = reinterpret_cast<const Vec<T>*>(w + static_cast<int64_t>(o) * K);
   const Vec<T>* xv = reinterpret_cast<const Vec<T>*>(x);
   const int vecs = K / V;
+  // The weights depend on no kernel: start streaming the row while the
+  // previous kernel (which produces x) is still finishing.
+  constexpr int kEarly = 4;
+  Vec<T> early[kEarly];
+#pragma unroll
+  for (int p = 0; p < kEarly; ++p) early[p] = wrow[min(lane + p * 32, vecs - 1)];
+  pdl_wait();
+  pdl_release();
   float acc = 0.0f;
+#pragma unroll
+  for (int p = 0; p < kEarly; ++p) {
+    if (lane + p * 32 >= vecs) break;
+    const Vec<T> xx = xv[lane + p * 32];
+#pragma unroll
+    for (int e = 0; e < V; ++e) acc += to_f(early[p].v[e]) * to_f(xx.v[e]);
+  }
 #pragma unroll 8
-  for (int i = lane; i < vecs; i += 32) {
+  for (int i = lane + kEarly * 32; i < vecs; i += 32) {
     const Vec<T> wv = wrow[i];
     const Vec<T> xx = xv[i];
 #pragma unroll
@@ -48,8 +63,8 @@ bool gemv(Dt dt, const void* x, const void* w, const void* bias, void* y, int ro
       reinterpret_cast<uintptr_t>(x) % vec_bytes != 0)
     return false;
   const dim3 grid((N + kWarps - 1) / kWarps);
-  LORAX_DISPATCH(dt, gemv_kernel<T><<<grid, kWarps * 32, 0, s>>>(static_cast<const T*>(x), static_cast<const T*>(w),
-                                                                static_cast<const T*>(bias), static_cast<T*>(y), K, N));
+  LORAX_DISPATCH(dt, launch_pdl(gemv_kernel<T>, grid, kWarps * 32, 0, s, static_cast<const T*>(x),
+                                static_cast<const T*>(w), static_cast<const T*>(bias), static_cast<T*>(y), K, N));
   return true;
 }
 
