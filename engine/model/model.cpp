@@ -184,4 +184,16 @@ void Model::forward_greedy(const ForwardBatch& batch, KvCache& kv, const Adapter
   backend_.argmax(run(batch, kv, adapters), ids, logprobs);
 }
 
+std::vector<TokenChoice> Model::forward_choose(const ForwardBatch& batch, KvCache& kv, const AdapterBatch* adapters,
+                                               const std::vector<RowChoice>& choices, const HostChoose& host_choose) {
+  Tensor logits = run(batch, kv, adapters);
+  std::vector<TokenChoice> out;
+  if (backend_.choose_tokens(logits, choices, out)) return out;
+  const std::vector<float> host = backend_.download(logits);
+  const int64_t vocab = logits.cols();
+  for (size_t r = 0; r < choices.size(); ++r)
+    out.push_back(host_choose(std::span<const float>(host.data() + r * vocab, vocab), choices[r]));
+  return out;
+}
+
 }  // namespace lorax

@@ -1,8 +1,10 @@
 // A loaded model: its description, canonical weights on a backend, and the one
 // decoder forward shared by all five architectures.
 #pragma once
+#include <functional>
 #include <map>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -48,6 +50,13 @@ class Model {
   // The same forward, returning only the greedy token and its log-prob per row.
   void forward_greedy(const ForwardBatch& batch, KvCache& kv, const AdapterBatch* adapters, std::vector<int32_t>& ids,
                       std::vector<float>& logprobs);
+
+  // The same forward, each row's token chosen as `choices` say: on the backend
+  // when it can (only ids and log-probs leave it), else by `host_choose` over the
+  // downloaded logits.
+  using HostChoose = std::function<TokenChoice(std::span<const float>, const RowChoice&)>;
+  std::vector<TokenChoice> forward_choose(const ForwardBatch& batch, KvCache& kv, const AdapterBatch* adapters,
+                                          const std::vector<RowChoice>& choices, const HostChoose& host_choose);
 
   // RoPE inverse frequencies for the batch (dynamic NTK scaling depends on max_s).
   std::vector<float> rope_inv_freq(int max_s) const;

@@ -10,6 +10,7 @@
 #include "runtime/forward_batch.h"
 #include "runtime/ops.h"
 #include "runtime/tensor.h"
+#include "runtime/token_choice.h"
 
 namespace lorax {
 
@@ -109,6 +110,12 @@ class Backend {
   // Greedy choice per row of logits [n, vocab]: argmax and its log-probability,
   // so greedy decoding need not copy whole logit rows off the device.
   virtual void argmax(const Tensor& logits, std::vector<int32_t>& ids, std::vector<float>& logprobs) = 0;
+  // Every row's token (or prompt log-prob) as its RowChoice says, when the backend
+  // does this itself; false (out untouched) leaves it to the host.
+  virtual bool choose_tokens(const Tensor& logits, const std::vector<RowChoice>& rows, std::vector<TokenChoice>& out) {
+    (void)logits, (void)rows, (void)out;
+    return false;
+  }
 
   // Runs `body` (ops only, no allocation) for the current forward. A backend may
   // record it once per `key` and replay it later (CUDA graphs); the default runs it.

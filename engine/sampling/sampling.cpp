@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
-#include <unordered_map>
+#include <map>
 
 namespace lorax {
 namespace {
@@ -98,6 +98,34 @@ std::string SamplingParams::validate() const {
 
 Sampler::Sampler(const SamplingParams& params, uint64_t seed) : p_(params), seed_(seed), rng_(seed) {}
 
+RowChoice Sampler::next(std::span<const int32_t> context, std::span<const int32_t> generated) {
+  RowChoice r;
+  r.sample = p_.sampling();
+  r.temperature = p_.temperature;
+  r.top_k = p_.top_k;
+  r.top_p = p_.top_p;
+  r.typical_p = p_.typical_p;
+  r.repetition_penalty = p_.repetition_penalty;
+  r.frequency_penalty = p_.frequency_penalty;
+  r.presence_penalty = p_.presence_penalty;
+  if (r.sample) r.uniform = static_cast<double>(rng_() >> 11) * 0x1.0p-53;  // 53 random bits: [0, 1)
+  const bool repetition = p_.repetition_penalty != 1.0;
+  const bool frequency = p_.frequency_penalty != 0.0 || p_.presence_penalty != 0.0;
+  if (repetition || frequency) {
+    std::map<int32_t, PenaltyToken> tokens;
+    if (repetition)
+      for (int32_t id : context) tokens[id] = {id, 0, 1};
+    if (frequency)
+      for (int32_t id : generated) {
+        PenaltyToken& t = tokens[id];
+        t.token = id;
+        ++t.generated_count;
+      }
+    for (const auto& [id, t] : tokens) r.penalties.push_back(t);
+  }
+  return r;
+}
+
 float token_logprob(std::span<const float> logits, int32_t id) {
   double m = -INFINITY;
   for (float x : logits) m = std::max<double>(m, x);
@@ -106,38 +134,48 @@ float token_logprob(std::span<const float> logits, int32_t id) {
   return static_cast<float>(logits[id] - m - std::log(sum));
 }
 
-TokenChoice Sampler::choose(std::span<const float> logits, std::span<const int32_t> context,
-                            std::span<const int32_t> generated) {
+namespace {
+
+// The first token whose cumulative probability (in id order) exceeds u of the
+// total; never a token of probability zero.
+int32_t draw(const std::vector<double>& probs, double u) {
+  double total = 0;
+  for (double p : probs) total += p;
+  const double target = u * total;
+  double cum = 0;
+  int32_t last = 0;
+  for (size_t i = 0; i < probs.size(); ++i) {
+    if (probs[i] <= 0) continue;
+    cum += probs[i];
+    last = static_cast<int32_t>(i);
+    if (cum > target) return last;
+  }
+  return last;
+}
+
+}  // namespace
+
+TokenChoice choose_token(std::span<const float> logits, const RowChoice& row) {
+  if (row.prompt_target >= 0) return {row.prompt_target, token_logprob(logits, row.prompt_target)};
   std::vector<float> s(logits.begin(), logits.end());
   const int32_t vocab = static_cast<int32_t>(s.size());
-  if (p_.repetition_penalty != 1.0) {
-    std::vector<bool> seen(vocab, false);
-    for (int32_t id : context)
-      if (id >= 0 && id < vocab && !seen[id]) {
-        seen[id] = true;
-        s[id] = s[id] < 0 ? s[id] * static_cast<float>(p_.repetition_penalty)
-                          : s[id] / static_cast<float>(p_.repetition_penalty);
-      }
-  }
-  if (p_.frequency_penalty != 0.0 || p_.presence_penalty != 0.0) {
-    std::unordered_map<int32_t, int> counts;
-    for (int32_t id : generated) ++counts[id];
-    for (auto [id, n] : counts)
-      if (id >= 0 && id < vocab)
-        s[id] -= static_cast<float>(p_.frequency_penalty * n + p_.presence_penalty);
-  }
-  if (p_.sampling()) {
-    if (p_.temperature != 1.0)
-      for (float& x : s) x = static_cast<float>(x / p_.temperature);
-    top_k(s, p_.top_k);
-    top_p(s, p_.top_p);
-    typical_p(s, p_.typical_p);
+  const bool frequency = row.frequency_penalty != 0.0 || row.presence_penalty != 0.0;
+  for (const PenaltyToken& p : row.penalties) {
+    if (p.token < 0 || p.token >= vocab) continue;
+    float& x = s[p.token];
+    if (row.repetition_penalty != 1.0 && p.in_context)
+      x = x < 0 ? x * static_cast<float>(row.repetition_penalty) : x / static_cast<float>(row.repetition_penalty);
+    if (frequency && p.generated_count > 0)
+      x -= static_cast<float>(row.frequency_penalty * p.generated_count + row.presence_penalty);
   }
   TokenChoice choice;
-  if (p_.sampling()) {
-    std::vector<double> probs = probabilities(s);
-    std::discrete_distribution<int32_t> dist(probs.begin(), probs.end());
-    choice.id = dist(rng_);
+  if (row.sample) {
+    if (row.temperature != 1.0)
+      for (float& x : s) x = static_cast<float>(x / row.temperature);
+    top_k(s, row.top_k);
+    top_p(s, row.top_p);
+    typical_p(s, row.typical_p);
+    choice.id = draw(probabilities(s), row.uniform);
   } else {
     choice.id = static_cast<int32_t>(std::max_element(s.begin(), s.end()) - s.begin());
   }

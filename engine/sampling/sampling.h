@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "runtime/token_choice.h"
+
 namespace lorax {
 
 struct SamplingParams {
@@ -31,18 +33,14 @@ struct SamplingParams {
   std::string validate() const;
 };
 
-struct TokenChoice {
-  int32_t id = 0;
-  float logprob = 0.0f;
-};
-
+// Turns a request's parameters and history into the RowChoice of its next token,
+// drawing the random number from the request's RNG (one per sampled token).
 class Sampler {
  public:
   Sampler(const SamplingParams& params, uint64_t seed);
   // `context` = prompt + generated ids (repetition penalty), `generated` = generated ids only
   // (frequency/presence penalties).
-  TokenChoice choose(std::span<const float> logits, std::span<const int32_t> context,
-                     std::span<const int32_t> generated);
+  RowChoice next(std::span<const int32_t> context, std::span<const int32_t> generated);
   uint64_t seed() const { return seed_; }
 
  private:
@@ -50,6 +48,10 @@ class Sampler {
   uint64_t seed_;
   std::mt19937_64 rng_;
 };
+
+// The host implementation of a RowChoice over one logits row (the reference the
+// CUDA sampling kernel is tested against).
+TokenChoice choose_token(std::span<const float> logits, const RowChoice& row);
 
 // log_softmax(logits)[id], in double for accuracy.
 float token_logprob(std::span<const float> logits, int32_t id);

@@ -311,18 +311,30 @@ bool Engine::step() {
     for (size_t r = 0; r < rows.size(); ++r)
       if (!rows[r].seq->finished) accept_token(*rows[r].seq, TokenChoice{ids[r], logprobs[r]});
   } else {
-    std::vector<float> logits = model_.forward(batch, kv_, adapter_batch);
-    const int vocab = model_.spec().vocab_size;
+    // What each row needs: a prompt token's log-prob, a chosen token, or nothing
+    // (a row whose result is not used asks for a log-prob nobody reads).
+    std::vector<RowChoice> choices(rows.size());
+    std::vector<bool> chooses(rows.size(), false);
+    for (size_t r = 0; r < rows.size(); ++r) {
+      Sequence& seq = *rows[r].seq;
+      const int pos = rows[r].position;
+      choices[r].prompt_target = 0;
+      if (seq.finished) continue;
+      if (pos + 1 < static_cast<int>(seq.prompt_len)) {
+        choices[r].prompt_target = seq.tokens[pos + 1];
+      } else if (pos == static_cast<int>(seq.tokens.size()) - 1) {
+        choices[r] = seq.sampler->next(seq.tokens, seq.generated);
+        chooses[r] = true;
+      }
+    }
+    const std::vector<TokenChoice> chosen = model_.forward_choose(batch, kv_, adapter_batch, choices, choose_token);
     for (size_t r = 0; r < rows.size(); ++r) {
       Sequence& seq = *rows[r].seq;
       if (seq.finished) continue;
-      std::span<const float> row(logits.data() + r * vocab, vocab);
-      const int pos = rows[r].position;
-      if (pos + 1 < static_cast<int>(seq.prompt_len)) {
-        seq.prompt_logprobs[pos + 1] = token_logprob(row, seq.tokens[pos + 1]);
-      } else if (pos == static_cast<int>(seq.tokens.size()) - 1) {
-        accept_token(seq, seq.sampler->choose(row, seq.tokens, seq.generated));
-      }
+      if (chooses[r])
+        accept_token(seq, chosen[r]);
+      else if (choices[r].prompt_target >= 0 && rows[r].position + 1 < static_cast<int>(seq.prompt_len))
+        seq.prompt_logprobs[rows[r].position + 1] = chosen[r].logprob;
     }
   }
   stats_.steps++;

@@ -1,0 +1,39 @@
+// What one logits row of a forward must turn into, identical for every
+// backend: the log-prob of a given prompt token, or a token chosen with TGI/LoRAX
+// semantics (penalties, then temperature, top-k, top-p, typical-p, then argmax
+// or a draw). The draw's random number comes from the request's own RNG on the
+// host, so a seed gives the same tokens whichever backend chooses.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+namespace lorax {
+
+struct TokenChoice {
+  int32_t id = 0;
+  float logprob = 0.0f;
+};
+
+// One distinct token of a request's context, for the repetition (in_context) and
+// frequency/presence (generated_count) penalties.
+struct PenaltyToken {
+  int32_t token = 0;
+  int32_t generated_count = 0;
+  int32_t in_context = 0;
+};
+
+struct RowChoice {
+  int32_t prompt_target = -1;  // >= 0: only the log-prob of this (prompt) token, from the raw logits
+  bool sample = false;         // draw from the warped distribution; else argmax after penalties
+  double temperature = 1.0;
+  int32_t top_k = 0;
+  double top_p = 1.0;
+  double typical_p = 1.0;
+  double repetition_penalty = 1.0;
+  double frequency_penalty = 0.0;
+  double presence_penalty = 0.0;
+  double uniform = 0.0;               // in [0, 1): the draw picks the first token whose cumulative mass exceeds it
+  std::vector<PenaltyToken> penalties;  // empty unless a penalty is set
+};
+
+}  // namespace lorax
