@@ -78,6 +78,19 @@ void argmax_logprob(Dt dt, const void* logits, int64_t rows, int64_t vocab, int3
                     void* workspace, cudaStream_t s);
 int64_t argmax_workspace_bytes(int64_t rows);
 
+// One logits row's token choice (the device form of runtime/token_choice.h's RowChoice).
+struct ChooseRow {
+  int32_t prompt_target;  // >= 0: only this token's log-prob from the raw logits
+  int32_t sample;         // draw; else argmax after penalties
+  int32_t top_k;
+  int32_t pen_begin, pen_count;  // this row's (token, generated_count, in_context) triples
+  int32_t unused;
+  double temperature, top_p, repetition_penalty, frequency_penalty, presence_penalty, uniform;
+};
+// ids/logprobs per row of logits [rows, vocab]; scratch holds rows * vocab floats.
+void choose_tokens(Dt dt, const void* logits, int64_t rows, int64_t vocab, const ChooseRow* params,
+                   const int32_t* penalties, float* scratch, int32_t* ids, float* logprobs, cudaStream_t s);
+
 // Segmented LoRA (SGMV-style): for every token row of segment i with adapter
 // pointers A[i] [r_i, in], B[i] [out, r_i]: y[row, off : off+out] += scale_i * (x A^T) B^T.
 // The segment table travels by value in the launch (no upload, no sync).

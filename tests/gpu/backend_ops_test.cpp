@@ -13,6 +13,7 @@
 
 #include "runtime/backend.h"
 #include "runtime/cuda/cuda_backend.h"
+#include "sampling/sampling.h"
 
 namespace lorax {
 namespace {
@@ -289,6 +290,70 @@ TEST(CudaOps, ArgmaxAndLogprob) {
     EXPECT_EQ(ci, gi) << "vocab " << vocab;
     for (size_t r = 0; r < cl.size(); ++r) EXPECT_NEAR(cl[r], gl[r], 1e-3) << "vocab " << vocab;
   }
+}
+
+// The device's token choice against the host implementation (sampling.cpp) it
+// mirrors: same ids (the draws use the same uniforms) and log-probs, for every
+// warper and penalty, on plain logits and on logits full of ties.
+TEST(CudaOps, ChooseTokensLikeTheHost) {
+  Pair p;
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  for (int vocab : {9, 1000, 50257, 128256}) {
+    for (bool ties : {false, true}) {
+      std::vector<RowChoice> rows;
+      auto add = [&](RowChoice r) { rows.push_back(std::move(r)); };
+      RowChoice prompt;
+      prompt.prompt_target = vocab / 3;
+      add(prompt);
+      add(RowChoice{});  // plain argmax
+      for (double temperature : {1.0, 0.7, 1.9})
+        for (int top_k : {0, 1, 5, 50, vocab - 1})
+          for (double top_p : {1.0, 0.05, 0.5, 0.95}) {
+            RowChoice r;
+            r.sample = true;
+            r.temperature = temperature;
+            r.top_k = top_k;
+            r.top_p = top_p;
+            r.uniform = unit(p.rng);
+            add(r);
+          }
+      for (bool sample : {false, true}) {  // penalties on a few context/generated tokens
+        RowChoice r;
+        r.sample = sample;
+        r.uniform = unit(p.rng);
+        r.top_p = sample ? 0.9 : 1.0;
+        r.repetition_penalty = 1.3;
+        r.frequency_penalty = 0.4;
+        r.presence_penalty = -0.2;
+        for (int t = 0; t < std::min(vocab, 40); t += 3) r.penalties.push_back({t, t % 4, t % 2});
+        add(r);
+      }
+      const int n = static_cast<int>(rows.size());
+      std::vector<float> host = p.random(static_cast<int64_t>(n) * vocab, 3.0f);
+      if (ties)
+        for (float& x : host) x = std::round(x * 2.0f) / 2.0f;
+      // The top tokens of every row sit at the same few values in the tie case.
+      auto logits = p.make(host, {n, vocab});
+      std::vector<TokenChoice> got;
+      ASSERT_TRUE(p.gpu->choose_tokens(logits.g, rows, got));
+      ASSERT_EQ(static_cast<int>(got.size()), n);
+      for (int r = 0; r < n; ++r) {
+        const TokenChoice want = choose_token(std::span<const float>(host.data() + static_cast<int64_t>(r) * vocab, vocab), rows[r]);
+        SCOPED_TRACE("vocab " + std::to_string(vocab) + (ties ? " ties" : "") + " row " + std::to_string(r) + " top_k " +
+                     std::to_string(rows[r].top_k) + " top_p " + std::to_string(rows[r].top_p) + " T " +
+                     std::to_string(rows[r].temperature));
+        EXPECT_EQ(got[r].id, want.id);
+        EXPECT_NEAR(got[r].logprob, want.logprob, 1e-4);
+      }
+    }
+  }
+  // Typical-p needs a sort by surprise: the backend declines and the host chooses.
+  RowChoice typical;
+  typical.sample = true;
+  typical.typical_p = 0.5;
+  auto logits = p.make(p.random(100), {1, 100});
+  std::vector<TokenChoice> got;
+  EXPECT_FALSE(p.gpu->choose_tokens(logits.g, {typical}, got));
 }
 
 TEST(CudaOps, GatherRows) {

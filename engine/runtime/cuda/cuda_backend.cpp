@@ -398,6 +398,45 @@ class CudaBackend final : public Backend {
     in_forward_ = false;
   }
 
+  // Penalties, warpers and the draw on the GPU (kernels/choose.cu); typical-p,
+  // which needs a sort by surprise, stays on the host.
+  bool choose_tokens(const Tensor& logits, const std::vector<RowChoice>& rows, std::vector<TokenChoice>& out) override {
+    for (const RowChoice& r : rows)
+      if (r.prompt_target < 0 && r.sample && r.typical_p < 1.0) return false;
+    const int64_t n = static_cast<int64_t>(rows.size()), vocab = logits.cols();
+    out.assign(n, TokenChoice{});
+    std::vector<kernels::ChooseRow> params(n);
+    std::vector<int32_t> penalties;
+    for (int64_t i = 0; i < n; ++i) {
+      const RowChoice& r = rows[i];
+      kernels::ChooseRow& p = params[i];
+      p = {r.prompt_target, r.sample ? 1 : 0, r.top_k, static_cast<int32_t>(penalties.size() / 3),
+           static_cast<int32_t>(r.penalties.size()), 0, r.temperature, r.top_p, r.repetition_penalty,
+           r.frequency_penalty, r.presence_penalty, r.uniform};
+      for (const PenaltyToken& t : r.penalties) penalties.insert(penalties.end(), {t.token, t.generated_count, t.in_context});
+    }
+    if (n > 0) {
+      bool overflow = false;
+      auto* dev_params = static_cast<kernels::ChooseRow*>(arena_.take(n * sizeof(kernels::ChooseRow), &overflow));
+      auto* dev_pen = static_cast<int32_t*>(arena_.take(std::max<size_t>(penalties.size(), 1) * 4, &overflow));
+      auto* scratch = static_cast<float*>(arena_.take(n * vocab * 4, &overflow));
+      auto* dev_ids = static_cast<int32_t*>(arena_.take(n * 4, &overflow));
+      auto* dev_lp = static_cast<float*>(arena_.take(n * 4, &overflow));
+      CUDA_CHECK(cudaMemcpyAsync(dev_params, params.data(), n * sizeof(kernels::ChooseRow), cudaMemcpyHostToDevice, stream_));
+      CUDA_CHECK(cudaMemcpyAsync(dev_pen, penalties.data(), penalties.size() * 4, cudaMemcpyHostToDevice, stream_));
+      kernels::choose_tokens(dt_, logits.data, n, vocab, dev_params, dev_pen, scratch, dev_ids, dev_lp, stream_);
+      CUDA_CHECK_LAUNCH();
+      std::vector<int32_t> ids(n);
+      std::vector<float> lps(n);
+      CUDA_CHECK(cudaMemcpyAsync(ids.data(), dev_ids, n * 4, cudaMemcpyDeviceToHost, stream_));
+      CUDA_CHECK(cudaMemcpyAsync(lps.data(), dev_lp, n * 4, cudaMemcpyDeviceToHost, stream_));
+      CUDA_CHECK(cudaStreamSynchronize(stream_));
+      for (int64_t i = 0; i < n; ++i) out[i] = {ids[i], lps[i]};
+    }
+    in_forward_ = false;
+    return true;
+  }
+
   void softcap(Tensor& x, float cap) override {
     kernels::softcap(dt_, x.data, x.numel(), cap, stream_);
     CUDA_CHECK_LAUNCH();

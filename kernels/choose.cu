@@ -1,0 +1,316 @@
+// Token choice on the device, one CTA per logits row, with exactly the host's
+// semantics (sampling/sampling.cpp, choose_token): penalties, temperature,
+// top-k, top-p, then argmax or the draw for the host-supplied uniform, and the
+// log-prob of the chosen token; or a prompt token's log-prob. Only ids and
+// log-probs leave the GPU. Top-k and top-p find their threshold by radix
+// selection over order-preserving float keys (four 8-bit passes: counts for
+// top-k, probability mass for top-p), so nothing is sorted.
+// Written by hand: no packaged library selects by cumulative probability mass.
+#include <climits>
+
+#include "kernels/common.cuh"
+
+namespace lorax::kernels {
+namespace {
+
+constexpr int kThreads = 1024;  // 32 warps: every warp can reduce all warp partials itself
+
+// Keys order like the floats; -0 becomes +0 (they compare equal, so they tie).
+__device__ __forceinline__ uint32_t float_key(float f) {
+  const uint32_t u = __float_as_uint(f + 0.0f);
+  return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+__device__ __forceinline__ float key_float(uint32_t k) {
+  return __uint_as_float((k & 0x80000000u) ? (k & 0x7fffffffu) : ~k);
+}
+
+template <typename V>
+__device__ __forceinline__ V warp_reduce(V v, bool max_op) {
+  for (int o = 16; o > 0; o >>= 1) {
+    const V other = __shfl_xor_sync(0xffffffffu, v, o);
+    v = max_op ? (other > v ? other : v) : v + other;
+  }
+  return v;
+}
+
+// Sum or max over the block, returned to every thread.
+template <typename V>
+__device__ V block_reduce(V v, bool max_op, V* scratch) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  v = warp_reduce(v, max_op);
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  v = warp_reduce(scratch[lane], max_op);
+  __syncthreads();
+  return v;
+}
+
+// Exclusive prefix sum over the block (thread order); *total gets the sum.
+template <typename V>
+__device__ V block_exclusive_scan(V v, V* scratch, V* total) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  V x = v;
+  for (int o = 1; o < 32; o <<= 1) {
+    const V y = __shfl_up_sync(0xffffffffu, x, o);
+    if (lane >= o) x += y;
+  }
+  if (lane == 31) scratch[warp] = x;
+  __syncthreads();
+  V w = scratch[lane];
+  for (int o = 1; o < 32; o <<= 1) {
+    const V y = __shfl_up_sync(0xffffffffu, w, o);
+    if (lane >= o) w += y;
+  }
+  const V warp_before = __shfl_sync(0xffffffffu, w, warp > 0 ? warp - 1 : 0);
+  *total = __shfl_sync(0xffffffffu, w, 31);
+  V before_in_warp = __shfl_up_sync(0xffffffffu, x, 1);
+  __syncthreads();
+  return (warp > 0 ? warp_before : V(0)) + (lane > 0 ? before_in_warp : V(0));
+}
+
+struct Shared {
+  double d[32];
+  float f[32];
+  int i[32];
+  unsigned counts[256];
+  double mass[256];
+  uint32_t prefix, mask;
+  int remaining;
+  double above;  // mass of the keys above the current selection
+  bool found;
+  int chosen;
+};
+
+// One radix pass over the keys that match prefix/mask: counts and (optionally)
+// probability mass per 8-bit digit at `shift`.
+__device__ void digit_histogram(const float* s, int64_t vocab, int shift, bool with_mass, double lse, Shared& sh) {
+  for (int b = threadIdx.x; b < 256; b += blockDim.x) {
+    sh.counts[b] = 0;
+    sh.mass[b] = 0.0;
+  }
+  __syncthreads();
+  const uint32_t prefix = sh.prefix, mask = sh.mask;
+  for (int64_t i = threadIdx.x; i < vocab; i += blockDim.x) {
+    const uint32_t key = float_key(s[i]);
+    if ((key & mask) != prefix) continue;
+    const int digit = (key >> shift) & 255;
+    atomicAdd(&sh.counts[digit], 1u);
+    if (with_mass) atomicAdd(&sh.mass[digit], exp(static_cast<double>(s[i]) - lse));
+  }
+  __syncthreads();
+}
+
+// The k-th largest value of s (s has more than k entries).
+__device__ float kth_largest(const float* s, int64_t vocab, int k, Shared& sh) {
+  if (threadIdx.x == 0) {
+    sh.prefix = sh.mask = 0;
+    sh.remaining = k;
+  }
+  __syncthreads();
+  for (int shift = 24; shift >= 0; shift -= 8) {
+    digit_histogram(s, vocab, shift, false, 0.0, sh);
+    if (threadIdx.x == 0) {
+      int b = 255;
+      for (; b > 0; --b) {
+        if (static_cast<int>(sh.counts[b]) >= sh.remaining) break;
+        sh.remaining -= static_cast<int>(sh.counts[b]);
+      }
+      sh.prefix |= static_cast<uint32_t>(b) << shift;
+      sh.mask |= 255u << shift;
+    }
+    __syncthreads();
+  }
+  return key_float(sh.prefix);
+}
+
+// log-sum-exp of s over the block, in double like the host.
+__device__ double block_lse(const float* s, int64_t vocab, double* max_out, Shared& sh) {
+  float m = -INFINITY;
+  for (int64_t i = threadIdx.x; i < vocab; i += blockDim.x) m = fmaxf(m, s[i]);
+  m = block_reduce(m, true, sh.f);
+  double sum = 0.0;
+  for (int64_t i = threadIdx.x; i < vocab; i += blockDim.x) sum += exp(static_cast<double>(s[i]) - m);
+  sum = block_reduce(sum, false, sh.d);
+  *max_out = m;
+  return m + log(sum);
+}
+
+// Keeps the smallest set of most likely tokens (ties in id order) whose mass
+// reaches p, like the host's stable sort and running sum.
+__device__ void top_p_filter(float* s, int64_t vocab, double p, Shared& sh) {
+  double m;
+  const double lse = block_lse(s, vocab, &m, sh);
+  if (threadIdx.x == 0) {
+    sh.prefix = sh.mask = 0;
+    sh.above = 0.0;
+    sh.found = true;
+  }
+  __syncthreads();
+  int tie_count = 0;
+  for (int shift = 24; shift >= 0; shift -= 8) {
+    digit_histogram(s, vocab, shift, true, lse, sh);
+    if (threadIdx.x == 0 && sh.found) {
+      int b = 255, lowest = -1;
+      bool hit = false;
+      for (; b >= 0; --b) {
+        if (sh.counts[b] == 0) continue;
+        lowest = b;
+        if (sh.above + sh.mass[b] >= p) {
+          hit = true;
+          break;
+        }
+        sh.above += sh.mass[b];
+      }
+      if (!hit && shift == 24) {
+        sh.found = false;  // the whole mass stays below p (rounding): keep everything
+      } else {
+        if (!hit) {  // a later pass summed its bins a little differently: take the lowest digit
+          b = lowest;
+          sh.above -= sh.mass[b];
+        }
+        sh.prefix |= static_cast<uint32_t>(b) << shift;
+        sh.mask |= 255u << shift;
+        sh.remaining = static_cast<int>(sh.counts[b]);
+      }
+    }
+    __syncthreads();
+  }
+  if (!sh.found) return;
+  tie_count = sh.remaining;
+  const uint32_t boundary = sh.prefix;
+  const double q = exp(static_cast<double>(key_float(boundary)) - lse);
+  // How many of the tied boundary tokens the running sum needs.
+  int keep_ties = tie_count;
+  {
+    double c = sh.above;
+    for (int n = 1; n <= tie_count; ++n) {
+      c += q;
+      if (c >= p) {
+        keep_ties = n;
+        break;
+      }
+    }
+  }
+  // Ties are kept in id order: contiguous chunks per thread, ranks by prefix sum.
+  const int64_t chunk = (vocab + blockDim.x - 1) / blockDim.x;
+  const int64_t begin = threadIdx.x * chunk, end = min(vocab, begin + chunk);
+  int mine = 0;
+  for (int64_t i = begin; i < end; ++i) mine += float_key(s[i]) == boundary;
+  int total;
+  int rank = block_exclusive_scan(mine, sh.i, &total);
+  for (int64_t i = begin; i < end; ++i) {
+    const uint32_t key = float_key(s[i]);
+    if (key < boundary || (key == boundary && rank++ >= keep_ties)) s[i] = -INFINITY;
+  }
+  __syncthreads();
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kThreads) choose_kernel(const T* logits, int64_t vocab, const ChooseRow* rows,
+                                                          const int32_t* penalties, float* scratch, int32_t* ids,
+                                                          float* logprobs) {
+  __shared__ Shared sh;
+  const int64_t r = blockIdx.x;
+  const ChooseRow p = rows[r];
+  const T* x = logits + r * vocab;
+  float* s = scratch + r * vocab;
+  for (int64_t i = threadIdx.x; i < vocab; i += blockDim.x) s[i] = to_f(x[i]);
+  __syncthreads();
+  if (p.prompt_target >= 0) {  // the raw logits' log-prob of the given token
+    double m;
+    const double lse = block_lse(s, vocab, &m, sh);
+    if (threadIdx.x == 0) {
+      ids[r] = p.prompt_target;
+      logprobs[r] = static_cast<float>(static_cast<double>(s[p.prompt_target]) - lse);
+    }
+    return;
+  }
+  const bool frequency = p.frequency_penalty != 0.0 || p.presence_penalty != 0.0;
+  for (int j = threadIdx.x; j < p.pen_count; j += blockDim.x) {  // distinct tokens: no write conflicts
+    const int32_t* e = penalties + 3 * static_cast<int64_t>(p.pen_begin + j);
+    const int32_t token = e[0], generated = e[1], in_context = e[2];
+    if (token < 0 || token >= vocab) continue;
+    float v = s[token];
+    if (p.repetition_penalty != 1.0 && in_context) {
+      const float rp = static_cast<float>(p.repetition_penalty);
+      v = v < 0 ? v * rp : v / rp;
+    }
+    if (frequency && generated > 0) v -= static_cast<float>(p.frequency_penalty * generated + p.presence_penalty);
+    s[token] = v;
+  }
+  __syncthreads();
+  if (p.sample) {
+    if (p.temperature != 1.0)
+      for (int64_t i = threadIdx.x; i < vocab; i += blockDim.x)
+        s[i] = static_cast<float>(static_cast<double>(s[i]) / p.temperature);
+    __syncthreads();
+    if (p.top_k > 0 && p.top_k < vocab) {
+      const float kth = kth_largest(s, vocab, p.top_k, sh);
+      for (int64_t i = threadIdx.x; i < vocab; i += blockDim.x)
+        if (s[i] < kth) s[i] = -INFINITY;
+      __syncthreads();
+    }
+    if (p.top_p < 1.0) top_p_filter(s, vocab, p.top_p, sh);
+  }
+  double m;
+  const double lse = block_lse(s, vocab, &m, sh);
+  if (threadIdx.x == 0) sh.chosen = INT_MAX;
+  __syncthreads();
+  if (!p.sample) {  // argmax, the first of equal maxima
+    int best = INT_MAX;
+    for (int64_t i = threadIdx.x; i < vocab; i += blockDim.x)
+      if (s[i] == static_cast<float>(m)) {
+        best = static_cast<int>(i);
+        break;
+      }
+    best = -block_reduce(-best, true, sh.i);
+    if (threadIdx.x == 0) sh.chosen = best;
+  } else {
+    // The first token (in id order) whose cumulative probability exceeds u of the total.
+    const int64_t chunk = (vocab + blockDim.x - 1) / blockDim.x;
+    const int64_t begin = threadIdx.x * chunk, end = min(vocab, begin + chunk);
+    double mine = 0.0;
+    int last_positive = -1;
+    for (int64_t i = begin; i < end; ++i) {
+      const double prob = exp(static_cast<double>(s[i]) - lse);
+      mine += prob;
+      if (prob > 0) last_positive = static_cast<int>(i);
+    }
+    double total;
+    const double before = block_exclusive_scan(mine, sh.d, &total);
+    const double target = p.uniform * total;
+    if (mine > 0 && before <= target && target < before + mine) {
+      double cum = before;
+      int pick = last_positive;
+      for (int64_t i = begin; i < end; ++i) {
+        const double prob = exp(static_cast<double>(s[i]) - lse);
+        if (prob <= 0) continue;
+        cum += prob;
+        if (cum > target) {
+          pick = static_cast<int>(i);
+          break;
+        }
+      }
+      atomicMin(&sh.chosen, pick);
+    }
+    const int fallback = block_reduce(last_positive, true, sh.i);  // rounding left no taker: the last token
+    __syncthreads();
+    if (threadIdx.x == 0 && sh.chosen == INT_MAX) sh.chosen = fallback;
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    ids[r] = sh.chosen;
+    logprobs[r] = static_cast<float>(static_cast<double>(s[sh.chosen]) - lse);
+  }
+}
+
+}  // namespace
+
+void choose_tokens(Dt dt, const void* logits, int64_t rows, int64_t vocab, const ChooseRow* params,
+                   const int32_t* penalties, float* scratch, int32_t* ids, float* logprobs, cudaStream_t s) {
+  if (rows == 0) return;
+  LORAX_DISPATCH(dt, choose_kernel<T><<<static_cast<unsigned>(rows), kThreads, 0, s>>>(
+                         static_cast<const T*>(logits), vocab, params, penalties, scratch, ids, logprobs));
+}
+
+}  // namespace lorax::kernels
