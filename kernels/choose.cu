@@ -1,10 +1,11 @@
 // Token choice on the device, one CTA per logits row, with exactly the host's
 // semantics (sampling/sampling.cpp, choose_token): penalties, temperature,
-// top-k, top-p, then argmax or the draw for the host-supplied uniform, and the
-// log-prob of the chosen token; or a prompt token's log-prob. Only ids and
-// log-probs leave the GPU. Top-k and top-p find their threshold by radix
-// selection over order-preserving float keys (four 8-bit passes: counts for
-// top-k, probability mass for top-p), so nothing is sorted.
+// top-k, top-p and typical-p, then argmax or the draw for the host-supplied
+// uniform, and the log-prob of the chosen token; or a prompt token's log-prob.
+// Only ids and log-probs leave the GPU. Nothing is sorted: top-k finds its
+// threshold by radix selection over order-preserving keys (8-bit digit counts),
+// top-p and typical-p by radix selection over probability mass per digit, with
+// ties at the boundary resolved in id order like the host's stable sort.
 // Written by hand: no packaged library selects by cumulative probability mass.
 #include <climits>
 
@@ -74,26 +75,33 @@ struct Shared {
   int i[32];
   unsigned counts[256];
   double mass[256];
-  uint32_t prefix, mask;
+  uint64_t prefix, mask;
   int remaining;
   double above;  // mass of the keys above the current selection
   bool found;
   int chosen;
 };
 
+// Order-preserving key of a non-negative double (or +inf).
+__device__ __forceinline__ uint64_t double_key(double d) {
+  return static_cast<uint64_t>(__double_as_longlong(d + 0.0)) | 0x8000000000000000ull;
+}
+
 // One radix pass over the keys that match prefix/mask: counts and (optionally)
 // probability mass per 8-bit digit at `shift`.
-__device__ void digit_histogram(const float* s, int64_t vocab, int shift, bool with_mass, double lse, Shared& sh) {
+template <typename KeyFn>
+__device__ void digit_histogram(const float* s, int64_t vocab, int shift, bool with_mass, double lse, KeyFn key_of,
+                                Shared& sh) {
   for (int b = threadIdx.x; b < 256; b += blockDim.x) {
     sh.counts[b] = 0;
     sh.mass[b] = 0.0;
   }
   __syncthreads();
-  const uint32_t prefix = sh.prefix, mask = sh.mask;
+  const uint64_t prefix = sh.prefix, mask = sh.mask;
   for (int64_t i = threadIdx.x; i < vocab; i += blockDim.x) {
-    const uint32_t key = float_key(s[i]);
+    const uint64_t key = key_of(s[i]);
     if ((key & mask) != prefix) continue;
-    const int digit = (key >> shift) & 255;
+    const int digit = static_cast<int>((key >> shift) & 255);
     atomicAdd(&sh.counts[digit], 1u);
     if (with_mass) atomicAdd(&sh.mass[digit], exp(static_cast<double>(s[i]) - lse));
   }
@@ -107,102 +115,117 @@ __device__ float kth_largest(const float* s, int64_t vocab, int k, Shared& sh) {
     sh.remaining = k;
   }
   __syncthreads();
+  auto key_of = [](float v) { return static_cast<uint64_t>(float_key(v)); };
   for (int shift = 24; shift >= 0; shift -= 8) {
-    digit_histogram(s, vocab, shift, false, 0.0, sh);
+    digit_histogram(s, vocab, shift, false, 0.0, key_of, sh);
     if (threadIdx.x == 0) {
       int b = 255;
       for (; b > 0; --b) {
         if (static_cast<int>(sh.counts[b]) >= sh.remaining) break;
         sh.remaining -= static_cast<int>(sh.counts[b]);
       }
-      sh.prefix |= static_cast<uint32_t>(b) << shift;
-      sh.mask |= 255u << shift;
+      sh.prefix |= static_cast<uint64_t>(b) << shift;
+      sh.mask |= 255ull << shift;
     }
     __syncthreads();
   }
-  return key_float(sh.prefix);
+  return key_float(static_cast<uint32_t>(sh.prefix));
 }
 
 // log-sum-exp of s over the block, in double like the host.
-__device__ double block_lse(const float* s, int64_t vocab, double* max_out, Shared& sh) {
+__device__ double block_lse(const float* s, int64_t vocab, Shared& sh) {
   float m = -INFINITY;
   for (int64_t i = threadIdx.x; i < vocab; i += blockDim.x) m = fmaxf(m, s[i]);
   m = block_reduce(m, true, sh.f);
   double sum = 0.0;
   for (int64_t i = threadIdx.x; i < vocab; i += blockDim.x) sum += exp(static_cast<double>(s[i]) - m);
   sum = block_reduce(sum, false, sh.d);
-  *max_out = m;
   return m + log(sum);
 }
 
-// Keeps the smallest set of most likely tokens (ties in id order) whose mass
-// reaches p, like the host's stable sort and running sum.
-__device__ void top_p_filter(float* s, int64_t vocab, double p, Shared& sh) {
-  double m;
-  const double lse = block_lse(s, vocab, &m, sh);
+// Keeps the tokens that come first in descending key order (ties in id order,
+// like the host's stable sort) until their running probability mass reaches
+// `target`, the one that reaches it included; removes the rest.
+template <int kKeyBits, typename KeyFn>
+__device__ void keep_until_mass(float* s, int64_t vocab, double target, double lse, KeyFn key_of, Shared& sh) {
   if (threadIdx.x == 0) {
     sh.prefix = sh.mask = 0;
     sh.above = 0.0;
     sh.found = true;
   }
   __syncthreads();
-  int tie_count = 0;
-  for (int shift = 24; shift >= 0; shift -= 8) {
-    digit_histogram(s, vocab, shift, true, lse, sh);
+  for (int shift = kKeyBits - 8; shift >= 0; shift -= 8) {
+    digit_histogram(s, vocab, shift, true, lse, key_of, sh);
     if (threadIdx.x == 0 && sh.found) {
       int b = 255, lowest = -1;
       bool hit = false;
       for (; b >= 0; --b) {
         if (sh.counts[b] == 0) continue;
         lowest = b;
-        if (sh.above + sh.mass[b] >= p) {
+        if (sh.above + sh.mass[b] >= target) {
           hit = true;
           break;
         }
         sh.above += sh.mass[b];
       }
-      if (!hit && shift == 24) {
-        sh.found = false;  // the whole mass stays below p (rounding): keep everything
+      if (!hit && shift == kKeyBits - 8) {
+        sh.found = false;  // the whole mass stays below the target (rounding): keep everything
       } else {
         if (!hit) {  // a later pass summed its bins a little differently: take the lowest digit
           b = lowest;
           sh.above -= sh.mass[b];
         }
-        sh.prefix |= static_cast<uint32_t>(b) << shift;
-        sh.mask |= 255u << shift;
-        sh.remaining = static_cast<int>(sh.counts[b]);
+        sh.prefix |= static_cast<uint64_t>(b) << shift;
+        sh.mask |= 255ull << shift;
       }
     }
     __syncthreads();
   }
   if (!sh.found) return;
-  tie_count = sh.remaining;
-  const uint32_t boundary = sh.prefix;
-  const double q = exp(static_cast<double>(key_float(boundary)) - lse);
-  // How many of the tied boundary tokens the running sum needs.
-  int keep_ties = tie_count;
-  {
-    double c = sh.above;
-    for (int n = 1; n <= tie_count; ++n) {
-      c += q;
-      if (c >= p) {
-        keep_ties = n;
-        break;
-      }
-    }
-  }
-  // Ties are kept in id order: contiguous chunks per thread, ranks by prefix sum.
+  const uint64_t boundary = sh.prefix;
+  const double above = sh.above;
+  // Tokens at the boundary key, in id order: contiguous chunks per thread, the
+  // mass before each from a prefix sum; kept while the running mass is short.
   const int64_t chunk = (vocab + blockDim.x - 1) / blockDim.x;
   const int64_t begin = threadIdx.x * chunk, end = min(vocab, begin + chunk);
-  int mine = 0;
-  for (int64_t i = begin; i < end; ++i) mine += float_key(s[i]) == boundary;
-  int total;
-  int rank = block_exclusive_scan(mine, sh.i, &total);
+  double mine = 0.0;
+  for (int64_t i = begin; i < end; ++i)
+    if (key_of(s[i]) == boundary) mine += exp(static_cast<double>(s[i]) - lse);
+  double total;
+  double before = above + block_exclusive_scan(mine, sh.d, &total);
   for (int64_t i = begin; i < end; ++i) {
-    const uint32_t key = float_key(s[i]);
-    if (key < boundary || (key == boundary && rank++ >= keep_ties)) s[i] = -INFINITY;
+    const uint64_t key = key_of(s[i]);
+    if (key == boundary) {
+      const bool keep = before < target;
+      before += exp(static_cast<double>(s[i]) - lse);
+      if (!keep) s[i] = -INFINITY;
+    } else if (key < boundary) {
+      s[i] = -INFINITY;
+    }
   }
   __syncthreads();
+}
+
+// Top-p: the most likely tokens first.
+__device__ void top_p_filter(float* s, int64_t vocab, double p, Shared& sh) {
+  const double lse = block_lse(s, vocab, sh);
+  keep_until_mass<32>(s, vocab, p, lse, [](float v) { return static_cast<uint64_t>(float_key(v)); }, sh);
+}
+
+// Typical-p: tokens whose surprise is closest to the entropy first.
+__device__ void typical_p_filter(float* s, int64_t vocab, double mass, Shared& sh) {
+  const double lse = block_lse(s, vocab, sh);
+  double h = 0.0;
+  for (int64_t i = threadIdx.x; i < vocab; i += blockDim.x) {
+    const double lp = static_cast<double>(s[i]) - lse;
+    if (isfinite(lp)) h -= lp * exp(lp);
+  }
+  h = block_reduce(h, false, sh.d);
+  auto key_of = [lse, h](float v) {
+    const double lp = static_cast<double>(v) - lse;
+    return ~double_key(isfinite(lp) ? fabs(-lp - h) : INFINITY);  // smaller distance, larger key
+  };
+  keep_until_mass<64>(s, vocab, mass, lse, key_of, sh);
 }
 
 template <typename T>
@@ -217,8 +240,7 @@ __global__ void __launch_bounds__(kThreads) choose_kernel(const T* logits, int64
   for (int64_t i = threadIdx.x; i < vocab; i += blockDim.x) s[i] = to_f(x[i]);
   __syncthreads();
   if (p.prompt_target >= 0) {  // the raw logits' log-prob of the given token
-    double m;
-    const double lse = block_lse(s, vocab, &m, sh);
+    const double lse = block_lse(s, vocab, sh);
     if (threadIdx.x == 0) {
       ids[r] = p.prompt_target;
       logprobs[r] = static_cast<float>(static_cast<double>(s[p.prompt_target]) - lse);
@@ -251,15 +273,18 @@ __global__ void __launch_bounds__(kThreads) choose_kernel(const T* logits, int64
       __syncthreads();
     }
     if (p.top_p < 1.0) top_p_filter(s, vocab, p.top_p, sh);
+    if (p.typical_p < 1.0) typical_p_filter(s, vocab, p.typical_p, sh);
   }
-  double m;
-  const double lse = block_lse(s, vocab, &m, sh);
+  const double lse = block_lse(s, vocab, sh);
+  float m = -INFINITY;  // the argmax value
+  for (int64_t i = threadIdx.x; i < vocab; i += blockDim.x) m = fmaxf(m, s[i]);
+  m = block_reduce(m, true, sh.f);
   if (threadIdx.x == 0) sh.chosen = INT_MAX;
   __syncthreads();
   if (!p.sample) {  // argmax, the first of equal maxima
     int best = INT_MAX;
     for (int64_t i = threadIdx.x; i < vocab; i += blockDim.x)
-      if (s[i] == static_cast<float>(m)) {
+      if (s[i] == m) {
         best = static_cast<int>(i);
         break;
       }

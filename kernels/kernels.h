@@ -85,7 +85,7 @@ struct ChooseRow {
   int32_t top_k;
   int32_t pen_begin, pen_count;  // this row's (token, generated_count, in_context) triples
   int32_t unused;
-  double temperature, top_p, repetition_penalty, frequency_penalty, presence_penalty, uniform;
+  double temperature, top_p, typical_p, repetition_penalty, frequency_penalty, presence_penalty, uniform;
 };
 // ids/logprobs per row of logits [rows, vocab]; scratch holds rows * vocab floats.
 void choose_tokens(Dt dt, const void* logits, int64_t rows, int64_t vocab, const ChooseRow* params,

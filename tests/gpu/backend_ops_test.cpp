@@ -317,6 +317,15 @@ TEST(CudaOps, ChooseTokensLikeTheHost) {
             r.uniform = unit(p.rng);
             add(r);
           }
+      for (double typical : {0.2, 0.7, 0.95}) {
+        RowChoice r;
+        r.sample = true;
+        r.typical_p = typical;
+        r.temperature = 0.9;
+        r.top_k = typical > 0.9 ? 30 : 0;
+        r.uniform = unit(p.rng);
+        add(r);
+      }
       for (bool sample : {false, true}) {  // penalties on a few context/generated tokens
         RowChoice r;
         r.sample = sample;
@@ -341,19 +350,12 @@ TEST(CudaOps, ChooseTokensLikeTheHost) {
         const TokenChoice want = choose_token(std::span<const float>(host.data() + static_cast<int64_t>(r) * vocab, vocab), rows[r]);
         SCOPED_TRACE("vocab " + std::to_string(vocab) + (ties ? " ties" : "") + " row " + std::to_string(r) + " top_k " +
                      std::to_string(rows[r].top_k) + " top_p " + std::to_string(rows[r].top_p) + " T " +
-                     std::to_string(rows[r].temperature));
+                     std::to_string(rows[r].temperature) + " typical " + std::to_string(rows[r].typical_p));
         EXPECT_EQ(got[r].id, want.id);
         EXPECT_NEAR(got[r].logprob, want.logprob, 1e-4);
       }
     }
   }
-  // Typical-p needs a sort by surprise: the backend declines and the host chooses.
-  RowChoice typical;
-  typical.sample = true;
-  typical.typical_p = 0.5;
-  auto logits = p.make(p.random(100), {1, 100});
-  std::vector<TokenChoice> got;
-  EXPECT_FALSE(p.gpu->choose_tokens(logits.g, {typical}, got));
 }
 
 TEST(CudaOps, GatherRows) {

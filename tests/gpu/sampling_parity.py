@@ -18,7 +18,7 @@ SETTINGS = [
     ["--temperature", "1.3", "--top-k", "5"],
     ["--top-p", "0.6"],
     ["--repetition-penalty", "1.5"],  # greedy after a penalty
-    ["--typical-p", "0.7"],  # declined by the device, chosen on the host
+    ["--typical-p", "0.7"],  # typical-p mass filter on the device
 ]
 
 

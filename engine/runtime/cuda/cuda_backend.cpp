@@ -398,11 +398,8 @@ class CudaBackend final : public Backend {
     in_forward_ = false;
   }
 
-  // Penalties, warpers and the draw on the GPU (kernels/choose.cu); typical-p,
-  // which needs a sort by surprise, stays on the host.
+  // Penalties, warpers and the draw on the GPU (kernels/choose.cu).
   bool choose_tokens(const Tensor& logits, const std::vector<RowChoice>& rows, std::vector<TokenChoice>& out) override {
-    for (const RowChoice& r : rows)
-      if (r.prompt_target < 0 && r.sample && r.typical_p < 1.0) return false;
     const int64_t n = static_cast<int64_t>(rows.size()), vocab = logits.cols();
     out.assign(n, TokenChoice{});
     std::vector<kernels::ChooseRow> params(n);
@@ -411,7 +408,7 @@ class CudaBackend final : public Backend {
       const RowChoice& r = rows[i];
       kernels::ChooseRow& p = params[i];
       p = {r.prompt_target, r.sample ? 1 : 0, r.top_k, static_cast<int32_t>(penalties.size() / 3),
-           static_cast<int32_t>(r.penalties.size()), 0, r.temperature, r.top_p, r.repetition_penalty,
+           static_cast<int32_t>(r.penalties.size()), 0, r.temperature, r.top_p, r.typical_p, r.repetition_penalty,
            r.frequency_penalty, r.presence_penalty, r.uniform};
       for (const PenaltyToken& t : r.penalties) penalties.insert(penalties.end(), {t.token, t.generated_count, t.in_context});
     }
