@@ -93,8 +93,10 @@ void choose_tokens(Dt dt, const void* logits, int64_t rows, int64_t vocab, const
 
 // Segmented LoRA (SGMV-style): for every token row of segment i with adapter
 // pointers A[i] [r_i, in], B[i] [out, r_i]: y[row, off : off+out] += scale_i * (x A^T) B^T.
-// The segment table travels by value in the launch (no upload, no sync).
-constexpr int kMaxLoraSegments = 48;
+// The segment table travels by value in the launch (no upload, no sync); 64
+// segments (2 KB of parameters) cover a decode batch of 64 distinct adapters.
+constexpr int kMaxLoraSegments = 64;
+constexpr int kMaxLoraRank = 512;  // keeps expand's staged B tile within 48 KB of shared memory
 struct LoraSegmentsArgs {
   const void* x;  // [T, in]
   void* y;        // [T, ldy]

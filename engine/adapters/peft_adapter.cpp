@@ -162,6 +162,9 @@ AdapterWeights load_peft_adapter(const std::string& dir, const std::string& id, 
     if (configured != rank)
       throw AdapterError("adapter " + id + ": '" + module + "' has rank " + std::to_string(rank) +
                          " but adapter_config.json says " + std::to_string(configured));
+    if (backend.max_lora_rank() > 0 && rank > backend.max_lora_rank())
+      throw AdapterError("adapter " + id + ": '" + module + "' has rank " + std::to_string(rank) + "; the " +
+                         backend.name() + " backend serves ranks up to " + std::to_string(backend.max_lora_rank()));
     const double alpha = match_pattern(cfg.alpha_pattern, module).value_or(cfg.alpha);
     LoraPair pair;
     pair.rank = rank;

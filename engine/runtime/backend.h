@@ -125,6 +125,8 @@ class Backend {
   }
   // Device memory for model weights and KV cache the backend can still give.
   virtual size_t free_memory() const { return 0; }
+  // The largest LoRA rank its adapter kernels take; 0: any.
+  virtual int max_lora_rank() const { return 0; }
 };
 
 std::unique_ptr<Backend> make_cpu_backend(int num_threads = 0);

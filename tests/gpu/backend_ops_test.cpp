@@ -279,6 +279,55 @@ TEST_P(LoraShapes, SegmentsMixedRanks) {
 }
 INSTANTIATE_TEST_SUITE_P(CudaOps, LoraShapes, ::testing::Values(std::tuple{96, 0}, std::tuple{3000, 0}));
 
+// Decode-shaped batches through linear_lora (shrinks beside the GEMM, expands
+// after it): one-token segments, more of them than one launch holds, ranks up to
+// the largest supported, outputs no multiple of any tile, two calls into
+// overlapping columns of one fused output.
+class LoraDecode : public ::testing::TestWithParam<std::tuple<int, int, int>> {};  // in, out, largest rank
+
+TEST_P(LoraDecode, ManyOneTokenSegments) {
+  Pair p;
+  const auto [in, out, max_rank] = GetParam();
+  const int T = 100, wout = out + 40;
+  ForwardBatch b = simple_batch(T);
+  p.cpu->begin_forward(b);
+  p.gpu->begin_forward(b);
+  auto x = p.make(p.random(T * in), {T, in});
+  auto w = p.make(p.random(wout * in, 0.1f), {wout, in});
+  const std::vector<int> ranks = {max_rank, 3, 16, std::min(64, max_rank), 8};
+  std::vector<Pair::Both> keep;
+  std::vector<LoraPair> cpu_pairs, gpu_pairs;
+  for (int call = 0; call < 2; ++call)
+    for (size_t i = 0; i < ranks.size(); ++i) {
+      const int r = ranks[i];
+      keep.push_back(p.make(p.random(r * in, 0.2f), {r, in}));
+      keep.push_back(p.make(p.random(out * r, 0.2f), {out, r}));
+      const Pair::Both &a = keep[keep.size() - 2], &bb = keep.back();
+      cpu_pairs.push_back({a.c, bb.c, 0.5f + i, r});
+      gpu_pairs.push_back({a.g, bb.g, 0.5f + i, r});
+    }
+  std::vector<LoraCall> cpu_calls(2), gpu_calls(2);
+  for (int call = 0; call < 2; ++call) {
+    cpu_calls[call].col_offset = gpu_calls[call].col_offset = call * 40;
+    for (size_t i = 0; i < ranks.size(); ++i) {
+      // Adapter 4 has no LoRA on the second call's columns.
+      const bool absent = call == 1 && i == 4;
+      cpu_calls[call].pairs.push_back(absent ? nullptr : &cpu_pairs[call * ranks.size() + i]);
+      gpu_calls[call].pairs.push_back(absent ? nullptr : &gpu_pairs[call * ranks.size() + i]);
+    }
+  }
+  std::vector<AdapterSegment> segs;
+  for (int t = 0; t < T - 4; ++t) segs.push_back({t, t + 1, t % 11 == 0 ? -1 : t % 5});
+  segs.push_back({T - 4, T, 1});
+  auto y = p.poisoned({T, wout});
+  p.cpu->linear_lora(x.c, w.c, nullptr, segs, cpu_calls, y.c);
+  p.gpu->linear_lora(x.g, w.g, nullptr, segs, gpu_calls, y.g);
+  expect_close(p, y, "linear_lora");
+}
+INSTANTIATE_TEST_SUITE_P(CudaOps, LoraDecode,
+                         ::testing::Values(std::tuple{256, 1000, 128}, std::tuple{4104, 300, 16},
+                                           std::tuple{136, 77, 512}));
+
 TEST(CudaOps, ArgmaxAndLogprob) {
   Pair p;
   for (int vocab : {7, 1000, 128256}) {

@@ -11,9 +11,12 @@
 #include <cstdlib>
 #include <fstream>
 
+#include <unistd.h>
+
 #include "adapters/peft_adapter.h"
 #include "fixture_reference.h"
 #include "runtime/cuda/cuda_backend.h"
+#include "safetensors_writer.h"
 
 namespace lorax {
 namespace {
@@ -76,6 +79,35 @@ TEST_P(GpuAdapterFixture, MatchesPeft) {
 }
 INSTANTIATE_TEST_SUITE_P(Adapters, GpuAdapterFixture, ::testing::ValuesIn(adapter_dirs()));
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(GpuAdapterFixture);
+
+// A rank the adapter kernels cannot take is refused when the adapter loads, with
+// the limit in the message, not when a batch using it reaches the GPU.
+TEST(GpuAdapterLoading, RanksAboveTheKernelsLimitAreRefused) {
+  const ModelSpec spec = parse_model_spec(R"({"model_type":"llama","vocab_size":32,"hidden_size":16,
+      "num_hidden_layers":1,"num_attention_heads":2,"intermediate_size":24})", "config.json");
+  auto backend = make_cuda_backend(DType::BF16);
+  const fs::path dir = fs::temp_directory_path() / ("lorax-gpu-rank-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  auto write_adapter = [&](int rank) {
+    std::ofstream(dir / "adapter_config.json")
+        << R"({"peft_type": "LORA", "r": )" << rank << R"(, "lora_alpha": 16, "target_modules": ["q_proj"]})";
+    const std::string key = "base_model.model.model.layers.0.self_attn.q_proj.";
+    testing::write_safetensors(dir / "adapter_model.safetensors",
+                               {{key + "lora_A.weight", "F32", {rank, 16}}, {key + "lora_B.weight", "F32", {16, rank}}});
+  };
+  const int limit = backend->max_lora_rank();
+  ASSERT_GT(limit, 0);
+  write_adapter(limit);
+  EXPECT_EQ(load_peft_adapter(dir.string(), "ok", spec, *backend).max_rank, limit);
+  write_adapter(limit + 8);
+  try {
+    load_peft_adapter(dir.string(), "wide", spec, *backend);
+    ADD_FAILURE() << "rank " << limit + 8 << " accepted";
+  } catch (const AdapterError& e) {
+    EXPECT_NE(std::string(e.what()).find("ranks up to " + std::to_string(limit)), std::string::npos) << e.what();
+  }
+  fs::remove_all(dir);
+}
 
 }  // namespace
 }  // namespace lorax

@@ -10,38 +10,15 @@
 
 #include "model/checkpoint_layout.h"
 #include "model/model.h"
+#include "safetensors_writer.h"
 
 namespace lorax {
 namespace {
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
-
-struct TensorSpec {
-  std::string name;
-  std::string dtype;
-  std::vector<int64_t> shape;
-};
-
-// Writes a safetensors file of zero-filled tensors (enough to exercise the loader's checks).
-void write_safetensors(const fs::path& path, const std::vector<TensorSpec>& tensors, size_t truncate_by = 0) {
-  json header = json::object();
-  size_t offset = 0;
-  for (auto& t : tensors) {
-    size_t n = 1;
-    for (auto d : t.shape) n *= d;
-    size_t bytes = n * (t.dtype == "F32" || t.dtype == "I32" ? 4 : 2);
-    header[t.name] = {{"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {offset, offset + bytes}}};
-    offset += bytes;
-  }
-  std::string h = header.dump();
-  uint64_t len = h.size();
-  std::string blob(reinterpret_cast<char*>(&len), 8);
-  blob += h;
-  blob += std::string(offset, '\0');
-  blob.resize(blob.size() - truncate_by);
-  std::ofstream(path, std::ios::binary) << blob;
-}
+using testing::TensorSpec;
+using testing::write_safetensors;
 
 const json kLlamaConfig = {{"model_type", "llama"},        {"vocab_size", 32},        {"hidden_size", 16},
                            {"num_hidden_layers", 1},       {"num_attention_heads", 2}, {"num_key_value_heads", 1},
