@@ -30,10 +30,22 @@ int sm_count() {
   return count;
 }
 
+// The split layout is planned for the longest context rounded up (to a power
+// of two up to 1024, then to a multiple of 1024), so it changes, and a recorded
+// decode graph with it, once in many steps rather than every few tokens. Splits
+// past a token's own context return at once.
+int context_bucket(int max_context) {
+  if (max_context > 1024) return (max_context + 1023) / 1024 * 1024;
+  int bucket = 64;
+  while (bucket < max_context) bucket *= 2;
+  return bucket;
+}
+
 // Context positions per CTA: enough splits that small batches still fill the
 // GPU (each warp otherwise walks a long context one dependent load at a time),
 // at most 512 so long prefills stay one pass per chunk.
 int split_chunk(int64_t T, int q_heads, int kv_heads, int max_context) {
+  max_context = context_bucket(max_context);
   const int64_t ctas = T * (q_heads / heads_per_cta(q_heads / kv_heads));
   const int64_t wanted = std::max<int64_t>(1, (4 * sm_count() + ctas - 1) / ctas);
   int64_t chunk = (max_context + wanted - 1) / wanted;
@@ -41,7 +53,7 @@ int split_chunk(int64_t T, int q_heads, int kv_heads, int max_context) {
   return static_cast<int>(std::min<int64_t>(512, std::max<int64_t>(16, chunk)));
 }
 
-int num_splits(int max_context, int chunk) { return (max_context + chunk - 1) / chunk; }
+int num_splits(int max_context, int chunk) { return (context_bucket(max_context) + chunk - 1) / chunk; }
 
 // Lane-contiguous head elements, loaded in one access when EPL elements form a
 // 4-, 8- or 16-byte word.
@@ -80,6 +92,7 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(AttentionArgs a,
   const int pos = a.positions[t];
   const int lo = a.window > 0 ? max(0, pos - a.window + 1) : 0;
   const int begin = lo + split * chunk;
+  if (begin > pos) return;  // the merge reads only the splits inside the context
   const int end = min(pos + 1, begin + chunk);
   const T* qkv = static_cast<const T*>(a.qkv);
   const T* kc = static_cast<const T*>(a.k_cache);
