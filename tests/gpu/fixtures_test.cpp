@@ -3,7 +3,8 @@
 // 0.05 with >= 95% of greedy positions matching before the first divergence, or,
 // where transformers' own bf16 run drifts further than that on these deliberately
 // sensitive fixtures (LORAX_BF16_YARDSTICK, written by hf_bf16_drift.py in the same
-// gpu-check run), no worse than transformers plus a margin.
+// gpu-check run: the worse of its eager and sdpa attention), no worse than
+// transformers plus a margin.
 // Prints one summary line per fixture for scripts/gpu-check.
 #include <gtest/gtest.h>
 
@@ -58,8 +59,10 @@ void check(const fs::path& ref_dir, const fs::path& model_dir, bool is_adapter) 
     const double err = testing::max_logprob_error(ref, got), agree = testing::greedy_agreement(ref, got);
     double tol = mode.logprob_tol, min_agree = mode.min_agreement;
     if (mode.dtype != DType::F32 && yardstick().contains(name)) {
-      tol = std::max(tol, 1.25 * yardstick()[name]["max_dlogprob"].get<double>());
-      min_agree = std::min(min_agree, yardstick()[name]["agreement"].get<double>() - 0.10);
+      // Margins below the spread between transformers' own eager and sdpa bf16
+      // runs of these fixtures (up to 2.0x in log-prob error, 29 points in agreement).
+      tol = std::max(tol, 1.5 * yardstick()[name]["max_dlogprob"].get<double>());
+      min_agree = std::min(min_agree, yardstick()[name]["agreement"].get<double>() - 0.15);
     }
     std::printf("GPU-FIXTURE %-9s %-40s max|dlogprob| %.2e  greedy-agreement %5.1f%%  (limits %.2e, %.0f%%)\n",
                 mode.name, name.c_str(), err, 100.0 * agree, tol, 100.0 * min_agree);
