@@ -75,6 +75,10 @@ class GpuModelFixture : public ::testing::TestWithParam<fs::path> {};
 TEST_P(GpuModelFixture, MatchesTransformers) { check(GetParam(), GetParam(), false); }
 INSTANTIATE_TEST_SUITE_P(Models, GpuModelFixture, ::testing::ValuesIn(testing::reference_dirs("tests/fixtures/models")));
 
+// The trained demo model (real weights, license-style prompts, 24-token
+// continuations), held to the same criteria as the fixtures.
+TEST(GpuTrainedModel, DemoMatchesTransformers) { check("tests/fixtures/demo", "models/demo", false); }
+
 using testing::adapter_dirs;
 class GpuAdapterFixture : public ::testing::TestWithParam<fs::path> {};
 TEST_P(GpuAdapterFixture, MatchesPeft) {

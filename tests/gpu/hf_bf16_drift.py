@@ -69,6 +69,9 @@ def main():
     for ref_path in sorted(ROOT.glob("models/*/reference.json")):
         ref = json.loads(ref_path.read_text())
         report(f"models/{ref_path.parts[-2]}", ref_path.parent, lambda impl: load(ref_path.parent, impl), ref)
+    # The trained demo model (tests/fixtures/demo holds its reference).
+    demo = ROOT.parents[1] / "models" / "demo"
+    report("fixtures/demo", demo, lambda impl: load(demo, impl), json.loads((ROOT / "demo" / "reference.json").read_text()))
     from peft import PeftModel
     for ref_path in sorted(ROOT.glob("adapters/*/*/reference.json")):
         if ref_path.parts[-3] == "bad":

@@ -54,5 +54,14 @@ TEST(ModelFixtures, FixturesArePresent) {
   EXPECT_GE(model_dirs().size(), 8u) << "run scripts/make-fixtures.py on the GPU machine";
 }
 
+// The trained demo model shipped in models/demo against its float64 reference
+// (scripts/make-demo-reference.py): license-style prompts, 24-token continuations.
+TEST(DemoModel, MatchesTransformers) {
+  Reference ref = testing::read_reference("tests/fixtures/demo");
+  auto backend = make_cpu_backend(0);
+  auto model = Model::load("models/demo", *backend);
+  expect_matches(ref, run_cases(*model, ref, RunOptions{}), "one batch");
+}
+
 }  // namespace
 }  // namespace lorax
