@@ -2,7 +2,8 @@
 // possibly chunked prefill) attends to positions [lo, pos] of its sequence
 // through the block table. One CTA serves up to 8 query heads that share a KV
 // head (GQA: K/V are read once for the group); its 4 warps stride over the
-// context with an online softmax. Long contexts are split across CTAs
+// context with an online softmax, each working on several positions at once
+// when a head row fits 4-16 lanes of 16 bytes. Long contexts are split across CTAs
 // (flash-decoding) and merged by a second kernel.
 #include <algorithm>
 
@@ -62,10 +63,11 @@ struct alignas(EPL * sizeof(T) >= 16 ? 16 : EPL * sizeof(T) >= 8 ? 8 : EPL * siz
   T v[EPL];
 };
 
-template <typename T, int EPL>
+// `lane` of the LPP lanes that share one row takes elements [lane*EPL, lane*EPL + EPL).
+template <typename T, int EPL, int LPP>
 __device__ __forceinline__ void load_lanes(const T* row, int lane, int D, float (&out)[EPL]) {
   constexpr bool kWord = (EPL * sizeof(T)) % 4 == 0 && (EPL * sizeof(T)) <= 16;
-  if (kWord && D == 32 * EPL) {
+  if (kWord && D == LPP * EPL) {
     const Lanes<T, EPL> w = *reinterpret_cast<const Lanes<T, EPL>*>(row + lane * EPL);
 #pragma unroll
     for (int e = 0; e < EPL; ++e) out[e] = to_f(w.v[e]);
@@ -76,10 +78,14 @@ __device__ __forceinline__ void load_lanes(const T* row, int lane, int D, float 
   }
 }
 
-// EPL: head elements per lane (head_dim <= 32 * EPL); MAXG: query heads per CTA at most.
-template <typename T, int EPL, int MAXG>
+// LPP lanes share one context position (head_dim <= LPP * EPL), so a warp works
+// on 32 / LPP positions at once: with 16-byte lanes (EPL * sizeof(T) == 16) a
+// 128-dim bf16 row takes 16 lanes and each dot product needs 4 shuffles, not 5,
+// for twice the positions per load instruction. MAXG: query heads per CTA at most.
+template <typename T, int EPL, int MAXG, int LPP>
 __global__ void __launch_bounds__(kWarps * 32) attention_kernel(AttentionArgs a, int hg, int splits, int chunk) {
   constexpr int kMaxGroup = MAXG;
+  constexpr int kPerWarp = 32 / LPP;  // positions a warp works on at once
   pdl_wait();
   pdl_release();
   const int64_t t = a.token_index ? a.token_index[blockIdx.x] : blockIdx.x;
@@ -88,6 +94,7 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(AttentionArgs a,
   const int kv_head = q_head0 / group;
   const int split = blockIdx.z;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int sub = lane / LPP, part = lane % LPP;  // which position, which slice of the head
   const int D = a.head_dim;
   const int pos = a.positions[t];
   const int lo = a.window > 0 ? max(0, pos - a.window + 1) : 0;
@@ -106,29 +113,31 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(AttentionArgs a,
     m[g] = -INFINITY;
     l[g] = 0.0f;
     // Clamped, unconditional loads (issued together); out-of-range lanes are zeroed.
-    load_lanes<T, EPL>(qkv + t * a.width + static_cast<int64_t>(q_head0 + min(g, hg - 1)) * D, lane, D, q[g]);
+    load_lanes<T, EPL, LPP>(qkv + t * a.width + static_cast<int64_t>(q_head0 + min(g, hg - 1)) * D, part, D, q[g]);
 #pragma unroll
     for (int e = 0; e < EPL; ++e) {
-      const bool inside = g < hg && lane * EPL + e < D;
+      const bool inside = g < hg && part * EPL + e < D;
       acc[g][e] = 0.0f;
       q[g][e] = inside ? q[g][e] * a.scale : 0.0f;
     }
   }
-  // Each warp takes kUnroll positions per iteration: their K/V loads are issued
-  // together, then the dot products, then the (sequential) softmax updates, so
-  // memory latency is paid once per kUnroll positions.
-  constexpr int kUnroll = 4;
-  for (int j0 = begin + warp; j0 < end; j0 += kWarps * kUnroll) {
+  // Each warp takes kUnroll * kPerWarp positions per iteration: their K/V loads
+  // are issued together, then the dot products, then the (sequential) softmax
+  // updates, so memory latency is paid once per iteration. The loop bound is
+  // the same for all lanes of a warp (its shuffles need every lane).
+  constexpr int kUnroll = kPerWarp > 1 ? 2 : 4;  // registers: more would cost resident CTAs
+  constexpr int kStep = kWarps * kPerWarp;
+  for (int j0 = begin + warp * kPerWarp; j0 < end; j0 += kStep * kUnroll) {
     float k[kUnroll][EPL], v[kUnroll][EPL];
     bool valid[kUnroll];
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
-      const int j = j0 + u * kWarps;
+      const int j = j0 + u * kStep + sub;
       valid[u] = j < end;
       const int jj = valid[u] ? j : begin;
       const int64_t slot = static_cast<int64_t>(table[jj / a.block_size]) * a.block_size + jj % a.block_size;
-      load_lanes<T, EPL>(kc + slot * kv_row + static_cast<int64_t>(kv_head) * D, lane, D, k[u]);
-      load_lanes<T, EPL>(vc + slot * kv_row + static_cast<int64_t>(kv_head) * D, lane, D, v[u]);
+      load_lanes<T, EPL, LPP>(kc + slot * kv_row + static_cast<int64_t>(kv_head) * D, part, D, k[u]);
+      load_lanes<T, EPL, LPP>(vc + slot * kv_row + static_cast<int64_t>(kv_head) * D, part, D, v[u]);
     }
 #pragma unroll
     for (int g = 0; g < kMaxGroup; ++g) {
@@ -142,7 +151,9 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(AttentionArgs a,
         sc[u] = dot;
       }
 #pragma unroll
-      for (int u = 0; u < kUnroll; ++u) sc[u] = warp_sum(sc[u]);
+      for (int off = LPP / 2; off > 0; off /= 2)
+#pragma unroll
+        for (int u = 0; u < kUnroll; ++u) sc[u] += __shfl_xor_sync(0xffffffffu, sc[u], off);
 #pragma unroll
       for (int u = 0; u < kUnroll; ++u) {
         if (!valid[u]) continue;
@@ -158,9 +169,27 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(AttentionArgs a,
       }
     }
   }
+  // Fold the warp's kPerWarp partial softmaxes (lanes LPP apart) into lanes 0..LPP-1.
+#pragma unroll
+  for (int off = LPP; off < 32; off *= 2)
+#pragma unroll
+    for (int g = 0; g < kMaxGroup; ++g) {
+      const float m_o = __shfl_xor_sync(0xffffffffu, m[g], off);
+      const float l_o = __shfl_xor_sync(0xffffffffu, l[g], off);
+      const float M = fmaxf(m[g], m_o);
+      const float f = M == -INFINITY ? 0.0f : __expf(m[g] - M);
+      const float f_o = M == -INFINITY ? 0.0f : __expf(m_o - M);
+      l[g] = l[g] * f + l_o * f_o;
+#pragma unroll
+      for (int e = 0; e < EPL; ++e) {
+        const float acc_o = __shfl_xor_sync(0xffffffffu, acc[g][e], off);
+        acc[g][e] = acc[g][e] * f + acc_o * f_o;
+      }
+      m[g] = M;
+    }
   // Merge the warps' partial softmaxes through shared memory.
   __shared__ float sm_m[kWarps][kMaxGroup], sm_l[kWarps][kMaxGroup];
-  __shared__ float sm_acc[kWarps][kMaxGroup][32 * EPL];
+  __shared__ float sm_acc[kWarps][kMaxGroup][LPP * EPL];
   if (lane == 0)
     for (int g = 0; g < hg; ++g) {
       sm_m[warp][g] = m[g];
@@ -168,9 +197,9 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(AttentionArgs a,
     }
 #pragma unroll
   for (int g = 0; g < kMaxGroup; ++g) {
-    if (g >= hg) break;
+    if (g >= hg || sub != 0) break;
 #pragma unroll
-    for (int e = 0; e < EPL; ++e) sm_acc[warp][g][lane * EPL + e] = acc[g][e];
+    for (int e = 0; e < EPL; ++e) sm_acc[warp][g][part * EPL + e] = acc[g][e];
   }
   __syncthreads();
   for (int idx = threadIdx.x; idx < hg * D; idx += blockDim.x) {
@@ -228,11 +257,11 @@ __global__ void merge_splits_kernel(AttentionArgs a, int splits, int chunk) {
   }
 }
 
-template <typename T, int EPL>
+template <typename T, int EPL, int LPP>
 void launch(const AttentionArgs& a, cudaStream_t s) {
   const int hg = heads_per_cta(a.q_heads / a.kv_heads);
   // Fewer register-resident heads when the group is small.
-  auto kernel = hg <= 4 ? attention_kernel<T, EPL, 4> : attention_kernel<T, EPL, 8>;
+  auto kernel = hg <= 4 ? attention_kernel<T, EPL, 4, LPP> : attention_kernel<T, EPL, 8, LPP>;
   const int chunk = split_chunk(a.T, a.q_heads, a.kv_heads, a.max_context);
   const int splits = num_splits(a.max_context, chunk);
   // Splits are sized for all T tokens (the workspace is), also when only some are launched.
@@ -251,16 +280,20 @@ int64_t paged_attention_workspace(int64_t T, int q_heads, int kv_heads, int head
 
 void paged_attention(Dt dt, const AttentionArgs& a, cudaStream_t s) {
   if (a.T == 0 || (a.token_index && a.num_indexed == 0)) return;
-  const int epl = (a.head_dim + 31) / 32;
   LORAX_DISPATCH(dt, {
-    switch (epl) {
-      case 1: launch<T, 1>(a, s); break;
-      case 2: launch<T, 2>(a, s); break;
-      case 3: launch<T, 3>(a, s); break;
-      case 4: launch<T, 4>(a, s); break;
-      case 5: launch<T, 5>(a, s); break;
-      case 6: launch<T, 6>(a, s); break;
-      default: launch<T, 8>(a, s); break;
+    // 16-byte lanes, several positions per warp, when a row is 4, 8 or 16 of them.
+    constexpr int V = 16 / sizeof(T);
+    if (a.head_dim % V == 0 && a.head_dim / V == 4) return launch<T, V, 4>(a, s);
+    if (a.head_dim % V == 0 && a.head_dim / V == 8) return launch<T, V, 8>(a, s);
+    if (a.head_dim % V == 0 && a.head_dim / V == 16) return launch<T, V, 16>(a, s);
+    switch ((a.head_dim + 31) / 32) {  // otherwise one position per warp
+      case 1: launch<T, 1, 32>(a, s); break;
+      case 2: launch<T, 2, 32>(a, s); break;
+      case 3: launch<T, 3, 32>(a, s); break;
+      case 4: launch<T, 4, 32>(a, s); break;
+      case 5: launch<T, 5, 32>(a, s); break;
+      case 6: launch<T, 6, 32>(a, s); break;
+      default: launch<T, 8, 32>(a, s); break;
     }
   });
 }
