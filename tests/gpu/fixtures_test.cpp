@@ -60,9 +60,13 @@ void check(const fs::path& ref_dir, const fs::path& model_dir, bool is_adapter) 
     double tol = mode.logprob_tol, min_agree = mode.min_agreement;
     if (mode.dtype != DType::F32 && yardstick().contains(name)) {
       // Margins below the spread between transformers' own eager and sdpa bf16
-      // runs of these fixtures (up to 2.0x in log-prob error, 29 points in agreement).
+      // runs of these fixtures (up to 2.0x in log-prob error, 29 points in
+      // agreement): greedy agreement on them swings that far between sound
+      // implementations (ours: 19.5 points between the tensor-core and paged
+      // prefill, 9.7 between two decode attention layouts), the teacher-forced
+      // log-prob error much less.
       tol = std::max(tol, 1.5 * yardstick()[name]["max_dlogprob"].get<double>());
-      min_agree = std::min(min_agree, yardstick()[name]["agreement"].get<double>() - 0.15);
+      min_agree = std::min(min_agree, yardstick()[name]["agreement"].get<double>() - 0.25);
     }
     std::printf("GPU-FIXTURE %-9s %-40s max|dlogprob| %.2e  greedy-agreement %5.1f%%  (limits %.2e, %.0f%%)\n",
                 mode.name, name.c_str(), err, 100.0 * agree, tol, 100.0 * min_agree);
