@@ -21,16 +21,6 @@ int heads_per_cta(int group) {
   return 1;
 }
 
-int sm_count() {
-  static int count = [] {
-    int dev = 0, n = 0;
-    cudaGetDevice(&dev);
-    cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev);
-    return n > 0 ? n : 132;
-  }();
-  return count;
-}
-
 // The split layout is planned for the longest context rounded up (to a power
 // of two up to 1024, then to a multiple of 1024), so it changes, and a recorded
 // decode graph with it, once in many steps rather than every few tokens. Splits

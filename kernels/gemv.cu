@@ -10,11 +10,6 @@ namespace {
 constexpr int kWarps = 8;
 
 template <typename T>
-struct alignas(16) Vec {
-  T v[16 / sizeof(T)];
-};
-
-template <typename T>
 __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(const T* __restrict__ x, const T* __restrict__ w,
                                                            const T* __restrict__ bias, T* __restrict__ y, int K, int N) {
   constexpr int V = 16 / sizeof(T);

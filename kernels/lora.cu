@@ -36,16 +36,6 @@ constexpr int kColsPerThread = 4;  // output columns per expand thread, at most
 
 int64_t k_chunks(int64_t in) { return (in + kShrinkChunk - 1) / kShrinkChunk; }
 
-int sm_count() {
-  static const int n = [] {
-    int dev = 0, sms = 0;
-    cudaGetDevice(&dev);
-    cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
-    return std::max(sms, 1);
-  }();
-  return n;
-}
-
 // Output columns per expand CTA, a multiple of 8 so that each CTA's slice of B
 // starts 16-byte aligned whatever the rank: enough CTAs for about two per SM,
 // each as large as its B tile allows, since a CTA's time is mostly one memory
@@ -56,11 +46,6 @@ int expand_cols(size_t elem, int max_rank, int64_t out, int64_t tiles_per_column
   const int64_t want = (out * tiles_per_column + 2 * sm_count() - 1) / (2 * sm_count());
   return static_cast<int>(std::max<int64_t>(8, std::min(fit - fit % 8, (want + 7) / 8 * 8)));
 }
-
-template <typename T>
-struct alignas(16) Vec {
-  T v[16 / sizeof(T)];
-};
 
 template <typename T>
 __device__ __forceinline__ Vec<T> load16(const T* p) {
@@ -142,12 +127,6 @@ __global__ void __launch_bounds__(kShrinkWarps * 32) shrink_kernel(LoraSegmentsA
   }
 }
 
-__device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(static_cast<unsigned>(__cvta_generic_to_shared(smem))),
-               "l"(gmem)
-               : "memory");
-}
-__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
 
 // One CTA: kRows tokens of one segment times `cols` output columns. The B rows
 // of those columns are one contiguous slice of B ([out, rank] row-major), which
