@@ -112,9 +112,13 @@ TEST(CudaOps, LinearWithAndWithoutBias) {
   }
 }
 
-TEST(CudaOps, NormsEmbeddingActivations) {
+// Widths that are a multiple of the 16-byte vector and one that is not (the
+// kernels' element-at-a-time path).
+class RowWidths : public ::testing::TestWithParam<int> {};
+
+TEST_P(RowWidths, NormsEmbeddingActivations) {
   Pair p;
-  const int T = 45, H = 200, V = 50;
+  const int T = 45, H = GetParam(), V = 50;
   ForwardBatch b = simple_batch(T);
   p.cpu->begin_forward(b);
   p.gpu->begin_forward(b);
@@ -162,6 +166,8 @@ TEST(CudaOps, NormsEmbeddingActivations) {
   p.gpu->add(s.g, x.g);
   expect_close(p, s, "add");
 }
+
+INSTANTIATE_TEST_SUITE_P(CudaOps, RowWidths, ::testing::Values(200, 203, 5000));
 
 // A long decode (context split), chunked prefills continuing earlier context
 // (one spanning several tensor-core tiles), fresh prefills of under one tile and

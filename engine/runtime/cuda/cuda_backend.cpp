@@ -491,6 +491,7 @@ class CudaBackend final : public Backend {
     uint64_t last_use = 0;
   };
   static constexpr size_t kMaxGraphs = 64;
+  static constexpr int kGemmCandidates = 24;
 
   // Batch compositions come and go; keep the most recently used recordings.
   void evict_graphs() {
@@ -529,9 +530,11 @@ class CudaBackend final : public Backend {
     CUDA_CHECK(cublasLtMatmulPreferenceCreate(&pref));
     CUDA_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace_bytes_,
                                                     sizeof(workspace_bytes_)));
-    cublasLtMatmulHeuristicResult_t results[8];
+    // Enough candidates that split-K and small-tile variants are among them:
+    // decode GEMMs (64 rows) with the heuristic's choice left SMs idle.
+    cublasLtMatmulHeuristicResult_t results[kGemmCandidates];
     int found = 0;
-    if (cublasLtMatmulAlgoGetHeuristic(lt_, p.desc, p.a, p.b, p.c, p.c, pref, 8, results, &found) ==
+    if (cublasLtMatmulAlgoGetHeuristic(lt_, p.desc, p.a, p.b, p.c, p.c, pref, kGemmCandidates, results, &found) ==
             CUBLAS_STATUS_SUCCESS &&
         found > 0) {
       p.algo = results[0].algo;
