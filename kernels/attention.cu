@@ -6,8 +6,10 @@
 // when a head row fits 4-16 lanes of 16 bytes. Long contexts are split across CTAs
 // (flash-decoding) and merged by a second kernel.
 #include <algorithm>
+#include <cstdlib>
 
 #include "kernels/common.cuh"
+#include "kernels/decode_attention.h"
 
 namespace lorax::kernels {
 namespace {
@@ -248,7 +250,7 @@ __global__ void merge_splits_kernel(AttentionArgs a, int splits, int chunk) {
 }
 
 template <typename T, int EPL, int LPP>
-void launch(const AttentionArgs& a, cudaStream_t s) {
+void launch(Dt dt, const AttentionArgs& a, cudaStream_t s) {
   const int hg = heads_per_cta(a.q_heads / a.kv_heads);
   // Fewer register-resident heads when the group is small.
   auto kernel = hg <= 4 ? attention_kernel<T, EPL, 4, LPP> : attention_kernel<T, EPL, 8, LPP>;
@@ -256,8 +258,11 @@ void launch(const AttentionArgs& a, cudaStream_t s) {
   const int splits = num_splits(a.max_context, chunk);
   // Splits are sized for all T tokens (the workspace is), also when only some are launched.
   const auto tokens = static_cast<unsigned>(a.token_index ? a.num_indexed : a.T);
-  dim3 grid(tokens, static_cast<unsigned>(a.q_heads / hg), static_cast<unsigned>(splits));
-  launch_pdl(kernel, grid, kWarps * 32, 0, s, a, hg, splits, chunk);
+  static const bool tc_off = std::getenv("LORAX_NO_TC_ATTENTION") != nullptr;  // for A/B benchmarks
+  if (tc_off || !decode_attention_tc(dt, a, splits, chunk, s)) {
+    dim3 grid(tokens, static_cast<unsigned>(a.q_heads / hg), static_cast<unsigned>(splits));
+    launch_pdl(kernel, grid, kWarps * 32, 0, s, a, hg, splits, chunk);
+  }
   if (splits > 1) launch_pdl(merge_splits_kernel<T>, dim3(tokens, static_cast<unsigned>(a.q_heads)), 128, 0, s, a, splits, chunk);
 }
 
@@ -273,17 +278,17 @@ void paged_attention(Dt dt, const AttentionArgs& a, cudaStream_t s) {
   LORAX_DISPATCH(dt, {
     // 16-byte lanes, several positions per warp, when a row is 4, 8 or 16 of them.
     constexpr int V = 16 / sizeof(T);
-    if (a.head_dim % V == 0 && a.head_dim / V == 4) return launch<T, V, 4>(a, s);
-    if (a.head_dim % V == 0 && a.head_dim / V == 8) return launch<T, V, 8>(a, s);
-    if (a.head_dim % V == 0 && a.head_dim / V == 16) return launch<T, V, 16>(a, s);
+    if (a.head_dim % V == 0 && a.head_dim / V == 4) return launch<T, V, 4>(dt, a, s);
+    if (a.head_dim % V == 0 && a.head_dim / V == 8) return launch<T, V, 8>(dt, a, s);
+    if (a.head_dim % V == 0 && a.head_dim / V == 16) return launch<T, V, 16>(dt, a, s);
     switch ((a.head_dim + 31) / 32) {  // otherwise one position per warp
-      case 1: launch<T, 1, 32>(a, s); break;
-      case 2: launch<T, 2, 32>(a, s); break;
-      case 3: launch<T, 3, 32>(a, s); break;
-      case 4: launch<T, 4, 32>(a, s); break;
-      case 5: launch<T, 5, 32>(a, s); break;
-      case 6: launch<T, 6, 32>(a, s); break;
-      default: launch<T, 8, 32>(a, s); break;
+      case 1: launch<T, 1, 32>(dt, a, s); break;
+      case 2: launch<T, 2, 32>(dt, a, s); break;
+      case 3: launch<T, 3, 32>(dt, a, s); break;
+      case 4: launch<T, 4, 32>(dt, a, s); break;
+      case 5: launch<T, 5, 32>(dt, a, s); break;
+      case 6: launch<T, 6, 32>(dt, a, s); break;
+      default: launch<T, 8, 32>(dt, a, s); break;
     }
   });
 }

@@ -220,11 +220,13 @@ TEST(CudaOps, PagedAttentionMixedBatch) {
     int hq, hkv, d, window;
     float softcap;
   };
-  // Head dims of every decode layout: one position per warp (16 in bf16, 80, 256) and
-  // several, with 4 (32 in bf16), 8 (64; 32 in fp32) or 16 lanes (128; 64 in fp32) each.
+  // Head dims of every CUDA-core decode layout: one position per warp (16 in bf16, 80,
+  // 256) and several, with 4 (32 in bf16), 8 (64; 32 in fp32) or 16 lanes (128; 64 in
+  // fp32) each; in 16-bit types the tensor-core decode for groups of 2-8 query heads
+  // per KV head at head dims 64 and 128 (group 4, 7, 2 with window and softcap, 8).
   for (Shape sh : {Shape{4, 2, 16, 0, 0.0f}, Shape{8, 8, 64, 0, 0.0f}, Shape{6, 2, 80, 300, 0.0f},
                    Shape{8, 2, 128, 0, 0.0f}, Shape{4, 1, 256, 64, 30.0f}, Shape{7, 1, 128, 0, 0.0f},
-                   Shape{8, 2, 32, 40, 50.0f}}) {
+                   Shape{8, 2, 32, 40, 50.0f}, Shape{8, 4, 64, 40, 50.0f}, Shape{16, 2, 128, 300, 30.0f}}) {
     SCOPED_TRACE("hq=" + std::to_string(sh.hq) + " hkv=" + std::to_string(sh.hkv) + " d=" + std::to_string(sh.d));
     AttentionCase c = attention_case(p.rng, bs);
     const int T = c.batch.num_tokens();
