@@ -36,14 +36,18 @@ int context_bucket(int max_context) {
 
 // Context positions per CTA: enough splits that small batches still fill the
 // GPU (each warp otherwise walks a long context one dependent load at a time),
-// at most 512 so long prefills stay one pass per chunk.
-int split_chunk(int64_t T, int q_heads, int kv_heads, int max_context) {
+// at most 512 so long prefills stay one pass per chunk. The CUDA-core kernel
+// wants about 4 CTAs per SM; the tensor-core one holds 3 per SM and its warps
+// take 16-key steps, so it gets chunks of whole 64-key rounds and splits stop
+// at about 2 CTAs per SM (a batch of 64 at short contexts needs no merge pass).
+int split_chunk(int64_t T, int q_heads, int kv_heads, int max_context, bool tensor_cores) {
   max_context = context_bucket(max_context);
   const int64_t ctas = T * (q_heads / heads_per_cta(q_heads / kv_heads));
-  const int64_t wanted = std::max<int64_t>(1, (4 * sm_count() + ctas - 1) / ctas);
+  const int per_sm = tensor_cores ? 2 : 4, granule = tensor_cores ? 64 : 16;
+  const int64_t wanted = std::max<int64_t>(1, (per_sm * sm_count() + ctas - 1) / ctas);
   int64_t chunk = (max_context + wanted - 1) / wanted;
-  chunk = ((chunk + 15) / 16) * 16;
-  return static_cast<int>(std::min<int64_t>(512, std::max<int64_t>(16, chunk)));
+  chunk = (chunk + granule - 1) / granule * granule;
+  return static_cast<int>(std::min<int64_t>(512, std::max<int64_t>(granule, chunk)));
 }
 
 int num_splits(int max_context, int chunk) { return (context_bucket(max_context) + chunk - 1) / chunk; }
@@ -253,13 +257,16 @@ template <typename T, int EPL, int LPP>
 void launch(Dt dt, const AttentionArgs& a, cudaStream_t s) {
   const int hg = heads_per_cta(a.q_heads / a.kv_heads);
   // Fewer register-resident heads when the group is small.
-  auto kernel = hg <= 4 ? attention_kernel<T, EPL, 4, LPP> : attention_kernel<T, EPL, 8, LPP>;
-  const int chunk = split_chunk(a.T, a.q_heads, a.kv_heads, a.max_context);
+  auto kernel = hg == 1   ? attention_kernel<T, EPL, 1, LPP>
+                : hg <= 4 ? attention_kernel<T, EPL, 4, LPP>
+                          : attention_kernel<T, EPL, 8, LPP>;
+  static const bool tc_off = std::getenv("LORAX_NO_TC_ATTENTION") != nullptr;  // for A/B benchmarks
+  const bool tc = !tc_off && decode_attention_tc_shape(dt, a.q_heads, a.kv_heads, a.head_dim);
+  const int chunk = split_chunk(a.T, a.q_heads, a.kv_heads, a.max_context, tc);
   const int splits = num_splits(a.max_context, chunk);
   // Splits are sized for all T tokens (the workspace is), also when only some are launched.
   const auto tokens = static_cast<unsigned>(a.token_index ? a.num_indexed : a.T);
-  static const bool tc_off = std::getenv("LORAX_NO_TC_ATTENTION") != nullptr;  // for A/B benchmarks
-  if (tc_off || !decode_attention_tc(dt, a, splits, chunk, s)) {
+  if (!tc || !decode_attention_tc(dt, a, splits, chunk, s)) {
     dim3 grid(tokens, static_cast<unsigned>(a.q_heads / hg), static_cast<unsigned>(splits));
     launch_pdl(kernel, grid, kWarps * 32, 0, s, a, hg, splits, chunk);
   }
@@ -269,7 +276,9 @@ void launch(Dt dt, const AttentionArgs& a, cudaStream_t s) {
 }  // namespace
 
 int64_t paged_attention_workspace(int64_t T, int q_heads, int kv_heads, int head_dim, int max_context) {
-  const int splits = num_splits(max_context, split_chunk(T, q_heads, kv_heads, max_context));
+  // Either kernel's plan (which one runs depends on the dtype, not known here).
+  int splits = 1;
+  for (bool tc : {false, true}) splits = std::max(splits, num_splits(max_context, split_chunk(T, q_heads, kv_heads, max_context, tc)));
   return splits > 1 ? T * q_heads * static_cast<int64_t>(splits) * (head_dim + 2) : 0;
 }
 

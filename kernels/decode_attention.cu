@@ -1,6 +1,7 @@
-// Decode attention on tensor cores for grouped-query heads. A CTA serves one
-// token, one KV head and one context split; the group's query heads (2-8) are
-// the rows of a 16-row mma tile (rows past the group are zero), so K and V are
+// Decode attention on tensor cores. A CTA serves one token, one KV head and
+// one context split; the query heads sharing the KV head (1-8) are the rows
+// of a 16-row mma tile (rows past the group are zero; even one row takes far
+// fewer instructions per key than the CUDA-core kernel), so K and V are
 // read once for the group and every score and product is one mma.sync. Its 4
 // warps take interleaved 16-key steps with their own online softmax and meet
 // in shared memory at the end. K and V go straight from the paged cache into
@@ -36,10 +37,20 @@ __device__ __forceinline__ uint32_t pair_halves(uint32_t a, uint32_t b, bool hi)
   return __byte_perm(a, b, hi ? 0x7632 : 0x5410);
 }
 
+// Head dims above 128 split the output dims between warp pairs that walk the
+// same keys (each computes the scores, K comes from L1 the second time), so a
+// lane's output stays at 16 dims and 64 registers.
+template <int D>
+__host__ __device__ constexpr int dim_parts() { return D > 128 ? 2 : 1; }
+
 template <typename T, int D>
-__global__ void __launch_bounds__(kWarps * 32, 3) decode_tc_kernel(AttentionArgs a, int splits, int chunk) {
-  constexpr int kBlocks32 = D / 32;  // 32-dim blocks of a row (two mma k-steps each)
-  constexpr int kSpan = D / 8;       // dims per lane in the output permutation
+__global__ void __launch_bounds__(kWarps * 32, dim_parts<D>() == 1 ? 3 : 2)
+    decode_tc_kernel(AttentionArgs a, int splits, int chunk) {
+  constexpr int kParts = dim_parts<D>();
+  constexpr int kPartDims = D / kParts;
+  constexpr int kKeyWarps = kWarps / kParts;  // warps walking distinct keys
+  constexpr int kBlocks32 = D / 32;           // 32-dim blocks of a row (two mma k-steps each)
+  constexpr int kSpan = kPartDims / 8;        // output dims per lane (permuted, see above)
   constexpr int kSpanWords = kSpan / 2;
   pdl_wait();
   pdl_release();
@@ -48,6 +59,7 @@ __global__ void __launch_bounds__(kWarps * 32, 3) decode_tc_kernel(AttentionArgs
   const int group = a.q_heads / a.kv_heads;
   const int split = blockIdx.z;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int part = warp % kParts, key_warp = warp / kParts;
   const int g = lane >> 2, c = lane & 3;
   const int pos = a.positions[t];
   const int lo = a.window > 0 ? max(0, pos - a.window + 1) : 0;
@@ -83,7 +95,7 @@ __global__ void __launch_bounds__(kWarps * 32, 3) decode_tc_kernel(AttentionArgs
 #pragma unroll
   for (int j = 0; j < kSpan; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.0f;
 
-  for (int k0 = begin + warp * kStepKeys; k0 < end; k0 += kWarps * kStepKeys) {
+  for (int k0 = begin + key_warp * kStepKeys; k0 < end; k0 += kKeyWarps * kStepKeys) {
     // Issue every load of the step first: K rows k0 + g and k0 + 8 + g, V rows
     // k0 + {2c, 2c+1, 2c+8, 2c+9}, this lane's pieces of each.
     uint4 kr[2][kBlocks32];
@@ -96,7 +108,7 @@ __global__ void __launch_bounds__(kWarps * 32, 3) decode_tc_kernel(AttentionArgs
     }
 #pragma unroll
     for (int r = 0; r < 4; ++r) {
-      const T* row = vc + row_of(k0 + 2 * c + (r & 1) + 8 * (r >> 1)) + g * kSpan;
+      const T* row = vc + row_of(k0 + 2 * c + (r & 1) + 8 * (r >> 1)) + part * kPartDims + g * kSpan;
 #pragma unroll
       for (int w = 0; w < kSpanWords / 4; ++w) vr[r][w] = load16(row + 8 * w);
     }
@@ -156,7 +168,7 @@ __global__ void __launch_bounds__(kWarps * 32, 3) decode_tc_kernel(AttentionArgs
     }
   }
 
-  // Meet the other warps: row g's max, sum and its 2 * kSpan output dims.
+  // Meet the other warps: row g's max, sum and its 2 * kSpan output dims (of its part).
   __shared__ float sm_m[kWarps][kMaxGroup], sm_l[kWarps][kMaxGroup];
   __shared__ float sm_o[kWarps][kMaxGroup][D + 4];  // padded: rows g start in different banks
   const float l_row = quad_sum(l);
@@ -167,18 +179,19 @@ __global__ void __launch_bounds__(kWarps * 32, 3) decode_tc_kernel(AttentionArgs
     }
 #pragma unroll
     for (int j = 0; j < kSpan; ++j) {
-      sm_o[warp][g][2 * c * kSpan + j] = o[j][0];
-      sm_o[warp][g][(2 * c + 1) * kSpan + j] = o[j][1];
+      sm_o[warp][g][part * kPartDims + 2 * c * kSpan + j] = o[j][0];
+      sm_o[warp][g][part * kPartDims + (2 * c + 1) * kSpan + j] = o[j][1];
     }
   }
   __syncthreads();
   for (int idx = threadIdx.x; idx < group * D; idx += blockDim.x) {
     const int r = idx / D, d = idx % D;
+    const int first = d / kPartDims;  // the warps holding dim d: first, first + kParts, ...
     float M = -INFINITY;
-    for (int w = 0; w < kWarps; ++w) M = fmaxf(M, sm_m[w][r]);
+    for (int w = first; w < kWarps; w += kParts) M = fmaxf(M, sm_m[w][r]);
     float L = 0.0f, O = 0.0f;
     if (M > -INFINITY)
-      for (int w = 0; w < kWarps; ++w) {
+      for (int w = first; w < kWarps; w += kParts) {
         const float f = exp2f(sm_m[w][r] - M);  // a warp that saw no key has m = -inf: f = 0
         L += sm_l[w][r] * f;
         O += sm_o[w][r][d] * f;
@@ -211,15 +224,19 @@ bool dispatch(const AttentionArgs& a, int splits, int chunk, cudaStream_t s) {
   switch (a.head_dim) {
     case 64: launch<T, 64>(a, splits, chunk, s); return true;
     case 128: launch<T, 128>(a, splits, chunk, s); return true;
+    case 256: launch<T, 256>(a, splits, chunk, s); return true;
     default: return false;
   }
 }
 
 }  // namespace
 
+bool decode_attention_tc_shape(Dt dt, int q_heads, int kv_heads, int head_dim) {
+  return dt != Dt::F32 && q_heads / kv_heads <= kMaxGroup && (head_dim == 64 || head_dim == 128 || head_dim == 256);
+}
+
 bool decode_attention_tc(Dt dt, const AttentionArgs& a, int splits, int chunk, cudaStream_t s) {
-  const int group = a.q_heads / a.kv_heads;
-  if (dt == Dt::F32 || group < 2 || group > kMaxGroup || a.width % 8 != 0 || !aligned16(a.qkv) ||
+  if (!decode_attention_tc_shape(dt, a.q_heads, a.kv_heads, a.head_dim) || a.width % 8 != 0 || !aligned16(a.qkv) ||
       !aligned16(a.k_cache) || !aligned16(a.v_cache))
     return false;
   if (dt == Dt::BF16) return dispatch<__nv_bfloat16>(a, splits, chunk, s);

@@ -2,12 +2,11 @@
 // sizes that are not multiples of any tile, mixed prefill/decode batches over
 // scattered KV blocks, GQA, sliding windows, softcaps, contexts long enough to
 // split, and LoRA segments of mixed ranks. Outputs are poisoned first so an
-// unwritten element shows. Run with LORAX_GPU_DTYPE=float32|bfloat16.
+// unwritten element shows. Run with LORAX_GPU_DTYPE=float32|bfloat16|float16.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstdlib>
-#include <cstring>
 #include <numeric>
 #include <random>
 
@@ -35,14 +34,7 @@ struct Pair {
     std::vector<float> v(n);
     for (float& x : v) x = d(rng);
     // Round through the GPU storage type so both sides see identical inputs.
-    if (gpu_dtype() != DType::F32) {
-      for (float& x : v) {
-        uint32_t bits;
-        std::memcpy(&bits, &x, 4);
-        bits = gpu_dtype() == DType::BF16 ? (bits + 0x7fff + ((bits >> 16) & 1)) & 0xffff0000u : bits;
-        std::memcpy(&x, &bits, 4);
-      }
-    }
+    if (gpu_dtype() != DType::F32 && n > 0) v = gpu->download(gpu->upload(v.data(), {n}));
     return v;
   }
   struct Both {
@@ -222,8 +214,9 @@ TEST(CudaOps, PagedAttentionMixedBatch) {
   };
   // Head dims of every CUDA-core decode layout: one position per warp (16 in bf16, 80,
   // 256) and several, with 4 (32 in bf16), 8 (64; 32 in fp32) or 16 lanes (128; 64 in
-  // fp32) each; in 16-bit types the tensor-core decode for groups of 2-8 query heads
-  // per KV head at head dims 64 and 128 (group 4, 7, 2 with window and softcap, 8).
+  // fp32) each; in 16-bit types the tensor-core decode for groups of 1-8 query heads
+  // per KV head at head dims 64, 128 and 256 (group 1, 4, 7, 4 and 2 with window and
+  // softcap, 8).
   for (Shape sh : {Shape{4, 2, 16, 0, 0.0f}, Shape{8, 8, 64, 0, 0.0f}, Shape{6, 2, 80, 300, 0.0f},
                    Shape{8, 2, 128, 0, 0.0f}, Shape{4, 1, 256, 64, 30.0f}, Shape{7, 1, 128, 0, 0.0f},
                    Shape{8, 2, 32, 40, 50.0f}, Shape{8, 4, 64, 40, 50.0f}, Shape{16, 2, 128, 300, 30.0f}}) {
