@@ -36,8 +36,10 @@ __global__ void __launch_bounds__(kThreads) prefill_kernel(AttentionArgs a, cons
   T* sK = sQ + kPrefillTileRows * LD;
   T* sV = sK + 2 * BN * LD;
 
-  const int t0 = tiles[2 * blockIdx.x], rows = tiles[2 * blockIdx.x + 1];
-  const int head = blockIdx.y;
+  // Heads vary fastest: every head's heaviest tiles (the tile list puts them
+  // first) are scheduled before any light one, so the last wave is short.
+  const int t0 = tiles[2 * blockIdx.y], rows = tiles[2 * blockIdx.y + 1];
+  const int head = blockIdx.x;
   const int kv_head = head / (a.q_heads / a.kv_heads);
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int32_t* table = a.block_tables + static_cast<int64_t>(a.seq_of_token[t0]) * a.max_blocks;
@@ -189,7 +191,7 @@ void launch(const AttentionArgs& a, const int32_t* tiles, int num_tiles, cudaStr
                                 static_cast<int>(bytes)) == cudaSuccess;
   }();
   if (!configured) throw std::runtime_error("prefill attention: cannot reserve shared memory");
-  dim3 grid(static_cast<unsigned>(num_tiles), static_cast<unsigned>(a.q_heads));
+  dim3 grid(static_cast<unsigned>(a.q_heads), static_cast<unsigned>(num_tiles));
   prefill_kernel<T, D, BN><<<grid, kThreads, bytes, s>>>(a, tiles);
 }
 

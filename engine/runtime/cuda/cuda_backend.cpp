@@ -3,6 +3,8 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -642,20 +644,25 @@ class CudaBackend final : public Backend {
     static constexpr int kMinTensorCoreRun = 16;
     num_prefill_tiles_ = num_other_tokens_ = 0;
     if (dt_ == Dt::F32 || tensor_core_attention_off_) return;
-    std::vector<int32_t> tiles, others;
+    std::vector<std::array<int32_t, 2>> runs;  // (first token, rows)
+    std::vector<int32_t> others;
     for (int s = 0; s < b.num_seqs(); ++s) {
       const int begin = b.cu_seqlens[s], end = b.cu_seqlens[s + 1];
       if (end - begin < kMinTensorCoreRun) {
         for (int t = begin; t < end; ++t) others.push_back(t);
         continue;
       }
-      for (int start = begin + (end - begin - 1) / kernels::kPrefillTileRows * kernels::kPrefillTileRows;
-           start >= begin; start -= kernels::kPrefillTileRows) {
-        tiles.push_back(start);
-        tiles.push_back(std::min(end - start, kernels::kPrefillTileRows));
-      }
+      for (int start = begin; start < end; start += kernels::kPrefillTileRows)
+        runs.push_back({start, std::min(end - start, kernels::kPrefillTileRows)});
     }
-    if (tiles.empty()) return;
+    if (runs.empty()) return;
+    // Longest context first (a tile's work grows with its last position), so
+    // the kernel's last wave holds the lightest tiles of the whole batch.
+    std::stable_sort(runs.begin(), runs.end(), [&](const auto& x, const auto& y) {
+      return b.position_ids[x[0] + x[1] - 1] > b.position_ids[y[0] + y[1] - 1];
+    });
+    std::vector<int32_t> tiles;
+    for (const auto& r : runs) tiles.insert(tiles.end(), r.begin(), r.end());
     prefill_tiles_.ensure(tiles.size());
     other_tokens_.ensure(std::max<size_t>(others.size(), 1));
     std::memcpy(prefill_tiles_.host, tiles.data(), tiles.size() * 4);
