@@ -131,7 +131,7 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(AttentionArgs a,
       const int j = j0 + u * kStep + sub;
       valid[u] = j < end;
       const int jj = valid[u] ? j : begin;
-      const int64_t slot = static_cast<int64_t>(table[jj / a.block_size]) * a.block_size + jj % a.block_size;
+      const int64_t slot = paged_slot(table, jj, a.block_size);
       load_lanes<T, EPL, LPP>(kc + slot * kv_row + static_cast<int64_t>(kv_head) * D, part, D, k[u]);
       load_lanes<T, EPL, LPP>(vc + slot * kv_row + static_cast<int64_t>(kv_head) * D, part, D, v[u]);
     }

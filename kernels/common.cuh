@@ -94,6 +94,13 @@ __device__ __forceinline__ float block_sum(float v, float* scratch) {
     }                                                            \
   } while (0)
 
+// Cache slot of context position p through a sequence's block table (every
+// attention kernel). A shift for power-of-two block sizes was tried: it cost the
+// tensor-core decode kernel registers and spills and was slower at batch 64.
+__device__ __forceinline__ int64_t paged_slot(const int32_t* table, int p, int block_size) {
+  return static_cast<int64_t>(table[p / block_size]) * block_size + p % block_size;
+}
+
 inline unsigned blocks_for(int64_t n, int threads) { return static_cast<unsigned>((n + threads - 1) / threads); }
 
 // Programmatic dependent launch (PDL). A kernel started with launch_pdl may be

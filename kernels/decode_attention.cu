@@ -73,7 +73,7 @@ __global__ void __launch_bounds__(kWarps * 32, dim_parts<D>() == 1 ? 3 : 2)
   const int64_t head_off = static_cast<int64_t>(kv_head) * D;
   auto row_of = [&](int key) {
     const int k = min(key, end - 1);  // keys past the end repeat the last one: finite, masked
-    return (static_cast<int64_t>(table[k / a.block_size]) * a.block_size + k % a.block_size) * kv_row + head_off;
+    return paged_slot(table, k, a.block_size) * kv_row + head_off;
   };
 
   // Q's A fragments (rows g; rows g + 8 stay zero), permuted like K.

@@ -66,7 +66,7 @@ __global__ void __launch_bounds__(kThreads) prefill_kernel(AttentionArgs a, cons
     for (int i = tid; i < BN * kChunks; i += kThreads) {
       const int r = i / kChunks, c = i % kChunks;
       const int p = min(kv_lo + tile * BN + r, kv_hi);
-      const int64_t slot = static_cast<int64_t>(table[p / a.block_size]) * a.block_size + p % a.block_size;
+      const int64_t slot = paged_slot(table, p, a.block_size);
       const int64_t off = slot * kv_row + static_cast<int64_t>(kv_head) * D + c * 8;
       cp_async16(k_dst + r * LD + c * 8, kc + off);
       cp_async16(v_dst + r * LD + c * 8, vc + off);
