@@ -1,23 +1,26 @@
 // Decode attention on tensor cores. A CTA serves one token, one KV head and
-// one context split; the query heads sharing the KV head (1-8) are the rows
-// of a 16-row mma tile (rows past the group are zero; even one row takes far
-// fewer instructions per key than the CUDA-core kernel), so K and V are
-// read once for the group and every score and product is one mma.sync. Its 4
-// warps take interleaved 16-key steps with their own online softmax and meet
-// in shared memory at the end. K and V go straight from the paged cache into
-// fragment registers, with no shared-memory staging:
-//  - S = Q K^T contracts over the head dim, which may be permuted as long as Q
-//    and K agree: lane (g, c) loads 16 contiguous bytes of key g's row per 32
-//    dims and uses them as k = {2c, 2c+1, 2c+8, 2c+9} of two mma steps; Q's A
-//    fragment is loaded with the same permutation.
-//  - O += P V contracts over keys, which run along V's rows, so each B register
-//    pairs two keys' values of one dim (__byte_perm of two loaded words). The
-//    output columns are permuted so a lane needs one contiguous span of D/8
-//    dims: column n of 8-column tile j is dim n * D/8 + j.
-// The CUDA-core kernel in attention.cu (one to four positions per warp,
-// 128 registers per thread for Llama-3-8B shapes) kept 4 CTAs per SM and
-// reached 26-36% of HBM bandwidth at batch 64. Written by hand: no packaged
-// library does paged GQA decode over our block-table layout.
+// one context split; its 4 warps take interleaved 16-key steps with their own
+// online softmax and meet in shared memory at the end. The scores are computed
+// transposed, S^T = K Q^T: the 16 keys of a step are the mma rows and the
+// query heads sharing the KV head (1-8) the 8 columns, so no tile rows are
+// padding and the output O^T = V^T P^T needs only D/16 accumulator tiles.
+// K and V go straight from the paged cache into fragment registers, with no
+// shared-memory staging:
+//  - K Q^T contracts over the head dim, which may be permuted as long as K and
+//    Q agree: lane (g, c) loads 16 contiguous bytes per 32 dims of key g's row
+//    (and key g + 8's) and uses them as k = {2c, 2c+1, 2c+8, 2c+9} of two mma
+//    steps; Q's B fragment is loaded with the same permutation.
+//  - V^T P^T contracts over keys, which run along V's rows, so each A register
+//    pairs two keys' values of one dim (__byte_perm of two loaded words); the
+//    output rows are permuted so that lane g needs two contiguous spans of
+//    D/16 dims: row m of 16-row tile j is dim m * D/16 + j.
+//  - P^T's B fragment is the transpose of the S^T accumulator layout, one
+//    movmatrix per 8 keys.
+// Against the CUDA-core kernel in attention.cu (128 registers per thread for
+// Llama-3-8B shapes, 26-36% of HBM bandwidth at batch 64) and this kernel's
+// first form with the heads as padded mma rows (168 registers and spills),
+// this one holds 142. Written by hand: no packaged library does paged GQA
+// decode over our block-table layout.
 #include "kernels/decode_attention.h"
 
 #include "kernels/mma.cuh"
@@ -26,7 +29,7 @@ namespace lorax::kernels {
 namespace {
 
 constexpr int kWarps = 4;
-constexpr int kMaxGroup = 8;  // query heads per KV head held in the tile's rows 0-7
+constexpr int kMaxGroup = 8;  // query heads per KV head: the 8 columns of the score tile
 constexpr int kStepKeys = 16;
 
 // 16 bytes as four 32-bit words (two 16-bit values each).
@@ -37,21 +40,25 @@ __device__ __forceinline__ uint32_t pair_halves(uint32_t a, uint32_t b, bool hi)
   return __byte_perm(a, b, hi ? 0x7632 : 0x5410);
 }
 
-// Head dims above 128 split the output dims between warp pairs that walk the
-// same keys (each computes the scores, K comes from L1 the second time), so a
-// lane's output stays at 16 dims and 64 registers.
-template <int D>
-__host__ __device__ constexpr int dim_parts() { return D > 128 ? 2 : 1; }
+// 8x8 16-bit matrix transposed across the warp (fragment layout in, fragment layout out).
+__device__ __forceinline__ uint32_t transpose8x8(uint32_t v) {
+  uint32_t r;
+  asm volatile("movmatrix.sync.aligned.m8n8.trans.b16 %0, %1;\n" : "=r"(r) : "r"(v));
+  return r;
+}
+
+// Registers of one lane's span of a V row: D/16 elements, 8, 16 or 32 bytes.
+template <typename T, int N>
+struct alignas(N * sizeof(T) >= 16 ? 16 : N * sizeof(T)) Span {
+  uint32_t w[N / 2];
+};
 
 template <typename T, int D>
-__global__ void __launch_bounds__(kWarps * 32, dim_parts<D>() == 1 ? 3 : 2)
+__global__ void __launch_bounds__(kWarps * 32, D <= 128 ? 3 : 2)
     decode_tc_kernel(AttentionArgs a, int splits, int chunk) {
-  constexpr int kParts = dim_parts<D>();
-  constexpr int kPartDims = D / kParts;
-  constexpr int kKeyWarps = kWarps / kParts;  // warps walking distinct keys
-  constexpr int kBlocks32 = D / 32;           // 32-dim blocks of a row (two mma k-steps each)
-  constexpr int kSpan = kPartDims / 8;        // output dims per lane (permuted, see above)
-  constexpr int kSpanWords = kSpan / 2;
+  constexpr int kBlocks32 = D / 32;  // 32-dim blocks of a row (two mma k-steps each)
+  constexpr int kTiles = D / 16;     // 16-dim output tiles (mma rows)
+  constexpr int kSpan = D / 16;      // dims per lane and V row in the output permutation
   pdl_wait();
   pdl_release();
   const int64_t t = a.token_index ? a.token_index[blockIdx.x] : blockIdx.x;
@@ -59,7 +66,6 @@ __global__ void __launch_bounds__(kWarps * 32, dim_parts<D>() == 1 ? 3 : 2)
   const int group = a.q_heads / a.kv_heads;
   const int split = blockIdx.z;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int part = warp % kParts, key_warp = warp / kParts;
   const int g = lane >> 2, c = lane & 3;
   const int pos = a.positions[t];
   const int lo = a.window > 0 ? max(0, pos - a.window + 1) : 0;
@@ -76,30 +82,26 @@ __global__ void __launch_bounds__(kWarps * 32, dim_parts<D>() == 1 ? 3 : 2)
     return paged_slot(table, k, a.block_size) * kv_row + head_off;
   };
 
-  // Q's A fragments (rows g; rows g + 8 stay zero), permuted like K.
-  uint32_t qa[kBlocks32][4];
+  // Q^T's B fragments: head g's row (zero past the group), permuted like K.
+  uint4 qb[kBlocks32];
   {
     const T* q = static_cast<const T*>(a.qkv) + t * a.width + static_cast<int64_t>(kv_head * group + min(g, group - 1)) * D;
 #pragma unroll
     for (int b = 0; b < kBlocks32; ++b) {
-      const uint4 w = load16(q + 32 * b + 8 * c);
-      const bool live = g < group;
-      qa[b][0] = live ? w.x : 0u;
-      qa[b][1] = live ? w.y : 0u;
-      qa[b][2] = live ? w.z : 0u;
-      qa[b][3] = live ? w.w : 0u;
+      qb[b] = load16(q + 32 * b + 8 * c);
+      if (g >= group) qb[b] = make_uint4(0u, 0u, 0u, 0u);
     }
   }
-  float m = -INFINITY, l = 0.0f;  // row g, exp2 domain; l sums this lane's keys only
-  float o[kSpan][4];
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};  // heads 2c, 2c+1; exp2 domain; l: this lane's keys
+  float o[kTiles][4];
 #pragma unroll
-  for (int j = 0; j < kSpan; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.0f;
+  for (int j = 0; j < kTiles; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.0f;
 
-  for (int k0 = begin + key_warp * kStepKeys; k0 < end; k0 += kKeyWarps * kStepKeys) {
-    // Issue every load of the step first: K rows k0 + g and k0 + 8 + g, V rows
-    // k0 + {2c, 2c+1, 2c+8, 2c+9}, this lane's pieces of each.
+  for (int k0 = begin + warp * kStepKeys; k0 < end; k0 += kWarps * kStepKeys) {
+    // Every load of the step first: K rows k0 + g and k0 + 8 + g (16 bytes per
+    // 32 dims), V rows k0 + {2c, 2c+1, 2c+8, 2c+9} (dims g and g + 8 of each tile).
     uint4 kr[2][kBlocks32];
-    uint4 vr[4][kSpanWords / 4];
+    Span<T, kSpan> vr[4][2];
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       const T* row = kc + row_of(k0 + 8 * h + g);
@@ -108,90 +110,100 @@ __global__ void __launch_bounds__(kWarps * 32, dim_parts<D>() == 1 ? 3 : 2)
     }
 #pragma unroll
     for (int r = 0; r < 4; ++r) {
-      const T* row = vc + row_of(k0 + 2 * c + (r & 1) + 8 * (r >> 1)) + part * kPartDims + g * kSpan;
+      const T* row = vc + row_of(k0 + 2 * c + (r & 1) + 8 * (r >> 1));
 #pragma unroll
-      for (int w = 0; w < kSpanWords / 4; ++w) vr[r][w] = load16(row + 8 * w);
+      for (int h = 0; h < 2; ++h) vr[r][h] = *reinterpret_cast<const Span<T, kSpan>*>(row + (g + 8 * h) * kSpan);
     }
 
-    // S = Q K^T for 16 keys: s[h] holds keys k0 + 8h + 2c, + 1 (rows g, g + 8).
-    float s[2][4] = {};
+    // S^T = K Q^T for 16 keys: s holds keys k0 + g and k0 + 8 + g, heads 2c and 2c + 1.
+    float s[4] = {0.0f, 0.0f, 0.0f, 0.0f};
 #pragma unroll
-    for (int h = 0; h < 2; ++h)
-#pragma unroll
-      for (int b = 0; b < kBlocks32; ++b) {
-        const uint32_t a0[4] = {qa[b][0], 0u, qa[b][1], 0u};
-        const uint32_t a1[4] = {qa[b][2], 0u, qa[b][3], 0u};
-        mma<T>(s[h], a0, kr[h][b].x, kr[h][b].y);
-        mma<T>(s[h], a1, kr[h][b].z, kr[h][b].w);
-      }
-
-    // Scale, soft-cap, mask past the end; online softmax of row g.
-    float mx = -INFINITY;
-#pragma unroll
-    for (int h = 0; h < 2; ++h)
-#pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        float v = s[h][e] * a.scale;
-        if (a.softcap > 0.0f) v = a.softcap * tanhf(v / a.softcap);
-        v = k0 + 8 * h + 2 * c + e < end ? v * kLog2e : -INFINITY;
-        s[h][e] = v;
-        mx = fmaxf(mx, v);
-      }
-    const float m_new = fmaxf(m, quad_max(mx));  // finite: key k0 is always inside
-    const float correction = exp2f(m - m_new);
-    m = m_new;
-    l *= correction;
-#pragma unroll
-    for (int j = 0; j < kSpan; ++j) {
-      o[j][0] *= correction;
-      o[j][1] *= correction;
+    for (int b = 0; b < kBlocks32; ++b) {
+      const uint32_t a0[4] = {kr[0][b].x, kr[1][b].x, kr[0][b].y, kr[1][b].y};
+      const uint32_t a1[4] = {kr[0][b].z, kr[1][b].z, kr[0][b].w, kr[1][b].w};
+      mma<T>(s, a0, qb[b].x, qb[b].y);
+      mma<T>(s, a1, qb[b].z, qb[b].w);
     }
-    float p[2][2];
-#pragma unroll
-    for (int h = 0; h < 2; ++h)
-#pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        p[h][e] = exp2f(s[h][e] - m_new);
-        l += p[h][e];
-      }
 
-    // O += P V: P's A fragment from the S layout (keys 2c, 2c+1 and 8+2c, 9+2c).
-    const uint32_t pa[4] = {pack2<T>(p[0][0], p[0][1]), 0u, pack2<T>(p[1][0], p[1][1]), 0u};
+    // Scale, soft-cap, mask past the end; online softmax per head over the
+    // 16 keys (8 lanes of a column hold them).
+    float mx[2] = {-INFINITY, -INFINITY};
 #pragma unroll
-    for (int j = 0; j < kSpan; ++j) {
-      const uint32_t* w0 = reinterpret_cast<const uint32_t*>(&vr[0][0]);
-      const uint32_t* w1 = reinterpret_cast<const uint32_t*>(&vr[1][0]);
-      const uint32_t* w2 = reinterpret_cast<const uint32_t*>(&vr[2][0]);
-      const uint32_t* w3 = reinterpret_cast<const uint32_t*>(&vr[3][0]);
+    for (int e = 0; e < 4; ++e) {
+      float v = s[e] * a.scale;
+      if (a.softcap > 0.0f) v = a.softcap * tanhf(v / a.softcap);
+      v = k0 + g + 8 * (e >> 1) < end ? v * kLog2e : -INFINITY;
+      s[e] = v;
+      mx[e & 1] = fmaxf(mx[e & 1], v);
+    }
+    float corr[2];
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+#pragma unroll
+      for (int off = 4; off < 32; off *= 2) mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], off));
+      const float m_new = fmaxf(m[h], mx[h]);  // finite: key k0 is always inside
+      corr[h] = exp2f(m[h] - m_new);
+      m[h] = m_new;
+      l[h] *= corr[h];
+    }
+#pragma unroll
+    for (int j = 0; j < kTiles; ++j) {
+      o[j][0] *= corr[0];
+      o[j][1] *= corr[1];
+      o[j][2] *= corr[0];
+      o[j][3] *= corr[1];
+    }
+    float p[4];
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      p[e] = exp2f(s[e] - m[e & 1]);
+      l[e & 1] += p[e];
+    }
+
+    // O^T += V^T P^T. P^T's B fragment is the transpose of the S^T layout:
+    // movmatrix turns (key g, heads 2c..2c+1) into (head g, keys 2c..2c+1).
+    const uint32_t pb0 = transpose8x8(pack2<T>(p[0], p[1]));  // keys 0-7
+    const uint32_t pb1 = transpose8x8(pack2<T>(p[2], p[3]));  // keys 8-15
+#pragma unroll
+    for (int j = 0; j < kTiles; ++j) {
       const bool hi = j & 1;
-      mma<T>(o[j], pa, pair_halves(w0[j / 2], w1[j / 2], hi), pair_halves(w2[j / 2], w3[j / 2], hi));
+      const uint32_t va[4] = {pair_halves(vr[0][0].w[j / 2], vr[1][0].w[j / 2], hi),
+                              pair_halves(vr[0][1].w[j / 2], vr[1][1].w[j / 2], hi),
+                              pair_halves(vr[2][0].w[j / 2], vr[3][0].w[j / 2], hi),
+                              pair_halves(vr[2][1].w[j / 2], vr[3][1].w[j / 2], hi)};
+      mma<T>(o[j], va, pb0, pb1);
     }
   }
 
-  // Meet the other warps: row g's max, sum and its 2 * kSpan output dims (of its part).
+  // Meet the other warps: per head its max, sum and output dims.
   __shared__ float sm_m[kWarps][kMaxGroup], sm_l[kWarps][kMaxGroup];
-  __shared__ float sm_o[kWarps][kMaxGroup][D + 4];  // padded: rows g start in different banks
-  const float l_row = quad_sum(l);
-  if (g < group) {
-    if (c == 0) {
-      sm_m[warp][g] = m;
-      sm_l[warp][g] = l_row;
+  __shared__ float sm_o[kWarps][kMaxGroup][D + 4];  // padded rows
+#pragma unroll
+  for (int h = 0; h < 2; ++h)
+#pragma unroll
+    for (int off = 4; off < 32; off *= 2) l[h] += __shfl_xor_sync(0xffffffffu, l[h], off);
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int head = 2 * c + h;
+    if (head >= group) continue;
+    if (g == 0) {
+      sm_m[warp][head] = m[h];
+      sm_l[warp][head] = l[h];
     }
 #pragma unroll
-    for (int j = 0; j < kSpan; ++j) {
-      sm_o[warp][g][part * kPartDims + 2 * c * kSpan + j] = o[j][0];
-      sm_o[warp][g][part * kPartDims + (2 * c + 1) * kSpan + j] = o[j][1];
+    for (int j = 0; j < kTiles; ++j) {
+      sm_o[warp][head][g * kSpan + j] = o[j][h];
+      sm_o[warp][head][(g + 8) * kSpan + j] = o[j][2 + h];
     }
   }
   __syncthreads();
   for (int idx = threadIdx.x; idx < group * D; idx += blockDim.x) {
     const int r = idx / D, d = idx % D;
-    const int first = d / kPartDims;  // the warps holding dim d: first, first + kParts, ...
     float M = -INFINITY;
-    for (int w = first; w < kWarps; w += kParts) M = fmaxf(M, sm_m[w][r]);
+    for (int w = 0; w < kWarps; ++w) M = fmaxf(M, sm_m[w][r]);
     float L = 0.0f, O = 0.0f;
     if (M > -INFINITY)
-      for (int w = first; w < kWarps; w += kParts) {
+      for (int w = 0; w < kWarps; ++w) {
         const float f = exp2f(sm_m[w][r] - M);  // a warp that saw no key has m = -inf: f = 0
         L += sm_l[w][r] * f;
         O += sm_o[w][r][d] * f;
