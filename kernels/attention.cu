@@ -6,8 +6,8 @@
 // when a head row fits 4-16 lanes of 16 bytes. Long contexts are split across CTAs
 // (flash-decoding) and merged by a second kernel.
 #include <algorithm>
-#include <cstdlib>
 
+#include "kernels/attention_split.cuh"
 #include "kernels/common.cuh"
 #include "kernels/decode_attention.h"
 
@@ -52,19 +52,12 @@ int split_chunk(int64_t T, int q_heads, int kv_heads, int max_context, bool tens
 
 int num_splits(int max_context, int chunk) { return (context_bucket(max_context) + chunk - 1) / chunk; }
 
-// Lane-contiguous head elements, loaded in one access when EPL elements form a
-// 4-, 8- or 16-byte word.
-template <typename T, int EPL>
-struct alignas(EPL * sizeof(T) >= 16 ? 16 : EPL * sizeof(T) >= 8 ? 8 : EPL * sizeof(T) >= 4 ? 4 : sizeof(T)) Lanes {
-  T v[EPL];
-};
-
 // `lane` of the LPP lanes that share one row takes elements [lane*EPL, lane*EPL + EPL).
 template <typename T, int EPL, int LPP>
 __device__ __forceinline__ void load_lanes(const T* row, int lane, int D, float (&out)[EPL]) {
   constexpr bool kWord = (EPL * sizeof(T)) % 4 == 0 && (EPL * sizeof(T)) <= 16;
   if (kWord && D == LPP * EPL) {
-    const Lanes<T, EPL> w = *reinterpret_cast<const Lanes<T, EPL>*>(row + lane * EPL);
+    const Pack<T, EPL> w = *reinterpret_cast<const Pack<T, EPL>*>(row + lane * EPL);
 #pragma unroll
     for (int e = 0; e < EPL; ++e) out[e] = to_f(w.v[e]);
   } else {
@@ -92,11 +85,8 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(AttentionArgs a,
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int sub = lane / LPP, part = lane % LPP;  // which position, which slice of the head
   const int D = a.head_dim;
-  const int pos = a.positions[t];
-  const int lo = a.window > 0 ? max(0, pos - a.window + 1) : 0;
-  const int begin = lo + split * chunk;
-  if (begin > pos) return;  // the merge reads only the splits inside the context
-  const int end = min(pos + 1, begin + chunk);
+  int begin, end;
+  if (!split_range(a, a.positions[t], split, chunk, begin, end)) return;
   const T* qkv = static_cast<const T*>(a.qkv);
   const T* kc = static_cast<const T*>(a.k_cache);
   const T* vc = static_cast<const T*>(a.v_cache);
@@ -198,30 +188,9 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(AttentionArgs a,
     for (int e = 0; e < EPL; ++e) sm_acc[warp][g][part * EPL + e] = acc[g][e];
   }
   __syncthreads();
-  for (int idx = threadIdx.x; idx < hg * D; idx += blockDim.x) {
-    const int g = idx / D, d = idx % D;
-    float M = -INFINITY;
-    for (int w = 0; w < kWarps; ++w) M = fmaxf(M, sm_m[w][g]);
-    float L = 0.0f, O = 0.0f;
-    if (M > -INFINITY) {
-      for (int w = 0; w < kWarps; ++w) {
-        const float f = __expf(sm_m[w][g] - M);
-        L += sm_l[w][g] * f;
-        O += sm_acc[w][g][d] * f;
-      }
-    }
-    const int head = q_head0 + g;
-    if (splits == 1) {
-      static_cast<T*>(a.out)[(t * a.q_heads + head) * static_cast<int64_t>(D) + d] = from_f<T>(L > 0.0f ? O / L : 0.0f);
-    } else {
-      float* part = a.workspace + ((t * a.q_heads + head) * static_cast<int64_t>(splits) + split) * (D + 2);
-      part[2 + d] = O;
-      if (d == 0) {
-        part[0] = M;
-        part[1] = L;
-      }
-    }
-  }
+  store_split_result<T, kWarps, false>(
+      a, t, q_head0, hg, splits, split, [&](int w, int g) { return sm_m[w][g]; },
+      [&](int w, int g) { return sm_l[w][g]; }, [&](int w, int g, int d) { return sm_acc[w][g][d]; });
 }
 
 template <typename T>
@@ -233,9 +202,7 @@ __global__ void merge_splits_kernel(AttentionArgs a, int splits, int chunk) {
   const int D = a.head_dim;
   const float* parts = a.workspace + (t * a.q_heads + head) * static_cast<int64_t>(splits) * (D + 2);
   // Splits past the token's own context never ran: only read the ones that did.
-  const int pos = a.positions[t];
-  const int lo = a.window > 0 ? max(0, pos - a.window + 1) : 0;
-  const int used = (pos - lo + chunk) / chunk;
+  const int used = splits_used(a, a.positions[t], chunk);
   float M = -INFINITY;
 #pragma unroll 16
   for (int s = 0; s < used; ++s) M = fmaxf(M, parts[s * (D + 2)]);
@@ -260,8 +227,7 @@ void launch(Dt dt, const AttentionArgs& a, cudaStream_t s) {
   auto kernel = hg == 1   ? attention_kernel<T, EPL, 1, LPP>
                 : hg <= 4 ? attention_kernel<T, EPL, 4, LPP>
                           : attention_kernel<T, EPL, 8, LPP>;
-  static const bool tc_off = std::getenv("LORAX_NO_TC_ATTENTION") != nullptr;  // for A/B benchmarks
-  const bool tc = !tc_off && decode_attention_tc_shape(dt, a.q_heads, a.kv_heads, a.head_dim);
+  const bool tc = !a.no_tensor_cores && decode_attention_tc_shape(dt, a.q_heads, a.kv_heads, a.head_dim);
   const int chunk = split_chunk(a.T, a.q_heads, a.kv_heads, a.max_context, tc);
   const int splits = num_splits(a.max_context, chunk);
   // Splits are sized for all T tokens (the workspace is), also when only some are launched.

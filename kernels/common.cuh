@@ -4,7 +4,9 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <cstdint>
 #include <cstdlib>
+#include <cstring>
 
 #include "kernels/kernels.h"
 
@@ -37,11 +39,26 @@ __device__ __forceinline__ float warp_max(float v) {
   return v;
 }
 
+// E storage-type elements moved as one load or store where their bytes form a
+// 4-, 8- or 16-byte word (aligned to at most 16: larger packs are several loads).
+template <typename T, int E>
+struct alignas(E * sizeof(T) >= 16 ? 16 : E * sizeof(T) >= 8 ? 8 : E * sizeof(T) >= 4 ? 4 : sizeof(T)) Pack {
+  T v[E];
+};
 // 16 bytes of storage-type elements: one vector load or store.
 template <typename T>
-struct alignas(16) Vec {
-  T v[16 / sizeof(T)];
-};
+using Vec = Pack<T, 16 / sizeof(T)>;
+
+// Word i (elements 2i and 2i + 1) of a pack of 16-bit elements.
+template <typename T, int E>
+__device__ __forceinline__ uint32_t word(const Pack<T, E>& p, int i) {
+  static_assert(sizeof(T) == 2, "pairs of 16-bit elements");
+  uint32_t w;
+  memcpy(&w, &p.v[2 * i], 4);
+  return w;
+}
+
+inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 // Asynchronous global -> shared copies (sm_80+): 16 bytes each, no registers
 // held while they fly.

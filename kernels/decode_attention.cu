@@ -23,6 +23,7 @@
 // decode over our block-table layout.
 #include "kernels/decode_attention.h"
 
+#include "kernels/attention_split.cuh"
 #include "kernels/mma.cuh"
 
 namespace lorax::kernels {
@@ -47,12 +48,6 @@ __device__ __forceinline__ uint32_t transpose8x8(uint32_t v) {
   return r;
 }
 
-// Registers of one lane's span of a V row: D/16 elements, 8, 16 or 32 bytes.
-template <typename T, int N>
-struct alignas(N * sizeof(T) >= 16 ? 16 : N * sizeof(T)) Span {
-  uint32_t w[N / 2];
-};
-
 template <typename T, int D>
 __global__ void __launch_bounds__(kWarps * 32, D <= 128 ? 3 : 2)
     decode_tc_kernel(AttentionArgs a, int splits, int chunk) {
@@ -67,11 +62,8 @@ __global__ void __launch_bounds__(kWarps * 32, D <= 128 ? 3 : 2)
   const int split = blockIdx.z;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int g = lane >> 2, c = lane & 3;
-  const int pos = a.positions[t];
-  const int lo = a.window > 0 ? max(0, pos - a.window + 1) : 0;
-  const int begin = lo + split * chunk;
-  if (begin > pos) return;  // the merge reads only the splits inside the context
-  const int end = min(pos + 1, begin + chunk);
+  int begin, end;
+  if (!split_range(a, a.positions[t], split, chunk, begin, end)) return;
   const T* kc = static_cast<const T*>(a.k_cache);
   const T* vc = static_cast<const T*>(a.v_cache);
   const int32_t* table = a.block_tables + static_cast<int64_t>(a.seq_of_token[t]) * a.max_blocks;
@@ -101,7 +93,7 @@ __global__ void __launch_bounds__(kWarps * 32, D <= 128 ? 3 : 2)
     // Every load of the step first: K rows k0 + g and k0 + 8 + g (16 bytes per
     // 32 dims), V rows k0 + {2c, 2c+1, 2c+8, 2c+9} (dims g and g + 8 of each tile).
     uint4 kr[2][kBlocks32];
-    Span<T, kSpan> vr[4][2];
+    Pack<T, kSpan> vr[4][2];  // this lane's spans of each V row (D/16 elements)
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       const T* row = kc + row_of(k0 + 8 * h + g);
@@ -112,7 +104,7 @@ __global__ void __launch_bounds__(kWarps * 32, D <= 128 ? 3 : 2)
     for (int r = 0; r < 4; ++r) {
       const T* row = vc + row_of(k0 + 2 * c + (r & 1) + 8 * (r >> 1));
 #pragma unroll
-      for (int h = 0; h < 2; ++h) vr[r][h] = *reinterpret_cast<const Span<T, kSpan>*>(row + (g + 8 * h) * kSpan);
+      for (int h = 0; h < 2; ++h) vr[r][h] = *reinterpret_cast<const Pack<T, kSpan>*>(row + (g + 8 * h) * kSpan);
     }
 
     // S^T = K Q^T for 16 keys: s holds keys k0 + g and k0 + 8 + g, heads 2c and 2c + 1.
@@ -167,10 +159,10 @@ __global__ void __launch_bounds__(kWarps * 32, D <= 128 ? 3 : 2)
 #pragma unroll
     for (int j = 0; j < kTiles; ++j) {
       const bool hi = j & 1;
-      const uint32_t va[4] = {pair_halves(vr[0][0].w[j / 2], vr[1][0].w[j / 2], hi),
-                              pair_halves(vr[0][1].w[j / 2], vr[1][1].w[j / 2], hi),
-                              pair_halves(vr[2][0].w[j / 2], vr[3][0].w[j / 2], hi),
-                              pair_halves(vr[2][1].w[j / 2], vr[3][1].w[j / 2], hi)};
+      const uint32_t va[4] = {pair_halves(word(vr[0][0], j / 2), word(vr[1][0], j / 2), hi),
+                              pair_halves(word(vr[0][1], j / 2), word(vr[1][1], j / 2), hi),
+                              pair_halves(word(vr[2][0], j / 2), word(vr[3][0], j / 2), hi),
+                              pair_halves(word(vr[2][1], j / 2), word(vr[3][1], j / 2), hi)};
       mma<T>(o[j], va, pb0, pb1);
     }
   }
@@ -197,29 +189,9 @@ __global__ void __launch_bounds__(kWarps * 32, D <= 128 ? 3 : 2)
     }
   }
   __syncthreads();
-  for (int idx = threadIdx.x; idx < group * D; idx += blockDim.x) {
-    const int r = idx / D, d = idx % D;
-    float M = -INFINITY;
-    for (int w = 0; w < kWarps; ++w) M = fmaxf(M, sm_m[w][r]);
-    float L = 0.0f, O = 0.0f;
-    if (M > -INFINITY)
-      for (int w = 0; w < kWarps; ++w) {
-        const float f = exp2f(sm_m[w][r] - M);  // a warp that saw no key has m = -inf: f = 0
-        L += sm_l[w][r] * f;
-        O += sm_o[w][r][d] * f;
-      }
-    const int head = kv_head * group + r;
-    if (splits == 1) {
-      static_cast<T*>(a.out)[(t * a.q_heads + head) * static_cast<int64_t>(D) + d] = from_f<T>(L > 0.0f ? O / L : 0.0f);
-    } else {
-      float* part = a.workspace + ((t * a.q_heads + head) * static_cast<int64_t>(splits) + split) * (D + 2);
-      part[2 + d] = O;
-      if (d == 0) {
-        part[0] = M * 0.6931471805599453f;  // the merge works in the natural-log domain
-        part[1] = L;
-      }
-    }
-  }
+  store_split_result<T, kWarps, true>(
+      a, t, kv_head * group, group, splits, split, [&](int w, int r) { return sm_m[w][r]; },
+      [&](int w, int r) { return sm_l[w][r]; }, [&](int w, int r, int d) { return sm_o[w][r][d]; });
 }
 
 template <typename T, int D>
@@ -228,8 +200,6 @@ void launch(const AttentionArgs& a, int splits, int chunk, cudaStream_t s) {
   const dim3 grid(tokens, static_cast<unsigned>(a.kv_heads), static_cast<unsigned>(splits));
   launch_pdl(decode_tc_kernel<T, D>, grid, kWarps * 32, 0, s, a, splits, chunk);
 }
-
-bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 template <typename T>
 bool dispatch(const AttentionArgs& a, int splits, int chunk, cudaStream_t s) {

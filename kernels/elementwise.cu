@@ -24,13 +24,6 @@ __global__ void embed_kernel(const T* table, const T* pos_table, const int32_t* 
 
 constexpr int kMaxRotaryHalf = 256;  // rotary dims up to 512
 
-// E storage elements moved as one load or store: E = 16 / sizeof(T) is a
-// 16-byte vector; E = 1 is the fallback for rows that are not a multiple of it.
-template <typename T, int E>
-struct alignas(sizeof(T) * E) Pack {
-  T v[E];
-};
-
 // One block per row; statistics in fp32; each thread keeps its PER packs in
 // registers so the row is read once, with vector loads where the row allows.
 // Loads are unconditional (clamped index, masked value) so they are in flight

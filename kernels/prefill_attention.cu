@@ -208,8 +208,6 @@ bool dispatch(const AttentionArgs& a, const int32_t* tiles, int num_tiles, cudaS
   }
 }
 
-bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
-
 }  // namespace
 
 bool prefill_attention(Dt dt, const AttentionArgs& a, const int32_t* tiles, int num_tiles, cudaStream_t s) {

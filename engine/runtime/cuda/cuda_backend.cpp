@@ -355,6 +355,7 @@ class CudaBackend final : public Backend {
     a.softcap = p.logit_softcap;
     a.window = p.sliding_window;
     a.max_context = batch_->max_s;
+    a.no_tensor_cores = tensor_core_attention_off_;
     const int64_t ws = kernels::paged_attention_workspace(a.T, p.num_heads, p.num_kv_heads, p.head_dim, a.max_context);
     if (ws > attention_ws_.numel()) {
       // First sight of this head shape: size the workspace now; later forwards
