@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <regex>
+#include <thread>
 
 #include <cpprest/http_client.h>
 #include <cpprest/rawptrstream.h>
@@ -66,6 +67,17 @@ std::string sha256_string(const std::string& text) {
   return hex(d, n);
 }
 
+// The result of a cpprestsdk task; when the server stops meanwhile, the request is
+// cancelled (the task then throws) instead of being waited for until its timeout.
+template <typename T>
+T await(pplx::task<T> task, pplx::cancellation_token_source& cancel, const AdapterSourceConfig& cfg) {
+  while (!task.is_done()) {
+    if (cfg.cancelled && cfg.cancelled->load()) cancel.cancel();
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return task.get();
+}
+
 // GET `url` into `dest`, counting into `total` against the limit.
 void download(const std::string& id, const std::string& url, const fs::path& dest, const AdapterRequest& req,
               const AdapterSourceConfig& cfg, uint64_t& total) {
@@ -77,7 +89,7 @@ void download(const std::string& id, const std::string& url, const fs::path& des
     http_request get(methods::GET);
     if (!req.api_token.empty()) get.headers().add("Authorization", "Bearer " + req.api_token);
     pplx::cancellation_token_source cancel;
-    http_response resp = client.request(get, cancel.get_token()).get();
+    http_response resp = await(client.request(get, cancel.get_token()), cancel, cfg);
     if (resp.status_code() == status_codes::NotFound)
       throw AdapterNotFound("adapter `" + id + "` not found: GET " + url + " answered 404");
     if (resp.status_code() != status_codes::OK)
@@ -96,7 +108,7 @@ void download(const std::string& id, const std::string& url, const fs::path& des
     std::vector<uint8_t> chunk(1 << 16);
     for (;;) {
       concurrency::streams::rawptr_buffer<uint8_t> buf(chunk.data(), chunk.size(), std::ios::out);
-      const size_t n = body.read(buf, chunk.size()).get();
+      const size_t n = await(body.read(buf, chunk.size()), cancel, cfg);
       if (n == 0) break;
       total += n;
       if (total > cfg.max_bytes) {

@@ -2,7 +2,9 @@
 // path inside the allowed roots, or an HTTP(S) folder (url, hub and s3 all resolve
 // to one) downloaded into an on-disk cache. Every source ends as a local directory.
 #pragma once
+#include <atomic>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -27,6 +29,8 @@ struct AdapterSourceConfig {
   std::string hub_endpoint = "https://huggingface.co";  // + /ORG/NAME/resolve/main/
   std::string s3_endpoint = "https://s3.amazonaws.com";  // + /BUCKET/KEY/ (path style)
   int timeout_s = 60;
+  // Set when the server stops: downloads in flight give up instead of running to their timeout.
+  std::shared_ptr<std::atomic<bool>> cancelled;
 };
 
 struct AdapterRequest {

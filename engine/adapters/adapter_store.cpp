@@ -1,200 +1,371 @@
 #include "adapters/adapter_store.h"
 
 #include <algorithm>
+#include <set>
 
 namespace lorax {
 
-using SysClock = std::chrono::system_clock;
+using SteadyClock = std::chrono::steady_clock;
+
+namespace {
+double seconds_since(SteadyClock::time_point t) {
+  return std::chrono::duration<double>(SteadyClock::now() - t).count();
+}
+}  // namespace
+
+// Tickets and leases may outlive the store (a request still queued at shutdown):
+// they reach it through this, which the destructor disconnects.
+struct AdapterTicket::Life {
+  std::mutex mu;
+  AdapterStore* store = nullptr;
+};
+
+void AdapterLoad::complete(std::exception_ptr e) {
+  std::vector<std::function<void()>> run;
+  {
+    std::lock_guard lock(mu);
+    done = true;
+    error = std::move(e);
+    run.swap(callbacks);
+  }
+  cv.notify_all();
+  for (auto& f : run) f();
+}
+
+AdapterTicket::~AdapterTicket() {
+  if (auto l = life_.lock()) {
+    std::lock_guard lock(l->mu);
+    if (l->store) l->store->unpin(id_, generation_);
+  }
+}
+
+bool AdapterTicket::done() const {
+  std::lock_guard lock(load_->mu);
+  return load_->done;
+}
+
+std::exception_ptr AdapterTicket::error() const {
+  std::lock_guard lock(load_->mu);
+  return load_->error;
+}
+
+void AdapterTicket::when_done(std::function<void()> f) {
+  {
+    std::lock_guard lock(load_->mu);
+    if (!load_->done) {
+      load_->callbacks.push_back(std::move(f));
+      return;
+    }
+  }
+  f();
+}
+
+void AdapterTicket::wait() const {
+  std::unique_lock lock(load_->mu);
+  load_->cv.wait(lock, [&] { return load_->done; });
+}
 
 AdapterStore::AdapterStore(AdapterStoreConfig config, const ModelSpec& spec, Backend& backend)
-    : config_(std::move(config)), spec_(spec), backend_(backend) {
+    : life_(std::make_shared<AdapterTicket::Life>()), config_(std::move(config)), spec_(spec), backend_(backend) {
   config_.max_device = std::max(1, config_.max_device);
   config_.max_host = std::max(0, config_.max_host);
+  if (!config_.sources.cancelled) config_.sources.cancelled = std::make_shared<std::atomic<bool>>(false);
   life_->store = this;
+  for (int i = 0; i < std::max(1, config_.loader_threads); ++i) loaders_.emplace_back([this] { loader(); });
 }
 
 AdapterStore::~AdapterStore() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  config_.sources.cancelled->store(true);  // downloads in flight give up
+  work_.notify_all();
+  for (auto& t : loaders_) t.join();
+  for (const Job& job : queue_) {  // never started: their tickets learn why
+    auto it = entries_.find(job.req.id);
+    if (it != entries_.end() && it->second.generation == job.generation)
+      it->second.load->complete(std::make_exception_ptr(AdapterError("adapter " + job.req.id + ": the server is shutting down")));
+  }
   std::lock_guard lock(life_->mu);
   life_->store = nullptr;
 }
 
-std::shared_ptr<const AdapterWeights> AdapterStore::lease_locked(const std::string& id,
-                                                                 std::shared_ptr<AdapterWeights> w) {
-  if (auto it = entries_.find(id); it != entries_.end() && it->second.weights == w) ++it->second.leases;
-  std::weak_ptr<Life> life = life_;
-  AdapterWeights* raw = w.get();
-  return std::shared_ptr<const AdapterWeights>(raw, [w = std::move(w), life, id](const AdapterWeights*) mutable {
-    const std::shared_ptr<AdapterWeights> keep = w;  // the weights outlive the store's bookkeeping below
-    w.reset();
-    if (auto l = life.lock()) {
-      std::lock_guard lock(l->mu);
-      if (l->store) l->store->released(id);
-    }
-  });
+void AdapterStore::run(Events& events) {
+  for (auto& e : events) e();
+  events.clear();
 }
 
-void AdapterStore::released(const std::string& id) {
-  std::vector<std::string> evicted;
+std::shared_ptr<AdapterTicket> AdapterStore::request(const AdapterRequest& req) {
+  std::lock_guard lock(mu_);
+  auto it = entries_.find(req.id);
+  if (it == entries_.end()) {
+    Entry e;
+    e.generation = next_generation_++;
+    e.source = req.source;
+    e.load = std::make_shared<AdapterLoad>();
+    it = entries_.emplace(req.id, std::move(e)).first;
+    if (stopping_) {
+      it->second.load->complete(std::make_exception_ptr(AdapterError("adapter " + req.id + ": the server is shutting down")));
+    } else {
+      queue_.push_back({req, it->second.generation});
+      work_.notify_one();
+    }
+  }
+  Entry& e = it->second;
+  ++e.pins;
+  e.last_used = SysClock::now();
+  return std::shared_ptr<AdapterTicket>(new AdapterTicket(life_, req.id, e.generation, e.load));
+}
+
+void AdapterStore::loader() {
+  for (;;) {
+    Job job;
+    {
+      std::unique_lock lock(mu_);
+      work_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (stopping_) return;
+      job = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    const auto start = SteadyClock::now();
+    std::shared_ptr<const StagedAdapter> staged;
+    std::string dir;
+    std::exception_ptr error;
+    try {
+      dir = resolve_adapter_dir(job.req, config_.sources);
+      staged = std::make_shared<const StagedAdapter>(
+          stage_peft_adapter(dir, job.req.id, spec_, backend_, config_.max_host_bytes));
+    } catch (const AdapterError&) {
+      error = std::current_exception();
+    } catch (const std::exception& e) {  // out of host memory, an I/O failure...: still only this adapter's
+      error = std::make_exception_ptr(AdapterError("adapter " + job.req.id + ": loading failed: " + e.what()));
+    }
+    finish_load(job, std::move(staged), dir, seconds_since(start), error);
+  }
+}
+
+void AdapterStore::finish_load(const Job& job, std::shared_ptr<const StagedAdapter> staged, const std::string& dir,
+                               double seconds, std::exception_ptr error) {
+  Events events;
+  std::shared_ptr<AdapterLoad> load;
   {
     std::lock_guard lock(mu_);
-    auto it = entries_.find(id);
-    if (it == entries_.end() || it->second.leases == 0) return;
-    if (--it->second.leases > 0) return;
-    evicted = make_room_locked("");
+    auto it = entries_.find(job.req.id);
+    if (it == entries_.end() || it->second.generation != job.generation) return;  // unloaded meanwhile
+    Entry& e = it->second;
+    load = e.load;
+    if (error) {
+      entries_.erase(it);  // forgotten: the next request tries again
+      if (observer_.load_failed) events.push_back([this, id = job.req.id] { observer_.load_failed(id); });
+    } else {
+      e.staged = std::move(staged);
+      e.path = dir;
+      e.load_seconds = seconds;
+      e.last_used = SysClock::now();
+      if (observer_.loaded) events.push_back([this, seconds] { observer_.loaded("host", seconds); });
+      if (observer_.residency) events.push_back([this, id = job.req.id] { observer_.residency(id, "host"); });
+      trim_host_locked(events);
+    }
+    tiers_locked(events);
   }
-  report(evicted);
+  run(events);  // metrics first: whoever waits for the load then sees them
+  load->complete(error);
 }
 
-void AdapterStore::report(const std::vector<std::string>& evicted) {
-  for (auto& t : evicted)
-    if (observer_.evicted) observer_.evicted(t);
-  notify_tiers();
-}
-
-std::shared_ptr<AdapterWeights> AdapterStore::load(const std::string& id, const std::string& dir) {
-  return std::make_shared<AdapterWeights>(load_peft_adapter(dir, id, spec_, backend_));
+void AdapterStore::load(const AdapterRequest& req) {
+  std::shared_ptr<AdapterTicket> ticket = request(req);
+  ticket->wait();
+  if (auto e = ticket->error()) std::rethrow_exception(e);
 }
 
 std::shared_ptr<const AdapterWeights> AdapterStore::acquire(const AdapterRequest& req) {
-  std::unique_lock lock(mu_);
-  auto it = entries_.find(req.id);
-  std::string known_dir;  // set when reloading a host-tier entry whose weights were dropped
-  if (it != entries_.end()) {
-    Entry& e = it->second;
-    if (!e.loaded) {  // someone else is loading it: wait for the same load
-      auto f = e.loading;
-      lock.unlock();
-      std::shared_ptr<AdapterWeights> w = f.get();  // rethrows the loader's error
-      lock.lock();
-      return lease_locked(req.id, w);
+  std::shared_ptr<AdapterTicket> ticket = request(req);
+  ticket->wait();
+  if (auto e = ticket->error()) std::rethrow_exception(e);
+  for (;;) {
+    std::set<std::string> keep;  // adapters that other requests hold stay where they are
+    {
+      std::lock_guard lock(mu_);
+      for (auto& [id, e] : entries_)
+        if (id != req.id && e.pins > 0) keep.insert(id);
     }
-    e.last_used = SysClock::now();
-    if (e.tier == "device" || e.weights) {
-      std::shared_ptr<const AdapterWeights> out = lease_locked(req.id, e.weights);
-      std::vector<std::string> evicted;
-      if (e.tier == "host") {
-        e.tier = "device";
-        evicted = make_room_locked(req.id);
-      }
-      lock.unlock();
-      report(evicted);
-      return out;
-    }
-    known_dir = e.path;
-    entries_.erase(it);
-  }
-  std::promise<std::shared_ptr<AdapterWeights>> promise;
-  {
-    Entry e;
-    e.source = req.source;
-    e.loading = promise.get_future().share();
-    entries_.emplace(req.id, std::move(e));
-  }
-  lock.unlock();
-  try {
-    const auto start = std::chrono::steady_clock::now();
-    const std::string dir = known_dir.empty() ? resolve_adapter_dir(req, config_.sources) : known_dir;
-    std::shared_ptr<AdapterWeights> w = load(req.id, dir);
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    lock.lock();
-    Entry& e = entries_[req.id];
-    e.weights = w;
-    e.loaded = true;
-    e.loading = {};
-    e.path = dir;
-    e.bytes = w->bytes;
-    e.rank = w->max_rank;
-    e.load_seconds = secs;
-    e.tier = "device";
-    e.last_used = SysClock::now();
-    std::shared_ptr<const AdapterWeights> out = lease_locked(req.id, w);
-    std::vector<std::string> evicted = make_room_locked(req.id);
-    lock.unlock();
-    promise.set_value(w);
-    if (observer_.loaded) observer_.loaded(secs);
-    report(evicted);
-    return out;
-  } catch (...) {
-    if (!lock.owns_lock()) lock.lock();
-    entries_.erase(req.id);
-    lock.unlock();
-    promise.set_exception(std::current_exception());
-    if (observer_.load_failed) observer_.load_failed(req.id);
-    throw;
+    const Result r = make_resident(req.id, keep);
+    if (r.state == State::Resident)
+      if (auto w = lease(req.id)) return w;
+    if (r.state == State::Failed) throw AdapterError(r.error);
+    if (r.state == State::NoRoom)
+      throw AdapterError("adapter " + req.id + ": every device slot (--max-loaded-adapters " +
+                         std::to_string(config_.max_device) + ") holds an adapter in use");
+    std::this_thread::sleep_for(std::chrono::microseconds(200));  // the device copy is in flight
   }
 }
 
-std::vector<std::string> AdapterStore::make_room_locked(const std::string& keep) {
-  std::vector<std::string> evicted;
-  auto lru = [&](const std::string& tier) {
-    auto best = entries_.end();
-    for (auto it = entries_.begin(); it != entries_.end(); ++it)
-      if (it->first != keep && it->second.tier == tier && idle_locked(it->second) &&
-          (best == entries_.end() || it->second.last_used < best->second.last_used))
-        best = it;
-    return best;
-  };
-  auto count = [&](const std::string& tier) {
-    return static_cast<int>(std::count_if(entries_.begin(), entries_.end(),
-                                          [&](auto& kv) { return kv.second.tier == tier; }));
-  };
-  // When every device-tier adapter is in use the tier overflows until one goes idle.
-  while (count("device") > config_.max_device) {
-    auto it = lru("device");
-    if (it == entries_.end()) break;
-    it->second.tier = "host";
-    if (backend_.name() != "cpu") it->second.weights.reset();  // frees device memory; files stay on disk
-    evicted.push_back("device");
-  }
-  while (count("host") > config_.max_host) {
-    auto it = lru("host");
-    if (it == entries_.end()) break;
-    entries_.erase(it);
-    evicted.push_back("host");
-  }
-  return evicted;
-}
-
-void AdapterStore::notify_tiers() {
-  if (!observer_.tiers) return;
-  int device = 0, host = 0;
+AdapterResidency::Result AdapterStore::make_resident(const std::string& id, const std::set<std::string>& keep) {
+  Events events;
+  Result r;
   {
     std::lock_guard lock(mu_);
-    for (auto& [id, e] : entries_)
-      if (e.loaded) ++(e.tier == "device" ? device : host);
+    auto it = entries_.find(id);
+    if (it == entries_.end()) return {State::Failed, "adapter " + id + " is not loaded"};
+    r = resident_locked(id, it->second, keep, events);
   }
-  observer_.tiers(device, host);
+  run(events);
+  return r;
+}
+
+AdapterResidency::Result AdapterStore::resident_locked(const std::string& id, Entry& e,
+                                                       const std::set<std::string>& keep, Events& events) {
+  if (!e.loaded()) return {State::Pending, ""};
+  if (e.device) return {State::Resident, ""};
+  if (!e.copy.memory) {
+    int occupied = 0;
+    for (auto& [other, o] : entries_) occupied += o.occupies_device() ? 1 : 0;
+    for (; occupied >= config_.max_device; --occupied)
+      if (!evict_one_locked(id, keep, events)) return {State::NoRoom, ""};
+    for (int attempt = 0;; ++attempt) {
+      try {
+        e.copy = backend_.copy_to_device(e.staged->host, e.staged->bytes);
+        break;
+      } catch (const std::exception& ex) {  // device memory is short: an idle adapter makes way, else this one fails
+        if (attempt < 4 && evict_one_locked(id, keep, events)) continue;
+        return {State::Failed, "adapter " + id + ": cannot copy its " + std::to_string(e.staged->bytes) +
+                                   " bytes to the device: " + ex.what()};
+      }
+    }
+    e.copy_started = SteadyClock::now();
+    trim_host_locked(events);  // the adapters it evicted joined the host tier
+  }
+  if (!e.copy.ready()) return {State::Pending, ""};
+  e.device = adapter_weights_view(*e.staged, e.copy.memory);
+  e.copy = {};
+  e.promote_seconds = seconds_since(e.copy_started);
+  if (observer_.loaded) events.push_back([this, s = e.promote_seconds] { observer_.loaded("device", s); });
+  if (observer_.residency) events.push_back([this, id] { observer_.residency(id, "device"); });
+  tiers_locked(events);
+  return {State::Resident, ""};
+}
+
+// Demotes the least recently used device adapter that no running request reads
+// and `keep` does not name; false when there is none.
+bool AdapterStore::evict_one_locked(const std::string& id, const std::set<std::string>& keep, Events& events) {
+  auto victim = entries_.end();
+  for (auto it = entries_.begin(); it != entries_.end(); ++it) {
+    const Entry& o = it->second;
+    if (it->first == id || !o.device || o.leases > 0 || keep.count(it->first)) continue;
+    if (victim == entries_.end() || o.last_used < victim->second.last_used) victim = it;
+  }
+  if (victim == entries_.end()) return false;
+  victim->second.device.reset();  // its device memory goes once no forward reads it
+  if (observer_.evicted) events.push_back([this] { observer_.evicted("device"); });
+  if (observer_.residency) events.push_back([this, v = victim->first] { observer_.residency(v, "host"); });
+  return true;
+}
+
+void AdapterStore::trim_host_locked(Events& events) {
+  auto host_count = [&] {
+    int n = 0;
+    for (auto& [id, e] : entries_) n += e.loaded() && !e.occupies_device() ? 1 : 0;
+    return n;
+  };
+  auto staged_bytes = [&] {
+    uint64_t n = 0;
+    for (auto& [id, e] : entries_) n += e.loaded() ? e.staged->bytes : 0;
+    return n;
+  };
+  while (host_count() > config_.max_host || (config_.max_host_bytes > 0 && staged_bytes() > config_.max_host_bytes)) {
+    auto victim = entries_.end();
+    for (auto it = entries_.begin(); it != entries_.end(); ++it) {
+      const Entry& o = it->second;
+      if (!o.loaded() || o.occupies_device() || !o.idle()) continue;
+      if (victim == entries_.end() || o.last_used < victim->second.last_used) victim = it;
+    }
+    if (victim == entries_.end()) return;  // everything left is in use: the tier overflows until it is not
+    if (observer_.evicted) events.push_back([this] { observer_.evicted("host"); });
+    if (observer_.residency) events.push_back([this, v = victim->first] { observer_.residency(v, ""); });
+    entries_.erase(victim);
+  }
+}
+
+std::shared_ptr<const AdapterWeights> AdapterStore::lease(const std::string& id) {
+  std::lock_guard lock(mu_);
+  auto it = entries_.find(id);
+  if (it == entries_.end() || !it->second.device) return nullptr;
+  Entry& e = it->second;
+  ++e.leases;
+  e.last_used = SysClock::now();
+  std::weak_ptr<AdapterTicket::Life> life = life_;
+  std::shared_ptr<AdapterWeights> weights = e.device;
+  AdapterWeights* raw = weights.get();
+  return std::shared_ptr<const AdapterWeights>(
+      raw, [weights = std::move(weights), life, id, gen = e.generation](const AdapterWeights*) mutable {
+        const std::shared_ptr<AdapterWeights> keep = std::move(weights);  // outlives the bookkeeping below
+        if (auto l = life.lock()) {
+          std::lock_guard lock(l->mu);
+          if (l->store) l->store->release_lease(id, gen);
+        }
+      });
+}
+
+void AdapterStore::release_lease(const std::string& id, uint64_t generation) {
+  std::lock_guard lock(mu_);
+  auto it = entries_.find(id);
+  if (it != entries_.end() && it->second.generation == generation && it->second.leases > 0) --it->second.leases;
+}
+
+void AdapterStore::unpin(const std::string& id, uint64_t generation) {
+  Events events;
+  {
+    std::lock_guard lock(mu_);
+    auto it = entries_.find(id);
+    if (it == entries_.end() || it->second.generation != generation || it->second.pins == 0) return;
+    if (--it->second.pins == 0) trim_host_locked(events);
+  }
+  run(events);
+}
+
+void AdapterStore::tiers_locked(Events& events) const {
+  if (!observer_.tiers) return;
+  int device = 0, host = 0;
+  for (auto& [id, e] : entries_)
+    if (e.loaded()) ++(e.device ? device : host);
+  events.push_back([this, device, host] { observer_.tiers(device, host); });
 }
 
 std::vector<AdapterInfo> AdapterStore::list() const {
   std::lock_guard lock(mu_);
   std::vector<AdapterInfo> out;
   for (auto& [id, e] : entries_) {
-    if (!e.loaded) continue;
+    if (!e.loaded()) continue;
     AdapterInfo i;
     i.id = id;
     i.source = e.source.empty() ? "local" : e.source;
     i.path = e.path;
-    i.tier = e.tier;
-    i.bytes = e.bytes;
-    i.rank = e.rank;
+    i.tier = e.device ? "device" : "host";
+    i.bytes = e.staged->bytes;
+    i.rank = e.staged->max_rank;
     i.load_seconds = e.load_seconds;
+    i.promote_seconds = e.promote_seconds;
     i.last_used_unix = std::chrono::duration<double>(e.last_used.time_since_epoch()).count();
-    i.in_use = !idle_locked(e);
+    i.requests = e.pins;
+    i.in_use = !e.idle();
     out.push_back(std::move(i));
   }
   return out;
 }
 
 AdapterStore::Unload AdapterStore::unload(const std::string& id) {
+  Events events;
   {
     std::lock_guard lock(mu_);
     auto it = entries_.find(id);
-    if (it == entries_.end() || !it->second.loaded) return it == entries_.end() ? Unload::NotFound : Unload::InUse;
-    if (!idle_locked(it->second)) return Unload::InUse;
+    if (it == entries_.end()) return Unload::NotFound;
+    if (!it->second.loaded() || !it->second.idle() || it->second.copy.memory) return Unload::InUse;
     entries_.erase(it);
+    if (observer_.residency) events.push_back([this, id] { observer_.residency(id, ""); });
+    tiers_locked(events);
   }
-  notify_tiers();
+  run(events);
   return Unload::Ok;
 }
 

@@ -7,8 +7,12 @@
 #include <regex>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include <nlohmann/json.hpp>
+
+#include <fcntl.h>
+#include <unistd.h>
 
 #include "model/checkpoint_layout.h"
 #include "model/safetensors.h"
@@ -99,28 +103,18 @@ std::optional<std::pair<std::string, char>> parse_key(std::string key) {
   return std::nullopt;
 }
 
-}  // namespace
+// One LoRA pair of the adapter as the checkpoint holds it.
+struct PlannedPair {
+  LoraTarget target;
+  int rank = 0;
+  float scale = 0;
+  const TensorInfo* a = nullptr;
+  const TensorInfo* b = nullptr;
+};
 
-AdapterWeights load_peft_adapter(const std::string& dir, const std::string& id, const ModelSpec& spec,
-                                 Backend& backend, std::vector<std::string>* warnings) {
-  fs::path root(dir);
-  if (!fs::is_directory(root)) throw AdapterError("adapter " + id + ": directory " + dir + " does not exist");
-  PeftConfig cfg = read_config(root / "adapter_config.json", id, warnings);
-  fs::path weights = root / "adapter_model.safetensors";
-  if (!fs::exists(weights)) {
-    if (fs::exists(root / "adapter_model.bin"))
-      throw AdapterError("adapter " + id + ": adapter_model.bin is a pickled checkpoint and is refused for safety; "
-                         "save the adapter with safe_serialization=True (adapter_model.safetensors)");
-    throw AdapterError("adapter " + id + ": adapter_model.safetensors not found in " + dir);
-  }
-  Checkpoint ckpt = [&] {
-    try {
-      return Checkpoint::open_file(weights.string());
-    } catch (const ModelError& e) {
-      throw AdapterError("adapter " + id + ": " + e.what());
-    }
-  }();
-
+std::vector<PlannedPair> plan_pairs(const Checkpoint& ckpt, const PeftConfig& cfg, const std::string& id,
+                                    const std::string& weights_file, const ModelSpec& spec, const Backend& backend,
+                                    std::vector<std::string>* warnings) {
   std::map<std::string, std::pair<std::string, std::string>> modules;  // module -> (A key, B key)
   for (const std::string& key : ckpt.names()) {
     if (key.find("lora_magnitude_vector") != std::string::npos)
@@ -136,11 +130,9 @@ AdapterWeights load_peft_adapter(const std::string& dir, const std::string& id, 
     }
     (parsed->second == 'A' ? modules[parsed->first].first : modules[parsed->first].second) = key;
   }
-  if (modules.empty()) throw AdapterError("adapter " + id + ": no LoRA weights found in " + weights.string());
+  if (modules.empty()) throw AdapterError("adapter " + id + ": no LoRA weights found in " + weights_file);
 
-  AdapterWeights out;
-  out.id = id;
-  out.layers.resize(spec.num_layers);
+  std::vector<PlannedPair> out;
   for (auto& [module, keys] : modules) {
     if (keys.first.empty() || keys.second.empty())
       throw AdapterError("adapter " + id + ": module '" + module + "' lacks its lora_" + (keys.first.empty() ? "A" : "B") +
@@ -157,6 +149,10 @@ AdapterWeights load_peft_adapter(const std::string& dir, const std::string& id, 
       throw AdapterError("adapter " + id + ": '" + module + "' has lora_A " + shape_string(a.shape) + " and lora_B " +
                          shape_string(b.shape) + "; the base model needs [r, " + std::to_string(target->in_features) +
                          "] and [" + std::to_string(target->out_features) + ", r] (wrong base model?)");
+    for (const TensorInfo* t : {&a, &b})
+      if (t->dtype != "F32" && t->dtype != "F16" && t->dtype != "BF16")
+        throw AdapterError("adapter " + id + ": tensor '" + t->name + "' has dtype " + t->dtype +
+                           "; expected F32, F16 or BF16");
     const int rank = static_cast<int>(a.shape[0]);
     const int configured = match_pattern(cfg.rank_pattern, module).value_or(cfg.r);
     if (configured != rank)
@@ -166,35 +162,182 @@ AdapterWeights load_peft_adapter(const std::string& dir, const std::string& id, 
       throw AdapterError("adapter " + id + ": '" + module + "' has rank " + std::to_string(rank) + "; the " +
                          backend.name() + " backend serves ranks up to " + std::to_string(backend.max_lora_rank()));
     const double alpha = match_pattern(cfg.alpha_pattern, module).value_or(cfg.alpha);
-    LoraPair pair;
-    pair.rank = rank;
-    pair.scale = static_cast<float>(alpha / (cfg.rslora ? std::sqrt(static_cast<double>(rank)) : rank));
-    std::vector<float> av, bv;
+    PlannedPair p;
+    p.target = *target;
+    p.rank = rank;
+    p.scale = static_cast<float>(alpha / (cfg.rslora ? std::sqrt(static_cast<double>(rank)) : rank));
+    p.a = &a;
+    p.b = &b;
+    out.push_back(p);
+  }
+  return out;
+}
+
+DType safetensors_dtype(const std::string& d) { return d == "F32" ? DType::F32 : d == "F16" ? DType::F16 : DType::BF16; }
+
+// Reads tensors of one safetensors file with pread and writes them, converted to
+// the backend's storage dtype, into the staging buffer.
+class Stager {
+ public:
+  Stager(const std::string& path, const std::string& id, const Backend& backend)
+      : path_(path), id_(id), backend_(backend), fd_(::open(path.c_str(), O_RDONLY)) {
+    if (fd_ < 0) throw AdapterError("adapter " + id + ": cannot open " + path);
+  }
+  ~Stager() { ::close(fd_); }
+  Stager(const Stager&) = delete;
+  Stager& operator=(const Stager&) = delete;
+
+  // Rows of `t` ([rows, cols]) into `dst`, row r landing at row_of(r).
+  template <typename RowOf>
+  void stage(const TensorInfo& t, uint8_t* dst, RowOf row_of) {
+    const int64_t rows = t.shape[0], cols = t.shape[1];
+    const DType src = safetensors_dtype(t.dtype), storage = backend_.compute_dtype();
+    const size_t src_row = cols * dtype_size(src), dst_row = cols * dtype_size(storage);
+    bool identity = true;
+    for (int64_t r = 0; r < rows && identity; ++r) identity = row_of(r) == r;
+    if (src == storage && identity) return read(t.file_offset, dst, t.nbytes, t);  // the common case: one read
+    raw_.resize(t.nbytes);
+    read(t.file_offset, raw_.data(), t.nbytes, t);
+    floats_.resize(cols);
+    for (int64_t r = 0; r < rows; ++r) {
+      uint8_t* out = dst + row_of(r) * dst_row;
+      const uint8_t* in = raw_.data() + r * src_row;
+      if (src == storage) {
+        std::memcpy(out, in, src_row);
+        continue;
+      }
+      for (int64_t c = 0; c < cols; ++c) {
+        if (src == DType::F32) {
+          std::memcpy(&floats_[c], in + 4 * c, 4);
+        } else {
+          uint16_t v;
+          std::memcpy(&v, in + 2 * c, 2);
+          floats_[c] = src == DType::F16 ? half_to_float(v) : bf16_to_float(v);
+        }
+      }
+      backend_.to_storage(floats_.data(), cols, out);
+    }
+  }
+
+ private:
+  void read(uint64_t offset, uint8_t* dst, size_t n, const TensorInfo& t) {
+    size_t done = 0;
+    while (done < n) {
+      const ssize_t got = ::pread(fd_, dst + done, n - done, static_cast<off_t>(offset + done));
+      if (got < 0 && errno == EINTR) continue;
+      if (got <= 0)
+        throw AdapterError("adapter " + id_ + ": " + path_ + " is truncated or unreadable (tensor '" + t.name + "')");
+      done += static_cast<size_t>(got);
+    }
+  }
+
+  std::string path_, id_;
+  const Backend& backend_;
+  int fd_;
+  std::vector<uint8_t> raw_;
+  std::vector<float> floats_;
+};
+
+size_t aligned(size_t n) { return (n + 255) / 256 * 256; }
+
+}  // namespace
+
+StagedAdapter stage_peft_adapter(const std::string& dir, const std::string& id, const ModelSpec& spec,
+                                 Backend& backend, size_t max_bytes, std::vector<std::string>* warnings) {
+  fs::path root(dir);
+  if (!fs::is_directory(root)) throw AdapterError("adapter " + id + ": directory " + dir + " does not exist");
+  PeftConfig cfg = read_config(root / "adapter_config.json", id, warnings);
+  fs::path weights = root / "adapter_model.safetensors";
+  if (!fs::exists(weights)) {
+    if (fs::exists(root / "adapter_model.bin"))
+      throw AdapterError("adapter " + id + ": adapter_model.bin is a pickled checkpoint and is refused for safety; "
+                         "save the adapter with safe_serialization=True (adapter_model.safetensors)");
+    throw AdapterError("adapter " + id + ": adapter_model.safetensors not found in " + dir);
+  }
+  Checkpoint ckpt = [&] {
     try {
-      av = ckpt.read_f32(keys.first);
-      bv = ckpt.read_f32(keys.second);
+      return Checkpoint::open_file(weights.string(), /*map_data=*/false);
     } catch (const ModelError& e) {
       throw AdapterError("adapter " + id + ": " + e.what());
     }
-    if (target->neox_qkv) {
-      std::vector<float> permuted(bv.size());
-      for (int64_t r = 0; r < target->out_features; ++r) {
-        int64_t dst = neox_qkv_row(r, spec.num_heads, spec.head_dim);
-        std::copy(bv.begin() + r * rank, bv.begin() + (r + 1) * rank, permuted.begin() + dst * rank);
-      }
-      bv.swap(permuted);
-    }
-    pair.a = backend.upload(av.data(), a.shape);
-    pair.b = backend.upload(bv.data(), b.shape);
-    out.bytes += (av.size() + bv.size()) * sizeof(float);
-    out.max_rank = std::max(out.max_rank, rank);
-    if (target->projection == LoraProjection::LmHead) {
-      out.lm_head = pair;
-    } else {
-      out.layers[target->layer][static_cast<int>(target->projection)].push_back({target->col_offset, pair});
-    }
+  }();
+  const std::vector<PlannedPair> pairs = plan_pairs(ckpt, cfg, id, weights.string(), spec, backend, warnings);
+
+  StagedAdapter out;
+  out.id = id;
+  out.dtype = backend.compute_dtype();
+  out.num_layers = spec.num_layers;
+  const size_t elem = dtype_size(out.dtype);
+  for (const PlannedPair& p : pairs) {
+    StagedAdapter::Piece piece;
+    piece.layer = p.target.projection == LoraProjection::LmHead ? -1 : p.target.layer;
+    piece.projection = piece.layer < 0 ? Projection::Qkv : static_cast<Projection>(static_cast<int>(p.target.projection));
+    piece.col_offset = p.target.col_offset;
+    piece.in = p.target.in_features;
+    piece.out = p.target.out_features;
+    piece.rank = p.rank;
+    piece.scale = p.scale;
+    piece.a_offset = out.bytes;
+    out.bytes += aligned(static_cast<size_t>(p.rank) * piece.in * elem);
+    piece.b_offset = out.bytes;
+    out.bytes += aligned(static_cast<size_t>(piece.out) * p.rank * elem);
+    out.max_rank = std::max(out.max_rank, p.rank);
+    out.pieces.push_back(piece);
+  }
+  if (max_bytes > 0 && out.bytes > max_bytes)
+    throw AdapterError("adapter " + id + ": its weights take " + std::to_string(out.bytes) +
+                       " bytes, more than the host adapter memory of " + std::to_string(max_bytes) +
+                       " bytes (--max-host-adapter-bytes)");
+  out.host = backend.host_alloc(out.bytes);
+  auto* base = static_cast<uint8_t*>(out.host.get());
+  Stager stager(weights.string(), id, backend);
+  for (size_t i = 0; i < pairs.size(); ++i) {
+    const PlannedPair& p = pairs[i];
+    const StagedAdapter::Piece& piece = out.pieces[i];
+    stager.stage(*p.a, base + piece.a_offset, [](int64_t r) { return r; });
+    if (p.target.neox_qkv)
+      stager.stage(*p.b, base + piece.b_offset, [&](int64_t r) { return neox_qkv_row(r, spec.num_heads, spec.head_dim); });
+    else
+      stager.stage(*p.b, base + piece.b_offset, [](int64_t r) { return r; });
   }
   return out;
+}
+
+std::shared_ptr<AdapterWeights> adapter_weights_view(const StagedAdapter& staged, std::shared_ptr<void> memory) {
+  auto out = std::make_shared<AdapterWeights>();
+  out->id = staged.id;
+  out->max_rank = staged.max_rank;
+  out->bytes = staged.bytes;
+  out->layers.resize(staged.num_layers);
+  auto* base = static_cast<uint8_t*>(memory.get());
+  auto view = [&](size_t offset, int64_t rows, int64_t cols) {
+    Tensor t;
+    t.data = base + offset;
+    t.dtype = staged.dtype;
+    t.shape = {rows, cols};
+    t.owner = memory;
+    return t;
+  };
+  for (const StagedAdapter::Piece& p : staged.pieces) {
+    LoraPair pair;
+    pair.rank = p.rank;
+    pair.scale = p.scale;
+    pair.a = view(p.a_offset, p.rank, p.in);
+    pair.b = view(p.b_offset, p.out, p.rank);
+    if (p.layer < 0)
+      out->lm_head = pair;
+    else
+      out->layers[p.layer][static_cast<int>(p.projection)].push_back({p.col_offset, pair});
+  }
+  return out;
+}
+
+AdapterWeights load_peft_adapter(const std::string& dir, const std::string& id, const ModelSpec& spec,
+                                 Backend& backend, std::vector<std::string>* warnings) {
+  const StagedAdapter staged = stage_peft_adapter(dir, id, spec, backend, 0, warnings);
+  Backend::DeviceCopy copy = backend.copy_to_device(staged.host, staged.bytes);
+  while (!copy.ready()) std::this_thread::yield();
+  return *adapter_weights_view(staged, copy.memory);
 }
 
 }  // namespace lorax

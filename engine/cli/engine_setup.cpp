@@ -14,7 +14,7 @@ const std::set<std::string>& engine_value_flags() {
       "max-total-tokens", "max-batch-total-tokens", "max-batch-prefill-tokens", "max-active-adapters",
       "max-loaded-adapters", "adapter-dir", "adapter-cycle-time-s", "num-shard", "max-running",
       "gpu-memory-utilization", "adapter-root", "adapter-cache-dir", "adapter-max-bytes", "max-host-adapters",
-      "hub-endpoint", "s3-endpoint"};
+      "max-host-adapter-bytes", "hub-endpoint", "s3-endpoint"};
   return flags;
 }
 
@@ -90,7 +90,6 @@ EngineSetup EngineSetup::create(const Args& args, const std::vector<GenerateBody
   if (cfg.max_active_adapters <= 0) throw UsageError("--max-active-adapters must be positive");
   if (!(cfg.adapter_cycle_time_s >= 0)) throw UsageError("--adapter-cycle-time-s must be >= 0");
   if (cfg.max_batch_prefill_tokens <= 0) throw UsageError("--max-batch-prefill-tokens must be positive");
-  s.engine = std::make_unique<Engine>(*s.model, *s.kv, s.tokenizer, cfg);
 
   AdapterStoreConfig ac;
   ac.sources.adapter_dir = args.get_or("adapter-dir", "");
@@ -106,9 +105,13 @@ EngineSetup EngineSetup::create(const Args& args, const std::vector<GenerateBody
   ac.max_host = static_cast<int>(args.get_int("max-host-adapters", 128));
   if (ac.max_device <= 0) throw UsageError("--max-loaded-adapters must be positive");
   if (ac.max_host < 0) throw UsageError("--max-host-adapters must be >= 0");
+  const long long host_bytes = args.get_int("max-host-adapter-bytes", 0);
+  if (host_bytes < 0) throw UsageError("--max-host-adapter-bytes must be >= 0 (0: no limit)");
+  ac.max_host_bytes = static_cast<uint64_t>(host_bytes);
   // `generate --adapter DIR`: the operator named that folder on the command line.
   if (auto a = args.get("adapter"); a && std::filesystem::is_directory(*a)) ac.sources.roots.push_back(*a);
   s.adapters = std::make_unique<AdapterStore>(ac, spec, *s.backend);
+  s.engine = std::make_unique<Engine>(*s.model, *s.kv, s.tokenizer, cfg, s.adapters.get());
   return s;
 }
 

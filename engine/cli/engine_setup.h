@@ -19,7 +19,8 @@ namespace lorax::cli {
 // --model --device --dtype --threads --load-format --block-size --kv-cache-tokens
 // --max-input-length --max-total-tokens --max-batch-total-tokens --max-batch-prefill-tokens
 // --max-active-adapters --max-loaded-adapters --adapter-dir --adapter-cycle-time-s --num-shard
-// --adapter-root (repeatable) --adapter-cache-dir --adapter-max-bytes --max-host-adapters --hub-endpoint --s3-endpoint
+// --adapter-root (repeatable) --adapter-cache-dir --adapter-max-bytes --max-host-adapters --max-host-adapter-bytes
+// --hub-endpoint --s3-endpoint
 const std::set<std::string>& engine_value_flags();
 
 struct EngineSetup {
@@ -27,8 +28,8 @@ struct EngineSetup {
   std::unique_ptr<Model> model;
   std::shared_ptr<const Tokenizer> tokenizer;
   std::unique_ptr<KvCache> kv;
+  std::unique_ptr<AdapterStore> adapters;  // before the engine, which asks it for residency (and goes first)
   std::unique_ptr<Engine> engine;
-  std::unique_ptr<AdapterStore> adapters;
   RequestLimits limits;
 
   // `planned` (optional) sizes the KV cache for offline runs when no size is given.

@@ -59,21 +59,56 @@ size_t element_size(const std::string& dtype) {
 
 }  // namespace
 
-SafetensorsFile::SafetensorsFile(const std::string& path) : map_(std::make_shared<MappedFile>(path)) {
-  const size_t size = map_->size();
-  if (size < 8) throw ModelError(path + ": truncated safetensors file (no header)");
+namespace {
+
+// The header of an unmapped file, read with pread.
+std::string read_header(const std::string& path, size_t& file_size) {
+  const int fd = ::open(path.c_str(), O_RDONLY);
+  if (fd < 0) throw ModelError(path + ": cannot open (" + std::strerror(errno) + ")");
+  struct stat st{};
+  std::string header;
+  bool ok = ::fstat(fd, &st) == 0;
+  file_size = ok ? static_cast<size_t>(st.st_size) : 0;
   uint64_t header_len = 0;
-  std::memcpy(&header_len, map_->data(), 8);
-  if (header_len > size - 8) throw ModelError(path + ": truncated safetensors file (header length " +
-                                              std::to_string(header_len) + " exceeds file size)");
+  if (ok && file_size >= 8 && ::pread(fd, &header_len, 8, 0) == 8 && header_len <= file_size - 8) {
+    header.resize(header_len);
+    ok = ::pread(fd, header.data(), header_len, 8) == static_cast<ssize_t>(header_len);
+  }
+  ::close(fd);
+  if (!ok) throw ModelError(path + ": cannot read");
+  if (file_size < 8) throw ModelError(path + ": truncated safetensors file (no header)");
+  if (header_len > file_size - 8)
+    throw ModelError(path + ": truncated safetensors file (header length " + std::to_string(header_len) +
+                     " exceeds file size)");
+  return header;
+}
+
+}  // namespace
+
+SafetensorsFile::SafetensorsFile(const std::string& path, bool map_data) {
+  size_t size = 0;
+  std::string unmapped_header;
+  uint64_t header_len = 0;
+  if (map_data) {
+    map_ = std::make_shared<MappedFile>(path);
+    size = map_->size();
+    if (size < 8) throw ModelError(path + ": truncated safetensors file (no header)");
+    std::memcpy(&header_len, map_->data(), 8);
+    if (header_len > size - 8) throw ModelError(path + ": truncated safetensors file (header length " +
+                                                std::to_string(header_len) + " exceeds file size)");
+  } else {
+    unmapped_header = read_header(path, size);
+    header_len = unmapped_header.size();
+  }
+  const char* header_text = map_data ? reinterpret_cast<const char*>(map_->data()) + 8 : unmapped_header.data();
   nlohmann::json header;
   try {
-    header = nlohmann::json::parse(map_->data() + 8, map_->data() + 8 + header_len);
+    header = nlohmann::json::parse(header_text, header_text + header_len);
   } catch (const nlohmann::json::exception&) {
     throw ModelError(path + ": corrupt safetensors header (invalid JSON)");
   }
   if (!header.is_object()) throw ModelError(path + ": corrupt safetensors header");
-  const uint8_t* base = map_->data() + 8 + header_len;
+  const uint8_t* base = map_data ? map_->data() + 8 + header_len : nullptr;
   const size_t data_size = size - 8 - header_len;
   for (auto& [name, meta] : header.items()) {
     if (name == "__metadata__") continue;
@@ -98,7 +133,8 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : map_(std::make_share
       info.nbytes = offsets[1] - offsets[0];
       if (info.nbytes != static_cast<size_t>(numel) * esize)
         throw ModelError(path + ": tensor '" + name + "' byte size does not match its shape and dtype");
-      info.data = base + offsets[0];
+      info.data = base ? base + offsets[0] : nullptr;
+      info.file_offset = 8 + header_len + offsets[0];
       tensors_[name] = std::move(info);
     } catch (const nlohmann::json::exception&) {
       throw ModelError(path + ": corrupt safetensors header entry for '" + name + "'");
@@ -106,9 +142,9 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : map_(std::make_share
   }
 }
 
-Checkpoint Checkpoint::open_file(const std::string& file) {
+Checkpoint Checkpoint::open_file(const std::string& file, bool map_data) {
   Checkpoint ckpt;
-  auto f = std::make_shared<SafetensorsFile>(file);
+  auto f = std::make_shared<SafetensorsFile>(file, map_data);
   ckpt.files_.push_back(f);
   for (auto& [name, info] : f->tensors()) ckpt.index_[name] = &info;
   return ckpt;
@@ -200,6 +236,7 @@ float bf16_to_float(uint16_t b) {
 
 std::vector<float> Checkpoint::read_f32(const std::string& name) const {
   const TensorInfo& t = info(name);
+  if (!t.data) throw ModelError(t.file + ": opened without mapping its data; tensor '" + name + "' cannot be read here");
   size_t n = t.nbytes / element_size(t.dtype);
   std::vector<float> out(n);
   if (t.dtype == "F32") {

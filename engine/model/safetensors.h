@@ -14,15 +14,18 @@ struct TensorInfo {
   std::string file;  // file it lives in, for error messages
   std::string dtype;  // "F32" | "F16" | "BF16" | ...
   std::vector<int64_t> shape;
-  const uint8_t* data = nullptr;
+  const uint8_t* data = nullptr;  // null when the file was opened without mapping its data
   size_t nbytes = 0;
+  uint64_t file_offset = 0;  // where the tensor's bytes start in `file`
 };
 
 class MappedFile;
 
 class SafetensorsFile {
  public:
-  explicit SafetensorsFile(const std::string& path);
+  // `map_data` false reads only the header (tensors are then read with pread from
+  // file_offset: a file that shrinks meanwhile gives a short read, not a SIGBUS).
+  explicit SafetensorsFile(const std::string& path, bool map_data = true);
   const std::map<std::string, TensorInfo>& tensors() const { return tensors_; }
 
  private:
@@ -36,7 +39,7 @@ class Checkpoint {
   // `dir` holds model.safetensors or model.safetensors.index.json (or, for
   // adapters, `file` names the one file directly).
   static Checkpoint open_dir(const std::string& dir, const std::string& stem = "model");
-  static Checkpoint open_file(const std::string& file);
+  static Checkpoint open_file(const std::string& file, bool map_data = true);
 
   bool has(const std::string& name) const { return index_.count(name) > 0; }
   const TensorInfo& info(const std::string& name) const;

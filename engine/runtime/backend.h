@@ -59,6 +59,20 @@ class Backend {
   virtual Tensor upload(const float* host, const std::vector<int64_t>& shape) = 0;
   virtual std::vector<float> download(const Tensor& t) = 0;
 
+  // Adapter weights travel disk -> host staging -> device. `host_alloc` gives
+  // host memory the backend copies from fastest (pinned on CUDA), `to_storage`
+  // converts float32 into the storage dtype there, and `copy_to_device` starts a
+  // copy of such memory into new device memory without waiting: kernels may read
+  // `memory` once `ready()` says so. The CPU backend computes on host memory, so
+  // its copy is the host memory itself, ready at once.
+  struct DeviceCopy {
+    std::shared_ptr<void> memory;
+    std::function<bool()> ready;
+  };
+  virtual std::shared_ptr<void> host_alloc(size_t bytes);
+  virtual void to_storage(const float* src, int64_t n, void* dst) const;
+  virtual DeviceCopy copy_to_device(std::shared_ptr<void> host, size_t bytes);
+
   // Fills with N(0, stddev) (deterministic in `seed`), or with `value`; for
   // --load-format dummy, so random weights never pass through host memory.
   virtual void fill_random(Tensor& t, uint64_t seed, float stddev) = 0;

@@ -1,10 +1,8 @@
 #include "scheduler/engine.h"
 
 #include <algorithm>
-#include <map>
 #include <stdexcept>
-
-#include "adapters/adapter_batch.h"
+#include <thread>
 
 namespace lorax {
 
@@ -21,25 +19,9 @@ const char* finish_reason_name(FinishReason r) {
   return "?";
 }
 
-struct Engine::Sequence {
-  uint64_t id = 0;
-  GenerationRequest req;
-  std::vector<int32_t> tokens;  // prompt + generated
-  size_t prompt_len = 0;
-  int computed = 0;             // tokens whose K/V are in the cache
-  std::vector<int32_t> blocks;
-  std::unique_ptr<Sampler> sampler;
-  std::unique_ptr<IncrementalDetokenizer> detok;
-  std::vector<int32_t> generated;
-  std::vector<std::optional<float>> prompt_logprobs;
-  FinishInfo info;
-  bool finished = false;
-  Clock::time_point arrival, first_scheduled;
-  bool scheduled_once = false;
-};
-
-Engine::Engine(Model& model, KvCache& kv, std::shared_ptr<const Tokenizer> tokenizer, EngineConfig config)
-    : model_(model), kv_(kv), tokenizer_(std::move(tokenizer)), config_(config) {
+Engine::Engine(Model& model, KvCache& kv, std::shared_ptr<const Tokenizer> tokenizer, EngineConfig config,
+               AdapterResidency* residency)
+    : model_(model), kv_(kv), tokenizer_(std::move(tokenizer)), config_(config), residency_(residency) {
   for (int32_t id : model_.spec().eos_token_ids) eos_ids_.insert(id);
   if (tokenizer_ && tokenizer_->config().eos_token)
     if (auto id = tokenizer_->token_to_id(*tokenizer_->config().eos_token)) eos_ids_.insert(*id);
@@ -56,6 +38,8 @@ uint64_t Engine::submit(GenerationRequest request) {
   if (needed > capacity)
     throw std::invalid_argument("prompt plus max_new_tokens (" + std::to_string(needed) +
                                 " tokens) exceeds the KV cache capacity of " + std::to_string(capacity) + " tokens");
+  if (!request.adapter_id.empty() && !request.adapter && !residency_)
+    throw std::invalid_argument("adapter `" + request.adapter_id + "`: this engine has no adapter store");
   auto seq = std::make_unique<Sequence>();
   seq->id = next_id_++;
   seq->tokens = request.prompt_ids;
@@ -110,7 +94,8 @@ void Engine::free_blocks(Sequence& seq) {
 
 void Engine::preempt(Sequence& seq) {
   free_blocks(seq);
-  seq.computed = 0;  // recomputed from its tokens when resumed
+  seq.computed = 0;      // recomputed from its tokens when resumed
+  seq.adapter.reset();   // a waiting request pins no device slot
   ++stats_.preemptions;
 }
 
@@ -136,8 +121,21 @@ void Engine::finish(Sequence& seq, FinishReason reason, const std::string& error
   info.queue_seconds = seq.scheduled_once ? secs(seq.first_scheduled - seq.arrival) : info.total_seconds;
   info.inference_seconds = seq.scheduled_once ? secs(now - seq.first_scheduled) : 0.0;
   // The adapter is free for eviction/unloading before the client can see the answer.
+  seq.adapter.reset();
   seq.req.adapter.reset();
+  seq.req.adapter_hold.reset();
   if (seq.req.on_finish) seq.req.on_finish(info);
+}
+
+void Engine::fail_waiting(const std::string& adapter_id, const std::string& error) {
+  for (auto it = waiting_.begin(); it != waiting_.end();) {
+    if ((*it)->req.adapter_id == adapter_id && !(*it)->req.adapter) {
+      finish(**it, FinishReason::Error, error);
+      it = waiting_.erase(it);
+    } else {
+      ++it;
+    }
+  }
 }
 
 void Engine::accept_token(Sequence& seq, TokenChoice choice) {
@@ -169,20 +167,41 @@ void Engine::accept_token(Sequence& seq, TokenChoice choice) {
 }
 
 bool Engine::step() {
-  struct Planned {
-    Sequence* seq;
-    int count;
-  };
-  std::vector<Planned> plan;
+  std::vector<ScheduledChunk> plan;
   int prefill_budget = config_.max_batch_prefill_tokens;
+  schedule_running(plan, prefill_budget);
+  const auto now = Clock::now();
+  plan_adapters(now);
+  admit_waiting(plan, prefill_budget);
+  update_stats();
+  if (plan.empty()) return false;
+  for (const ScheduledChunk& c : plan)
+    if (!c.seq->scheduled_once) {
+      c.seq->scheduled_once = true;
+      c.seq->first_scheduled = now;
+    }
+  BuiltBatch batch = build_batch(plan, kv_.block_size());
+  for (const ScheduledChunk& c : plan) c.seq->computed += c.count;
+  run_batch(batch);
+  stats_.steps++;
+  stats_.forward_tokens += batch.forward.num_tokens();
+  stats_.last_batch_size = batch.forward.num_seqs();
+  stats_.max_batch_size = std::max(stats_.max_batch_size, batch.forward.num_seqs());
+  stats_.active_adapters = static_cast<int>(batch.adapters.adapters.size());
+  stats_.max_adapters_in_batch = std::max(stats_.max_adapters_in_batch, stats_.active_adapters);
+  running_.remove_if([](const std::unique_ptr<Sequence>& s) { return s->finished; });
+  update_stats();
+  return true;
+}
 
-  // 1. Running sequences, oldest first. When blocks run out, the newest running
-  //    sequence gives its blocks back (and waits to be recomputed).
+// Running sequences, oldest first, each gets its next token or prefill chunk.
+// When blocks run out, the newest running sequence gives its blocks back (and
+// waits to be recomputed).
+void Engine::schedule_running(std::vector<ScheduledChunk>& plan, int& prefill_budget) {
   for (auto it = running_.begin(); it != running_.end();) {
     Sequence& seq = **it;
-    const int remaining = static_cast<int>(seq.tokens.size()) - seq.computed;
-    const bool decoding = remaining == 1 && seq.computed >= static_cast<int>(seq.prompt_len);
-    const int count = decoding ? 1 : std::min(remaining, std::max(prefill_budget, 0));
+    const bool decoding = seq.decoding();
+    const int count = decoding ? 1 : std::min(seq.remaining(), std::max(prefill_budget, 0));
     if (count <= 0) {
       ++it;
       continue;
@@ -190,7 +209,8 @@ bool Engine::step() {
     bool ok = reserve_slots(seq, count);
     while (!ok && std::prev(running_.end()) != it) {
       Sequence& victim = *running_.back();
-      plan.erase(std::remove_if(plan.begin(), plan.end(), [&](const Planned& p) { return p.seq == &victim; }), plan.end());
+      plan.erase(std::remove_if(plan.begin(), plan.end(), [&](const ScheduledChunk& p) { return p.seq == &victim; }),
+                 plan.end());
       preempt(victim);
       waiting_.push_front(std::move(running_.back()));
       running_.pop_back();
@@ -211,202 +231,140 @@ bool Engine::step() {
     plan.push_back({&seq, count});
     ++it;
   }
+}
 
-  // 2. Admit waiting sequences in arrival order while budgets and blocks allow;
-  //    requests of adapters that may not admit now (rotation) are skipped over.
-  rotate_adapters(Clock::now());
+// Rotation decides which adapters may admit; the residency is asked, without
+// waiting, for those adapters and then for the adapters of the queue in order
+// (prefetch), never evicting one that a running, admitting or earlier-queued
+// request needs.
+void Engine::plan_adapters(Clock::time_point now) {
+  std::set<std::string> in_batch;
+  for (auto& s : running_)
+    if (s->uses_adapter()) in_batch.insert(s->req.adapter_id);
+  std::vector<std::string> queued;      // every waiting request's adapter, in queue order
+  std::vector<std::string> from_store;  // distinct ones the residency must provide, in queue order
+  std::set<std::string> seen;
+  for (auto& s : waiting_) {
+    if (!s->uses_adapter()) continue;
+    queued.push_back(s->req.adapter_id);
+    if (!s->req.adapter && seen.insert(s->req.adapter_id).second) from_store.push_back(s->req.adapter_id);
+  }
+  size_t cap = static_cast<size_t>(std::max(1, config_.max_active_adapters));
+  if (residency_) cap = std::min(cap, static_cast<size_t>(std::max(1, residency_->device_slots())));
+  rotation_.update(now, in_batch, queued, cap, config_.adapter_cycle_time_s);
+  if (!residency_) return;
+  std::set<std::string> keep = in_batch;
+  for (const std::string& id : rotation_.admitting_in_order()) keep.insert(id);
+  std::vector<std::pair<std::string, std::string>> failed;
+  bool room = true;
+  for (int pass = 0; pass < 2; ++pass)  // the admitting adapters first, then the rest of the queue
+    for (const std::string& id : from_store) {
+      if (in_batch.count(id) || rotation_.admitting(id) != (pass == 0)) continue;
+      if (pass == 1) {
+        if (!room) break;
+        keep.insert(id);
+      }
+      const AdapterResidency::Result r = residency_->make_resident(id, keep);
+      if (r.state == AdapterResidency::State::Failed) failed.push_back({id, r.error});
+      if (pass == 1 && r.state == AdapterResidency::State::NoRoom) room = false;
+    }
+  for (auto& [id, error] : failed) fail_waiting(id, error);
+}
+
+std::shared_ptr<const AdapterWeights> Engine::admissible_adapter(const Sequence& seq) {
+  if (!rotation_.admitting(seq.req.adapter_id)) return nullptr;
+  if (seq.req.adapter) return seq.req.adapter;
+  std::shared_ptr<const AdapterWeights> lease = residency_->lease(seq.req.adapter_id);
+  if (!lease) waiting_for_adapters_ = true;
+  return lease;
+}
+
+// Waiting sequences in arrival order while budgets and blocks allow; requests of
+// adapters that may not admit now (rotation) or are not resident yet are skipped over.
+void Engine::admit_waiting(std::vector<ScheduledChunk>& plan, int& prefill_budget) {
+  waiting_for_adapters_ = false;
   for (auto it = waiting_.begin();
        it != waiting_.end() && prefill_budget > 0 && static_cast<int>(running_.size()) < config_.max_running;) {
     Sequence& seq = **it;
-    if (!seq.req.adapter_id.empty() && !admitting_.count(seq.req.adapter_id)) {
+    std::shared_ptr<const AdapterWeights> adapter;
+    if (seq.uses_adapter() && !(adapter = admissible_adapter(seq))) {
       ++it;
       continue;
     }
-    const int count = std::min(static_cast<int>(seq.tokens.size()) - seq.computed, prefill_budget);
+    const int count = std::min(seq.remaining(), prefill_budget);
     if (!reserve_slots(seq, count)) break;
+    seq.adapter = std::move(adapter);
     prefill_budget -= count;
     plan.push_back({&seq, count});
     running_.push_back(std::move(*it));
     it = waiting_.erase(it);
   }
-  stats_.waiting = static_cast<int>(waiting_.size());
-  stats_.running = static_cast<int>(running_.size());
-  if (plan.empty()) return false;
+}
 
-  // 3. Flatten into one forward batch, grouped by adapter so each adapter is one segment.
-  std::stable_sort(plan.begin(), plan.end(),
-                   [](const Planned& a, const Planned& b) { return a.seq->req.adapter_id < b.seq->req.adapter_id; });
-  ForwardBatch batch;
-  AdapterBatch adapters;
-  std::map<const AdapterWeights*, int> adapter_index;
-  struct Row {
-    Sequence* seq;
-    int position;
-  };
-  std::vector<Row> rows;
-  const int bs = kv_.block_size();
-  batch.max_blocks = 0;
-  for (auto& p : plan) batch.max_blocks = std::max(batch.max_blocks, static_cast<int32_t>(p.seq->blocks.size()));
-  batch.cu_seqlens.push_back(0);
-  const auto now = Clock::now();
-  for (auto& p : plan) {
-    Sequence& seq = *p.seq;
-    if (!seq.scheduled_once) {
-      seq.scheduled_once = true;
-      seq.first_scheduled = now;
-    }
-    const int start_token = batch.num_tokens();
-    for (int i = 0; i < p.count; ++i) {
-      const int pos = seq.computed + i;
-      batch.input_ids.push_back(seq.tokens[pos]);
-      batch.position_ids.push_back(pos);
-      batch.slots.push_back(seq.blocks[pos / bs] * bs + pos % bs);
-      const bool last = pos == static_cast<int>(seq.tokens.size()) - 1;
-      const bool want_prompt_lp = seq.req.prefill_details && pos + 1 < static_cast<int>(seq.prompt_len);
-      if (last || want_prompt_lp) {
-        batch.lm_head_indices.push_back(batch.num_tokens() - 1);
-        rows.push_back({&seq, pos});
-      }
-    }
-    batch.cu_seqlens.push_back(batch.num_tokens());
-    batch.seq_lens.push_back(seq.computed + p.count);
-    batch.max_s = std::max(batch.max_s, seq.computed + p.count);
-    std::vector<int32_t> table = seq.blocks;
-    table.resize(batch.max_blocks, 0);
-    batch.block_tables.insert(batch.block_tables.end(), table.begin(), table.end());
-    int adapter = -1;
-    if (seq.req.adapter) {
-      auto [it, inserted] = adapter_index.emplace(seq.req.adapter.get(), static_cast<int>(adapters.adapters.size()));
-      if (inserted) adapters.adapters.push_back(seq.req.adapter.get());
-      adapter = it->second;
-    }
-    auto& segs = batch.adapter_segments;
-    if (!segs.empty() && segs.back().adapter == adapter && segs.back().end == start_token)
-      segs.back().end = batch.num_tokens();
-    else
-      segs.push_back({start_token, batch.num_tokens(), adapter});
-  }
-  const AdapterBatch* adapter_batch = nullptr;
-  if (!adapters.adapters.empty()) {
-    adapters.token_segments = batch.adapter_segments;
-    adapters.derive_lm_head_segments(batch.lm_head_indices);
-    adapter_batch = &adapters;
-  }
-
-  // 4. One forward, then prompt log-probs and sampling per row. When every row
-  //    is a plain greedy choice, only (id, logprob) per row leaves the backend.
+// One forward, then prompt log-probs and sampling per row. When every row is a
+// plain greedy choice, only (id, logprob) per row leaves the backend.
+void Engine::run_batch(BuiltBatch& built) {
+  const std::vector<BatchRow>& rows = built.rows;
   bool greedy_only = true;
-  for (const Row& row : rows) {
+  for (const BatchRow& row : rows) {
     const SamplingParams& sp = row.seq->req.sampling;
     const bool prompt_row = row.position + 1 < static_cast<int>(row.seq->prompt_len);
     if (prompt_row || sp.sampling() || sp.repetition_penalty != 1.0 || sp.frequency_penalty != 0.0 ||
         sp.presence_penalty != 0.0)
       greedy_only = false;
   }
-  for (auto& p : plan) p.seq->computed += p.count;
   if (greedy_only) {
     std::vector<int32_t> ids;
     std::vector<float> logprobs;
-    model_.forward_greedy(batch, kv_, adapter_batch, ids, logprobs);
+    model_.forward_greedy(built.forward, kv_, built.adapter_batch(), ids, logprobs);
     for (size_t r = 0; r < rows.size(); ++r)
       if (!rows[r].seq->finished) accept_token(*rows[r].seq, TokenChoice{ids[r], logprobs[r]});
-  } else {
-    // What each row needs: a prompt token's log-prob, a chosen token, or nothing
-    // (a row whose result is not used asks for a log-prob nobody reads).
-    std::vector<RowChoice> choices(rows.size());
-    std::vector<bool> chooses(rows.size(), false);
-    for (size_t r = 0; r < rows.size(); ++r) {
-      Sequence& seq = *rows[r].seq;
-      const int pos = rows[r].position;
-      choices[r].prompt_target = 0;
-      if (seq.finished) continue;
-      if (pos + 1 < static_cast<int>(seq.prompt_len)) {
-        choices[r].prompt_target = seq.tokens[pos + 1];
-      } else if (pos == static_cast<int>(seq.tokens.size()) - 1) {
-        choices[r] = seq.sampler->next(seq.tokens, seq.generated);
-        chooses[r] = true;
-      }
-    }
-    const std::vector<TokenChoice> chosen = model_.forward_choose(batch, kv_, adapter_batch, choices, choose_token);
-    for (size_t r = 0; r < rows.size(); ++r) {
-      Sequence& seq = *rows[r].seq;
-      if (seq.finished) continue;
-      if (chooses[r])
-        accept_token(seq, chosen[r]);
-      else if (choices[r].prompt_target >= 0 && rows[r].position + 1 < static_cast<int>(seq.prompt_len))
-        seq.prompt_logprobs[rows[r].position + 1] = chosen[r].logprob;
+    return;
+  }
+  // What each row needs: a prompt token's log-prob, a chosen token, or nothing
+  // (a row whose result is not used asks for a log-prob nobody reads).
+  std::vector<RowChoice> choices(rows.size());
+  std::vector<bool> chooses(rows.size(), false);
+  for (size_t r = 0; r < rows.size(); ++r) {
+    Sequence& seq = *rows[r].seq;
+    const int pos = rows[r].position;
+    choices[r].prompt_target = 0;
+    if (seq.finished) continue;
+    if (pos + 1 < static_cast<int>(seq.prompt_len)) {
+      choices[r].prompt_target = seq.tokens[pos + 1];
+    } else if (pos == static_cast<int>(seq.tokens.size()) - 1) {
+      choices[r] = seq.sampler->next(seq.tokens, seq.generated);
+      chooses[r] = true;
     }
   }
-  stats_.steps++;
-  stats_.forward_tokens += batch.num_tokens();
-  stats_.last_batch_size = batch.num_seqs();
-  stats_.max_batch_size = std::max(stats_.max_batch_size, batch.num_seqs());
-  stats_.active_adapters = static_cast<int>(adapters.adapters.size());
-  stats_.max_adapters_in_batch = std::max(stats_.max_adapters_in_batch, stats_.active_adapters);
-  running_.remove_if([](const std::unique_ptr<Sequence>& s) { return s->finished; });
-  stats_.running = static_cast<int>(running_.size());
-  return true;
+  const std::vector<TokenChoice> chosen =
+      model_.forward_choose(built.forward, kv_, built.adapter_batch(), choices, choose_token);
+  for (size_t r = 0; r < rows.size(); ++r) {
+    Sequence& seq = *rows[r].seq;
+    if (seq.finished) continue;
+    if (chooses[r])
+      accept_token(seq, chosen[r]);
+    else if (choices[r].prompt_target >= 0 && rows[r].position + 1 < static_cast<int>(seq.prompt_len))
+      seq.prompt_logprobs[rows[r].position + 1] = chosen[r].logprob;
+  }
 }
 
-// At most max_active_adapters distinct adapters are in the running batch. Adapters
-// of waiting requests are activated least-recently-active first while the cap
-// allows; when some still wait, adapters that have admitted for a whole cycle stop
-// admitting (their running requests finish normally), so the batch drains toward
-// the waiting ones and no adapter starves. The base model is not counted.
-void Engine::rotate_adapters(Clock::time_point now) {
-  std::set<std::string> in_batch, waiting_ids;
+void Engine::update_stats() {
+  stats_.waiting = static_cast<int>(waiting_.size());
+  stats_.running = static_cast<int>(running_.size());
+  stats_.adapters.clear();
   for (auto& s : running_)
-    if (!s->req.adapter_id.empty()) in_batch.insert(s->req.adapter_id);
-  std::vector<std::string> pending;
-  for (auto& s : waiting_) {
-    const std::string& id = s->req.adapter_id;
-    if (!id.empty() && waiting_ids.insert(id).second && !admitting_.count(id)) pending.push_back(id);
-  }
-  for (auto it = admitting_.begin(); it != admitting_.end();) {
-    if (in_batch.count(it->first) || waiting_ids.count(it->first)) {
-      ++it;
-    } else {
-      last_active_[it->first] = now;
-      it = admitting_.erase(it);
-    }
-  }
-  if (last_active_.size() > 4096)  // forget adapters that have nothing queued (their order no longer matters)
-    for (auto it = last_active_.begin(); it != last_active_.end();)
-      it = waiting_ids.count(it->first) ? std::next(it) : last_active_.erase(it);
-  if (pending.empty()) return;
-  auto last_active = [&](const std::string& id) {
-    auto it = last_active_.find(id);
-    return it == last_active_.end() ? Clock::time_point::min() : it->second;
-  };
-  std::stable_sort(pending.begin(), pending.end(),
-                   [&](const std::string& a, const std::string& b) { return last_active(a) < last_active(b); });
-  const size_t cap = static_cast<size_t>(std::max(1, config_.max_active_adapters));
-  auto activate = [&] {  // in order; the first one that does not fit stops the rest
-    for (const std::string& id : pending) {
-      if (admitting_.count(id)) continue;
-      std::set<std::string> distinct = in_batch;
-      for (auto& [a, t] : admitting_) distinct.insert(a);
-      if (!distinct.count(id) && distinct.size() >= cap) return false;
-      admitting_[id] = now;
-    }
-    return true;
-  };
-  if (activate()) return;
-  const auto cycle = std::chrono::duration<double>(config_.adapter_cycle_time_s);
-  for (auto it = admitting_.begin(); it != admitting_.end();) {
-    if (now - it->second >= cycle) {
-      last_active_[it->first] = now;
-      it = admitting_.erase(it);
-    } else {
-      ++it;
-    }
-  }
-  activate();
+    if (s->uses_adapter()) ++stats_.adapters[s->req.adapter_id].running;
+  for (auto& s : waiting_)
+    if (s->uses_adapter()) ++stats_.adapters[s->req.adapter_id].waiting;
 }
 
 void Engine::run_until_idle() {
   while (!idle())
-    if (!step() && !idle()) throw std::runtime_error("scheduler made no progress");
+    if (!step() && !idle()) {
+      if (!waiting_for_adapters_) throw std::runtime_error("scheduler made no progress");
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));  // a host-to-device copy is in flight
+    }
 }
 
 }  // namespace lorax

@@ -2,7 +2,9 @@
 // flattened batch of decodes plus (chunks of) prefills within the token budgets,
 // runs the model once and samples. When the cache runs out, the most recently
 // admitted sequence is preempted (its blocks freed, its tokens recomputed later);
-// requests are delayed, never dropped. Single-threaded: callers serialise access.
+// requests are delayed, never dropped. Adapters: a request runs only once its
+// adapter is resident on the device (AdapterResidency), which the scheduler asks
+// for ahead of the request's turn. Single-threaded: callers serialise access.
 #pragma once
 #include <chrono>
 #include <deque>
@@ -13,7 +15,11 @@
 
 #include "kv/kv_cache.h"
 #include "model/model.h"
+#include "scheduler/adapter_residency.h"
+#include "scheduler/adapter_rotation.h"
+#include "scheduler/batch_builder.h"
 #include "scheduler/request.h"
+#include "scheduler/sequence.h"
 #include "tokenizer/tokenizer.h"
 
 namespace lorax {
@@ -26,6 +32,12 @@ struct EngineConfig {
   double adapter_cycle_time_s = 2.0;    // how long an adapter may keep admitting while others wait
 };
 
+// Requests of one adapter in the scheduler, for a LoRA-aware router's metrics.
+struct AdapterQueueState {
+  int running = 0;
+  int waiting = 0;
+};
+
 struct EngineStats {
   uint64_t steps = 0;
   uint64_t preemptions = 0;
@@ -36,11 +48,15 @@ struct EngineStats {
   int max_batch_size = 0;
   int max_adapters_in_batch = 0;
   int active_adapters = 0;  // distinct adapters in the last forward batch
+  std::map<std::string, AdapterQueueState> adapters;  // by adapter id, after the last step
 };
 
 class Engine {
  public:
-  Engine(Model& model, KvCache& kv, std::shared_ptr<const Tokenizer> tokenizer, EngineConfig config = {});
+  // `residency` (may be null) makes adapters resident for requests that name an
+  // adapter without carrying its weights.
+  Engine(Model& model, KvCache& kv, std::shared_ptr<const Tokenizer> tokenizer, EngineConfig config = {},
+         AdapterResidency* residency = nullptr);
   ~Engine();
 
   // Queues a request; returns its id. Prompts must be non-empty and fit the cache.
@@ -51,35 +67,42 @@ class Engine {
   bool step();
   void run_until_idle();
   bool idle() const { return waiting_.empty() && running_.empty(); }
+  // Some waiting request could run but for its adapter, which is on its way to the device.
+  bool waiting_for_adapters() const { return waiting_for_adapters_; }
   const EngineStats& stats() const { return stats_; }
   const KvCache& kv() const { return kv_; }
   const Model& model() const { return model_; }
 
-  struct Sequence;
-
  private:
+  // The phases of one step, in order.
+  void schedule_running(std::vector<ScheduledChunk>& plan, int& prefill_budget);
+  void plan_adapters(std::chrono::steady_clock::time_point now);
+  void admit_waiting(std::vector<ScheduledChunk>& plan, int& prefill_budget);
+  void run_batch(BuiltBatch& batch);
+
   bool reserve_slots(Sequence& seq, int tokens);
   void free_blocks(Sequence& seq);
   void preempt(Sequence& seq);
   void finish(Sequence& seq, FinishReason reason, const std::string& error = "");
+  void fail_waiting(const std::string& adapter_id, const std::string& error);
   void accept_token(Sequence& seq, TokenChoice choice);
   bool is_eos(int32_t id) const;
-  // Adapter rotation: which adapters may admit new requests this step.
-  void rotate_adapters(std::chrono::steady_clock::time_point now);
+  // Adapter weights for a waiting sequence, if it may be admitted now; null otherwise.
+  std::shared_ptr<const AdapterWeights> admissible_adapter(const Sequence& seq);
+  void update_stats();
 
   Model& model_;
   KvCache& kv_;
   std::shared_ptr<const Tokenizer> tokenizer_;
   EngineConfig config_;
+  AdapterResidency* residency_;
   EngineStats stats_;
   std::set<int32_t> eos_ids_;
   uint64_t next_id_ = 1;
   std::deque<std::unique_ptr<Sequence>> waiting_;
   std::list<std::unique_ptr<Sequence>> running_;
-  // Adapters allowed to admit (activation time), and when each adapter last was
-  // active: waiting adapters are activated least-recently-active first.
-  std::map<std::string, std::chrono::steady_clock::time_point> admitting_;
-  std::map<std::string, std::chrono::steady_clock::time_point> last_active_;
+  AdapterRotation rotation_;
+  bool waiting_for_adapters_ = false;
 };
 
 }  // namespace lorax

@@ -51,8 +51,14 @@ struct GenerationRequest {
   SamplingParams sampling;
   StoppingParams stopping;
   bool prefill_details = false;  // compute prompt log-probs (decoder_input_details)
-  std::shared_ptr<const AdapterWeights> adapter;  // null: base model
-  std::string adapter_id;                         // for grouping and metrics
+  // The adapter: its id (empty: the base model), and either its weights already
+  // resolved (CLI, benchmarks) or none, when the engine's AdapterResidency makes
+  // it resident before the request runs.
+  std::string adapter_id;
+  std::shared_ptr<const AdapterWeights> adapter;
+  // Kept alive while the request lives and dropped when it finishes: the store's
+  // ticket that keeps the adapter's host copy from being dropped meanwhile.
+  std::shared_ptr<void> adapter_hold;
   std::function<void(const GeneratedToken&)> on_token;  // optional, streaming
   std::function<void(const FinishInfo&)> on_finish;     // always called once
 };

@@ -1,5 +1,8 @@
 #include "server/adapter_routes.h"
 
+#include <set>
+#include <thread>
+
 namespace lorax::server {
 
 using json = nlohmann::json;
@@ -37,8 +40,15 @@ std::string string_field(const json& body, const char* name) {
 bool is_adapter_route(const std::string& path) { return path == "/adapters" || path.rfind("/adapters/", 0) == 0; }
 
 json adapter_info_json(const AdapterInfo& i) {
-  return {{"adapter_id", i.id}, {"adapter_source", i.source}, {"tier", i.tier},   {"size_bytes", i.bytes},
-          {"rank", i.rank},     {"last_used", i.last_used_unix}, {"load_seconds", i.load_seconds},
+  return {{"adapter_id", i.id},
+          {"adapter_source", i.source},
+          {"tier", i.tier},
+          {"size_bytes", i.bytes},
+          {"rank", i.rank},
+          {"last_used", i.last_used_unix},
+          {"load_seconds", i.load_seconds},
+          {"promote_seconds", i.promote_seconds},
+          {"requests", i.requests},
           {"in_use", i.in_use}};
 }
 
@@ -70,10 +80,16 @@ AdapterRouteResult handle_adapter_route(AdapterStore* store, const std::string& 
     }
     if (req.id.empty()) return error(422, "`adapter_id` is required", "validation");
     try {
-      store->acquire(req);
+      store->load(req);
     } catch (const AdapterError& e) {
       return adapter_error_result(e);
     }
+    // Onto the device when a slot is free or held by an adapter nobody uses; else it waits in the host tier.
+    std::set<std::string> keep;
+    for (const AdapterInfo& i : store->list())
+      if (i.id != req.id && i.requests > 0) keep.insert(i.id);
+    for (int i = 0; i < 10000 && store->make_resident(req.id, keep).state == AdapterResidency::State::Pending; ++i)
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
     for (const AdapterInfo& i : store->list())
       if (i.id == req.id) return {200, adapter_info_json(i)};
     return error(409, "adapter `" + req.id + "` was evicted right after loading", "validation");

@@ -19,8 +19,51 @@ struct EngineLoop::Active {
 
 EngineLoop::EngineLoop(Engine& engine, ServerMetrics& metrics, int max_waiting_requests)
     : engine_(engine), metrics_(metrics), max_waiting_(max_waiting_requests) {
+  doorbell_->loop = this;
   metrics_.kv_cache_blocks_total.set(engine_.kv().allocator().num_blocks());
   publish_gauges();
+}
+
+void EngineLoop::adapter_loaded() {
+  {
+    std::lock_guard lock(mu_);
+    adapter_event_ = true;
+  }
+  wake_.notify_one();
+}
+
+size_t EngineLoop::take_loaded(std::vector<Job>& ready) {
+  size_t gone = 0;
+  for (auto it = pending_.begin(); it != pending_.end();) {
+    Job& job = *it;
+    if (!job.sink->alive()) {  // the client left while its adapter loaded
+      metrics_.cancelled.inc();
+      metrics_.failure("cancelled");
+      ++gone;
+    } else if (!job.adapter->done()) {
+      ++it;
+      continue;
+    } else if (std::exception_ptr error = job.adapter->error()) {
+      int status = 422;
+      std::string message = "adapter load failed";
+      try {
+        std::rethrow_exception(error);
+      } catch (const AdapterError& e) {
+        status = adapter_error_status(e);
+        message = e.what();
+      } catch (const std::exception& e) {
+        message = e.what();
+      }
+      const std::string type = status == 404 ? "not_found" : "validation";
+      metrics_.failure(type);
+      job.sink->on_rejected(message, status, type);
+      ++gone;
+    } else {
+      ready.push_back(std::move(job));
+    }
+    it = pending_.erase(it);
+  }
+  return gone;
 }
 
 EngineLoop::~EngineLoop() { stop(); }
@@ -58,6 +101,8 @@ void EngineLoop::stop() {
   }
   wake_.notify_one();
   if (thread_.joinable()) thread_.join();
+  std::lock_guard lock(doorbell_->mu);
+  doorbell_->loop = nullptr;
 }
 
 size_t EngineLoop::admit(std::vector<Job>& jobs) {
@@ -153,6 +198,11 @@ void EngineLoop::publish_gauges() {
   metrics_.batch_max_adapters.set(st.max_adapters_in_batch);
   metrics_.kv_cache_usage_ratio.set(engine_.kv().usage_ratio());
   metrics_.kv_cache_blocks_free.set(engine_.kv().allocator().num_free());
+  if (adapter_metrics_) {
+    std::map<std::string, AdapterQueueState> queues = st.adapters;
+    for (const Job& job : pending_) ++queues[job.request.adapter_id].waiting;
+    adapter_metrics_->publish_queues(queues);
+  }
   if (st.preemptions > preemptions_seen_) {
     metrics_.preemptions.inc(static_cast<double>(st.preemptions - preemptions_seen_));
     preemptions_seen_ = st.preemptions;
@@ -165,15 +215,33 @@ void EngineLoop::run() {
     std::vector<Job> jobs;
     {
       std::unique_lock lock(mu_);
-      auto has_work = [&] { return stop_requested_ || !inbox_.empty() || (!engine_.idle() && !stalled); };
+      auto has_work = [&] {
+        return stop_requested_ || !inbox_.empty() || adapter_event_ || (!engine_.idle() && !stalled);
+      };
       if (stalled)
         wake_.wait_for(lock, std::chrono::milliseconds(5), has_work);
       else
         wake_.wait(lock, has_work);
       if (stop_requested_) break;
       jobs.swap(inbox_);
+      adapter_event_ = false;
     }
-    size_t finished = admit(jobs);  // rejected at once count as finished
+    std::vector<Job> ready;
+    for (Job& job : jobs) {
+      if (!job.adapter) {
+        ready.push_back(std::move(job));
+        continue;
+      }
+      if (!job.adapter->done()) job.adapter->when_done([bell = std::weak_ptr<Doorbell>(doorbell_)] {
+        if (auto b = bell.lock()) {
+          std::lock_guard lock(b->mu);
+          if (b->loop) b->loop->adapter_loaded();
+        }
+      });
+      pending_.push_back(std::move(job));
+    }
+    size_t finished = take_loaded(ready);
+    finished += admit(ready);  // rejected at once count as finished
     cancel_dead();
     bool progressed = false;
     if (!engine_.idle()) {
@@ -205,7 +273,7 @@ void EngineLoop::run() {
     publish_gauges();
     {
       std::lock_guard lock(mu_);
-      engine_waiting_ = engine_.stats().waiting;
+      engine_waiting_ = engine_.stats().waiting + static_cast<int>(pending_.size());
       metrics_.queue_size.set(static_cast<double>(inbox_.size() + engine_waiting_));
       in_flight_ -= finished;
     }
@@ -217,7 +285,9 @@ void EngineLoop::run() {
     std::lock_guard lock(mu_);
     left.swap(inbox_);
   }
-  for (Job& job : left) job.sink->on_rejected("the server is shutting down");
+  for (auto* list : {&left, &pending_})
+    for (Job& job : *list) job.sink->on_rejected("the server is shutting down", 503, "overloaded");
+  pending_.clear();
   std::vector<uint64_t> ids;
   for (auto& [id, act] : active_) ids.push_back(id);
   for (uint64_t id : ids) engine_.cancel(id);

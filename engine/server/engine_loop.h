@@ -1,8 +1,10 @@
 // One thread owns the Engine (which is single-threaded) and steps it whenever
 // there is work. HTTP handler threads hand it requests through a
 // mutex/condvar-protected inbox; each request carries a Sink that receives its
-// tokens and its finish on the engine thread. The waiting queue is bounded:
-// submit() refuses at once when it is full, so the server can answer 429.
+// tokens and its finish on the engine thread. A request whose adapter is still
+// loading waits here (no HTTP thread waits for it) and reaches the engine once the
+// adapter is in the host tier, or is refused with the load's 4xx. The waiting queue
+// is bounded: submit() refuses at once when it is full, so the server can answer 429.
 #pragma once
 #include <atomic>
 #include <chrono>
@@ -13,7 +15,9 @@
 #include <unordered_map>
 #include <vector>
 
+#include "adapters/adapter_store.h"
 #include "scheduler/engine.h"
+#include "server/adapter_metrics.h"
 #include "server/server_metrics.h"
 
 namespace lorax::server {
@@ -33,8 +37,9 @@ class Sink {
   // final responses are written here, so a client never sees its answer while the request still
   // holds resources (e.g. an adapter unload right after the response would find it in use).
   virtual void on_retired() {}
-  // Engine::submit refused the request (e.g. it can never fit the KV cache).
-  virtual void on_rejected(const std::string& message) = 0;
+  // The request never ran: Engine::submit refused it (it can never fit the KV
+  // cache: 422), its adapter could not be loaded (404/403/422), or the server stops.
+  virtual void on_rejected(const std::string& message, int status = 422, const std::string& error_type = "validation") = 0;
   // False once the client has gone away; the request is then cancelled.
   virtual bool alive() const = 0;
 };
@@ -42,6 +47,7 @@ class Sink {
 struct Job {
   GenerationRequest request;  // callbacks are set by the loop
   std::shared_ptr<Sink> sink;
+  std::shared_ptr<AdapterTicket> adapter;  // the request's adapter load, if it names one
   Clock::time_point received = Clock::now();
 };
 
@@ -50,6 +56,8 @@ class EngineLoop {
   EngineLoop(Engine& engine, ServerMetrics& metrics, int max_waiting_requests);
   ~EngineLoop();
 
+  // Before start(): where the per-adapter queue gauges go.
+  void set_adapter_metrics(AdapterMetrics* m) { adapter_metrics_ = m; }
   void start();
   enum class Admit { Accepted, QueueFull, ShuttingDown };
   Admit submit(Job job);
@@ -67,20 +75,33 @@ class EngineLoop {
   struct Active;
   void run();
   size_t admit(std::vector<Job>& jobs);  // returns how many Engine::submit refused
+  // Jobs whose adapter is loaded go on to admit(); returns how many were refused or abandoned.
+  size_t take_loaded(std::vector<Job>& ready);
+  void adapter_loaded();
   void cancel_dead();
   void retire(Active& act);
   void publish_gauges();
 
   Engine& engine_;
   ServerMetrics& metrics_;
+  AdapterMetrics* adapter_metrics_ = nullptr;
   const int max_waiting_;
 
   std::mutex mu_;
   std::condition_variable wake_, drained_;
   std::vector<Job> inbox_;
+  bool adapter_event_ = false;  // a pending job's adapter load finished
   bool closed_ = false;
   bool stop_requested_ = false;
-  int engine_waiting_ = 0;  // engine's waiting queue, published under mu_ after each step
+  int engine_waiting_ = 0;  // engine's waiting queue and pending_, published under mu_ after each step
+
+  // Load callbacks reach the loop through this; stop() disconnects it.
+  struct Doorbell {
+    std::mutex mu;
+    EngineLoop* loop = nullptr;
+  };
+  std::shared_ptr<Doorbell> doorbell_ = std::make_shared<Doorbell>();
+  std::vector<Job> pending_;  // engine thread only: adapters still loading
 
   std::atomic<bool> stopping_{false};
   std::atomic<size_t> in_flight_{0};

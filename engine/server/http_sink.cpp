@@ -125,18 +125,15 @@ void HttpSink::deliver(const FinishInfo& info) {
   }
 }
 
-void HttpSink::on_rejected(const std::string& message) {
+void HttpSink::on_rejected(const std::string& message, int status, const std::string& error_type) {
   if (done_) return;
   done_ = true;
-  const bool shutting_down = message.find("shutting down") != std::string::npos;
   if (stream_started_) {
     write_stream(sse_event(
-        nlohmann::json{{"error", message}, {"error_type", shutting_down ? "overloaded" : "validation"}}.dump(-1, ' ', false, kUtf8Replace)));
+        nlohmann::json{{"error", message}, {"error_type", error_type}}.dump(-1, ' ', false, kUtf8Replace)));
     end_stream();
-  } else if (shutting_down) {
-    send_error(writer_, Http::Code::Service_Unavailable, message, "overloaded");
   } else {
-    send_error(writer_, Http::Code::Unprocessable_Entity, message, "validation");
+    send_error(writer_, static_cast<Http::Code>(status), message, error_type);
   }
 }
 

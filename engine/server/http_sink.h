@@ -33,7 +33,7 @@ class HttpSink : public Sink {
   void on_step_end() override;
   void on_finish(const FinishInfo& info) override;  // keeps `info` for on_retired
   void on_retired() override;
-  void on_rejected(const std::string& message) override;
+  void on_rejected(const std::string& message, int status, const std::string& error_type) override;
   bool alive() const override;
   // Answers with an error before the request ever reached the engine (queue full, shutting down).
   void refuse(Pistache::Http::Code code, const std::string& message, const std::string& error_type);

@@ -71,20 +71,24 @@ struct Server::State {
     } catch (const std::exception& e) {
       chat.load_error = e.what();
     }
-    if (config.adapters) adapter_metrics.attach(*config.adapters);
+    if (config.adapters) {
+      adapter_metrics.attach(*config.adapters);
+      loop.set_adapter_metrics(&adapter_metrics);
+    }
   }
 
-  // `name` (an adapter id or OpenAI `model`) -> null for the base model, else the adapter,
-  // loaded on this HTTP thread if needed (AdapterError: 404 unknown, 403/422 unusable).
-  std::shared_ptr<const AdapterWeights> resolve_adapter(const std::string& name, const std::string& source = "",
-                                                        const std::string& api_token = "") {
+  // `name` (an adapter id or OpenAI `model`) -> null for the base model, else a
+  // ticket for the adapter: its load runs on the store's loader pool while the
+  // request waits in the engine loop, so this HTTP thread returns at once.
+  std::shared_ptr<AdapterTicket> resolve_adapter(const std::string& name, const std::string& source = "",
+                                                 const std::string& api_token = "") {
     if (name.empty() || name == config.model_id || name == config.model_dir ||
         name == std::filesystem::path(config.model_dir).filename().string())
       return nullptr;
     if (!config.adapters) throw NotFound("adapter `" + name + "` not found");
-    auto adapter = config.adapters->acquire({name, source, api_token, ""});
-    adapter_metrics.requests.labels({name}).inc();
-    return adapter;
+    auto ticket = config.adapters->request({name, source, api_token, ""});
+    adapter_metrics.requests.labels({adapter_label(name)}).inc();
+    return ticket;
   }
 
   void check_capacity(const GenerationRequest& req) const {
@@ -274,6 +278,8 @@ class RestHandler : public Http::Handler {
       return send_error(w, Http::Code::Service_Unavailable, "the server is shutting down", "overloaded");
     }
     GenerationRequest greq;
+    std::shared_ptr<AdapterTicket> adapter;
+    AdapterRequest adapter_req;  // id empty: the base model
     std::unique_ptr<ResponseFormat> format;
     bool stream = false;
     try {
@@ -293,17 +299,15 @@ class RestHandler : public Http::Handler {
           body["parameters"].erase("return_k_alternatives");
         }
         GenerateBody gb = parse_generate_body(json::parse(body.dump()));
-        auto adapter = s.resolve_adapter(gb.parameters.adapter_id.value_or(""),
-                                         gb.parameters.adapter_source.value_or(""), gb.parameters.api_token.value_or(""));
-        gb.parameters.adapter_id = adapter ? adapter->id : "";
+        adapter_req = {gb.parameters.adapter_id.value_or(""), gb.parameters.adapter_source.value_or(""),
+                       gb.parameters.api_token.value_or(""), ""};
+        gb.parameters.adapter_id.reset();
         greq = build_generation_request(gb, *s.tokenizer, s.config.limits);
-        greq.adapter = adapter;
         format = std::make_unique<LoraxFormat>(gb.parameters, gb.inputs, greq.prompt_ids.size(),
                                                api == Api::Compat && !stream);
       } else {
         const bool chat = api == Api::Chat;
         OpenAIRequest r = chat ? parse_chat_request(body) : parse_completion_request(body);
-        auto adapter = s.resolve_adapter(r.model);
         stream = r.stream;
         if (chat) {
           greq = s.request_from_ids(s.tokenizer->encode(s.render_chat(r), false), r.params);
@@ -311,14 +315,18 @@ class RestHandler : public Http::Handler {
           GenerateBody gb{r.prompt, r.params};
           greq = build_generation_request(gb, *s.tokenizer, s.config.limits);
         }
-        greq.adapter = adapter;
-        greq.adapter_id = adapter ? adapter->id : "";
+        adapter_req.id = r.model;
         OpenAIIds ids{(chat ? "chatcmpl-" : "cmpl-") + std::to_string(s.next_id++), unix_now(),
                       r.model.empty() ? s.config.model_id : r.model};
         format = std::make_unique<OpenAIFormat>(ids, chat, greq.prompt_ids.size(), r.include_usage,
                                                 r.echo ? r.prompt : "");
       }
       s.check_capacity(greq);
+      adapter = s.resolve_adapter(adapter_req.id, adapter_req.source, adapter_req.api_token);
+      if (adapter) {
+        greq.adapter_id = adapter->id();
+        greq.adapter_hold = adapter;
+      }
     } catch (const ValidationError& e) {
       s.metrics.failure("validation");
       return send_error(w, Http::Code::Unprocessable_Entity, e.what(), "validation");
@@ -335,7 +343,7 @@ class RestHandler : public Http::Handler {
     }
 
     auto sink = std::make_shared<HttpSink>(std::move(w), transport(), std::move(format), stream);
-    Job job{std::move(greq), sink};
+    Job job{std::move(greq), sink, std::move(adapter)};
     switch (s.loop.submit(std::move(job))) {
       case EngineLoop::Admit::Accepted: return;
       case EngineLoop::Admit::QueueFull:

@@ -96,6 +96,12 @@ public:
     if (it == children_.end()) it = children_.emplace(values, make()).first;
     return *it->second;
   }
+  // Drops the child for these label values (a series that no longer exists, e.g.
+  // an unloaded adapter); references to it must not be used afterwards.
+  void remove(const std::vector<std::string>& values) {
+    std::lock_guard lock(mu_);
+    children_.erase(values);
+  }
   void serialize(std::string& out) const override;
 
 private:

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include <set>
 #include <thread>
 
 #include "adapters/adapter_store.h"
@@ -23,15 +24,18 @@ struct StoreFixture : ::testing::Test {
   std::unique_ptr<Backend> backend = make_cpu_backend(1);
   std::unique_ptr<Model> model = Model::load("tests/fixtures/models/llama", *backend);
   std::atomic<int> loads{0}, failures{0}, evictions{0};
-  std::unique_ptr<AdapterStore> make(int max_device, int max_host = 128) {
+  std::unique_ptr<AdapterStore> make(int max_device, int max_host = 128, uint64_t max_host_bytes = 0) {
     AdapterStoreConfig c;
     c.sources.adapter_dir = kDir;
     c.sources.roots = {"tests/fixtures/adapters/bad"};
     c.max_device = max_device;
     c.max_host = max_host;
+    c.max_host_bytes = max_host_bytes;
     auto s = std::make_unique<AdapterStore>(c, model->spec(), *backend);
     AdapterStoreObserver o;
-    o.loaded = [this](double) { ++loads; };
+    o.loaded = [this](const std::string& tier, double) {
+      if (tier == "host") ++loads;
+    };
     o.load_failed = [this](const std::string&) { ++failures; };
     o.evicted = [this](const std::string&) { ++evictions; };
     s->set_observer(o);
@@ -105,6 +109,83 @@ TEST_F(StoreFixture, LruDemotesOnlyIdleAdapters) {
   // Promotion from the host tier needs no new load.
   store->acquire({"mlp-r1-layers", "", "", ""});
   EXPECT_EQ(loads.load(), 4);
+}
+
+TEST_F(StoreFixture, RequestReturnsATicketAndLoadsOffTheCallersThread) {
+  auto store = make(4);
+  const auto caller = std::this_thread::get_id();
+  std::atomic<bool> called{false};
+  std::thread::id callback_thread;
+  auto ticket = store->request({"attn-r8", "", "", ""});
+  ticket->when_done([&] {
+    callback_thread = std::this_thread::get_id();
+    called = true;
+  });
+  ticket->wait();
+  for (int i = 0; i < 1000 && !called; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  ASSERT_TRUE(called.load());
+  EXPECT_NE(callback_thread, caller) << "the load ran on the caller's thread";
+  EXPECT_EQ(ticket->error(), nullptr);
+  // Loaded into the host tier only: the device copy waits for the scheduler.
+  ASSERT_EQ(store->list().size(), 1u);
+  EXPECT_EQ(store->list()[0].tier, "host");
+  EXPECT_EQ(store->list()[0].requests, 1);
+  EXPECT_EQ(store->lease("attn-r8"), nullptr);
+  EXPECT_EQ(store->make_resident("attn-r8", {}).state, AdapterResidency::State::Resident);
+  EXPECT_NE(store->lease("attn-r8"), nullptr);
+  // A failing load reaches its ticket as the AdapterError to answer with.
+  auto missing = store->request({"no-such-adapter", "", "", ""});
+  missing->wait();
+  ASSERT_NE(missing->error(), nullptr);
+  try {
+    std::rethrow_exception(missing->error());
+  } catch (const AdapterError& e) {
+    EXPECT_EQ(adapter_error_status(e), 404);
+  }
+}
+
+TEST_F(StoreFixture, TicketsPinTheHostCopyAndLeasesTheDeviceCopy) {
+  auto store = make(1, 0);
+  auto a = store->request({"attn-r8", "", "", ""});
+  auto b = store->request({"mlp-r1-layers", "", "", ""});
+  a->wait();
+  b->wait();
+  // Both stay although the host tier holds none: queued requests hold them.
+  EXPECT_EQ(store->list().size(), 2u);
+  ASSERT_EQ(store->make_resident("attn-r8", {}).state, AdapterResidency::State::Resident);
+  auto running = store->lease("attn-r8");
+  // The only device slot is leased: nothing can take it, whatever `keep` says.
+  EXPECT_EQ(store->make_resident("mlp-r1-layers", {}).state, AdapterResidency::State::NoRoom);
+  running.reset();
+  // Idle but kept (the scheduler still wants it): still no room.
+  EXPECT_EQ(store->make_resident("mlp-r1-layers", {"attn-r8"}).state, AdapterResidency::State::NoRoom);
+  EXPECT_EQ(store->make_resident("mlp-r1-layers", {}).state, AdapterResidency::State::Resident);
+  EXPECT_EQ(evictions.load(), 1);
+  EXPECT_EQ(store->unload("attn-r8"), AdapterStore::Unload::InUse);  // its ticket is alive
+  a.reset();  // the request finished: an idle host-tier adapter beyond --max-host-adapters 0 goes
+  EXPECT_EQ(store->list().size(), 1u);
+  EXPECT_EQ(store->unload("attn-r8"), AdapterStore::Unload::NotFound);
+}
+
+TEST_F(StoreFixture, ByteBudgetRefusesAnAdapterThatCanNeverFit) {
+  auto probe = make(1);
+  probe->load({"attn-r8", "", "", ""});
+  const size_t bytes = probe->list().at(0).bytes;
+  auto store = make(4, 128, bytes - 1);
+  try {
+    store->load({"attn-r8", "", "", ""});
+    FAIL() << "an adapter above the byte budget loaded";
+  } catch (const AdapterError& e) {
+    EXPECT_EQ(adapter_error_status(e), 422);
+    EXPECT_NE(std::string(e.what()).find("--max-host-adapter-bytes"), std::string::npos) << e.what();
+  }
+  // Within the budget, idle adapters make way by bytes as well as by count.
+  auto fits = make(4, 128, bytes + 1);
+  fits->load({"attn-r8", "", "", ""});
+  fits->load({"mlp-r1-layers", "", "", ""});
+  std::set<std::string> ids;
+  for (auto& i : fits->list()) ids.insert(i.id);
+  EXPECT_FALSE(ids.count("attn-r8")) << "the idle LRU adapter should have been dropped for the byte budget";
 }
 
 TEST_F(StoreFixture, RotationServesARareAdapter) {
