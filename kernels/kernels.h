@@ -93,30 +93,36 @@ void choose_tokens(Dt dt, const void* logits, int64_t rows, int64_t vocab, const
                    const int32_t* penalties, float* scratch, int32_t* ids, float* logprobs, cudaStream_t s);
 
 // Segmented LoRA (SGMV-style): for every token row of segment i with adapter
-// pointers A[i] [r_i, in], B[i] [out, r_i]: y[row, off : off+out] += scale_i * (x A^T) B^T.
-// The segment table travels by value in the launch (no upload, no sync); 64
-// segments (2 KB of parameters) cover a decode batch of 64 distinct adapters.
-constexpr int kMaxLoraSegments = 64;
+// pair A_i [r_i, in], B_i [out, r_i]: y[row, off : off+out] += scale_i * (x A_i^T) B_i^T.
+// The call's work items (runs of up to kLoraRows tokens of one segment, with that
+// segment's pair) are read from device memory written before the forward, so a
+// recorded decode graph serves any mix of adapters of the same shapes. Items of
+// rank 0 are no work (segments without a pair here, and padding up to max_items).
+constexpr int kLoraRows = 4;
 constexpr int kMaxLoraRank = 512;  // keeps expand's staged B tile within 48 KB of shared memory
-struct LoraSegmentsArgs {
+struct LoraWorkItem {
+  const void* a;  // [rank, in], 16-byte aligned
+  const void* b;  // [out, rank], 16-byte aligned
+  int32_t row0;   // first token row
+  int16_t rows;   // 1..kLoraRows
+  int16_t rank;   // 0: nothing to do
+  float scale;
+  int32_t pad;
+};
+static_assert(sizeof(LoraWorkItem) == 32, "one 32-byte load per item");
+struct LoraCallArgs {
   const void* x;  // [T, in]
   void* y;        // [T, ldy]
   int64_t in, ldy, out, col_offset;
   int64_t T;
-  int num_segments;
-  int max_rank;
-  int max_rows;      // longest segment
-  float* partial;    // scratch: lora_partial_floats(T, in, max_rank)
-  int32_t seg_start[kMaxLoraSegments];
-  int32_t seg_end[kMaxLoraSegments];
-  int32_t ranks[kMaxLoraSegments];
-  float scales[kMaxLoraSegments];
-  const void* a_ptrs[kMaxLoraSegments];
-  const void* b_ptrs[kMaxLoraSegments];
+  int max_rank;                // at least every rank of the call: sizes `partial` and shared memory
+  int max_items;               // items[max_items] (the launch's grid)
+  const LoraWorkItem* items;
+  float* partial;              // scratch: lora_partial_floats(T, in, max_rank)
 };
 int64_t lora_partial_floats(int64_t T, int64_t in, int max_rank);
 // The two halves, so the shrink can run beside the base projection on another stream.
-void lora_shrink(Dt dt, const LoraSegmentsArgs& a, cudaStream_t s);
-void lora_expand(Dt dt, const LoraSegmentsArgs& a, cudaStream_t s);
+void lora_shrink(Dt dt, const LoraCallArgs& a, cudaStream_t s);
+void lora_expand(Dt dt, const LoraCallArgs& a, cudaStream_t s);
 
 }  // namespace lorax::kernels

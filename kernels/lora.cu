@@ -20,7 +20,7 @@
 namespace lorax::kernels {
 namespace {
 
-constexpr int kRows = 4;  // tokens per CTA
+constexpr int kRows = kLoraRows;  // tokens per CTA
 
 constexpr int kShrinkWarps = 8;
 constexpr int kPerLane = 16;                 // input elements per lane and token
@@ -57,19 +57,18 @@ __device__ __forceinline__ Vec<T> load16(const T* p) {
 // its storage type until the A rows are in flight, so its (L2) latency and A's
 // (DRAM) latency overlap instead of adding up.
 template <typename T>
-__global__ void __launch_bounds__(kShrinkWarps * 32) shrink_kernel(LoraSegmentsArgs a) {
+__global__ void __launch_bounds__(kShrinkWarps * 32) shrink_kernel(LoraCallArgs a) {
   constexpr int V = 16 / sizeof(T);
   constexpr int kVecs = kPerLane / V;  // 16-byte loads per lane and row
   constexpr int U = kRankUnroll<T>;
   static_assert(U * kRows <= 32, "one lane stores each (rank, token) sum");
-  const int seg = blockIdx.x;
-  const int64_t row0 = a.seg_start[seg] + static_cast<int64_t>(blockIdx.y) * kRows;
-  const int64_t seg_end = a.seg_end[seg];
-  if (row0 >= seg_end) return;
-  const int rows = static_cast<int>(seg_end - row0 < kRows ? seg_end - row0 : kRows);
-  const int64_t kc = blockIdx.z, k0 = kc * kShrinkChunk;
-  const int rank = a.ranks[seg];
-  const T* A = static_cast<const T*>(a.a_ptrs[seg]);
+  const LoraWorkItem item = a.items[blockIdx.x];
+  if (item.rank == 0) return;
+  const int64_t row0 = item.row0;
+  const int rows = item.rows;
+  const int64_t kc = blockIdx.y, k0 = kc * kShrinkChunk;
+  const int rank = item.rank;
+  const T* A = static_cast<const T*>(item.a);
   const T* X = static_cast<const T*>(a.x);
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   int64_t kidx[kVecs];
@@ -138,20 +137,19 @@ __global__ void __launch_bounds__(kShrinkWarps * 32) shrink_kernel(LoraSegmentsA
 // GEMM, or the shrink) finishes; B is a weight no kernel writes, so its copy
 // starts at once, and everything else waits at pdl_wait().
 template <typename T>
-__global__ void __launch_bounds__(kExpandThreads) expand_kernel(LoraSegmentsArgs a, int chunks, int cols) {
+__global__ void __launch_bounds__(kExpandThreads) expand_kernel(LoraCallArgs a, int chunks, int cols) {
   constexpr int V = 16 / sizeof(T);
   static_assert(kRows == 4, "s holds the tokens of one rank as a float4");
   extern __shared__ float4 smem[];  // B tile [cols][rank], then s, then red
-  const int seg = blockIdx.x;
-  const int64_t row0 = a.seg_start[seg] + static_cast<int64_t>(blockIdx.y) * kRows;
-  const int64_t seg_end = a.seg_end[seg];
-  if (row0 >= seg_end) return;
-  const int rows = static_cast<int>(seg_end - row0 < kRows ? seg_end - row0 : kRows);
-  const int rank = a.ranks[seg];
+  const LoraWorkItem item = a.items[blockIdx.x];
+  if (item.rank == 0) return;
+  const int64_t row0 = item.row0;
+  const int rows = item.rows;
+  const int rank = item.rank;
   const int tid = threadIdx.x;
-  const int64_t o0 = static_cast<int64_t>(blockIdx.z) * cols;
+  const int64_t o0 = static_cast<int64_t>(blockIdx.y) * cols;
   const int ncols = static_cast<int>(a.out - o0 < cols ? a.out - o0 : cols);
-  const T* src = static_cast<const T*>(a.b_ptrs[seg]) + o0 * rank;
+  const T* src = static_cast<const T*>(item.b) + o0 * rank;
   const int len = ncols * rank, nvec = len / V;
   const int tile_vecs = (cols * a.max_rank + V - 1) / V;
   T* tile = reinterpret_cast<T*>(smem);
@@ -194,7 +192,7 @@ __global__ void __launch_bounds__(kExpandThreads) expand_kernel(LoraSegmentsArgs
     __syncthreads();
   }
 
-  const float scale = a.scales[seg];
+  const float scale = item.scale;
 #pragma unroll
   for (int c = 0; c < kColsPerThread; ++c) {
     const int col = tid + c * kExpandThreads;
@@ -222,40 +220,31 @@ __global__ void __launch_bounds__(kExpandThreads) expand_kernel(LoraSegmentsArgs
   }
 }
 
-void check_aligned(const void* const* ptrs, int n, const char* what) {
-  for (int i = 0; i < n; ++i)
-    if (reinterpret_cast<uintptr_t>(ptrs[i]) % 16 != 0)
-      throw std::invalid_argument(std::string("lora: ") + what + " is not 16-byte aligned");
-}
-
 }  // namespace
 
 int64_t lora_partial_floats(int64_t T, int64_t in, int max_rank) { return k_chunks(in) * T * max_rank; }
 
-void lora_shrink(Dt dt, const LoraSegmentsArgs& a, cudaStream_t s) {
-  if (a.num_segments == 0 || a.max_rows == 0) return;
-  // 16-byte loads need 16-byte aligned rows of x and A.
+// A and B alignment is the host's promise (256-byte aligned staging); x's rows
+// and the rank bound are checked here.
+void lora_shrink(Dt dt, const LoraCallArgs& a, cudaStream_t s) {
+  if (a.max_items == 0) return;
   const size_t elem = dt == Dt::F32 ? 4 : 2;
   if ((a.in * elem) % 16 != 0 || reinterpret_cast<uintptr_t>(a.x) % 16 != 0)
     throw std::invalid_argument("lora: input width " + std::to_string(a.in) + " is not a multiple of 16 bytes");
-  check_aligned(a.a_ptrs, a.num_segments, "A");
-  const unsigned row_tiles = static_cast<unsigned>((a.max_rows + kRows - 1) / kRows);
-  dim3 grid(a.num_segments, row_tiles, static_cast<unsigned>(k_chunks(a.in)));
+  dim3 grid(static_cast<unsigned>(a.max_items), static_cast<unsigned>(k_chunks(a.in)));
   LORAX_DISPATCH(dt, shrink_kernel<T><<<grid, kShrinkWarps * 32, 0, s>>>(a));
 }
 
-void lora_expand(Dt dt, const LoraSegmentsArgs& a, cudaStream_t s) {
-  if (a.num_segments == 0 || a.max_rows == 0) return;
+void lora_expand(Dt dt, const LoraCallArgs& a, cudaStream_t s) {
+  if (a.max_items == 0) return;
   const size_t elem = dt == Dt::F32 ? 4 : 2;
   if (a.max_rank > kMaxLoraRank)
     throw std::invalid_argument("lora: rank " + std::to_string(a.max_rank) + " is above the supported " +
                                 std::to_string(kMaxLoraRank));
-  const int64_t row_tiles = (a.max_rows + kRows - 1) / kRows;
-  const int cols = expand_cols(elem, a.max_rank, a.out, a.num_segments * row_tiles);
-  check_aligned(a.b_ptrs, a.num_segments, "B");
+  const int cols = expand_cols(elem, a.max_rank, a.out, a.max_items);
   const size_t tile = (static_cast<size_t>(cols) * a.max_rank * elem + 15) / 16 * 16;
   const size_t smem = tile + a.max_rank * sizeof(float4) + kExpandThreads * sizeof(float);
-  const dim3 grid(a.num_segments, static_cast<unsigned>(row_tiles), static_cast<unsigned>((a.out + cols - 1) / cols));
+  const dim3 grid(static_cast<unsigned>(a.max_items), static_cast<unsigned>((a.out + cols - 1) / cols));
   const int chunks = static_cast<int>(k_chunks(a.in));
   LORAX_DISPATCH(dt, launch_pdl(expand_kernel<T>, grid, dim3(kExpandThreads), smem, s, a, chunks, cols));
 }

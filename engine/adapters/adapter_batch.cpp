@@ -1,5 +1,6 @@
 #include "adapters/adapter_batch.h"
 
+#include <algorithm>
 #include <atomic>
 #include <set>
 
@@ -10,16 +11,7 @@ uint64_t next_adapter_uid() {
   return counter++;
 }
 
-std::string AdapterBatch::signature() const {
-  std::string out;
-  for (const AdapterSegment& s : token_segments) {
-    out.append(std::to_string(s.start)).append("-").append(std::to_string(s.end)).append(":");
-    out.append(s.adapter >= 0 && adapters[s.adapter] ? std::to_string(adapters[s.adapter]->uid) : "base").append(",");
-  }
-  return out;
-}
-
-void AdapterBatch::derive_lm_head_segments(const std::vector<int32_t>& lm_head_indices) {
+void AdapterBatch::finalize(const std::vector<int32_t>& lm_head_indices) {
   lm_head_segments.clear();
   size_t seg = 0;
   for (int32_t row = 0; row < static_cast<int32_t>(lm_head_indices.size()); ++row) {
@@ -31,37 +23,65 @@ void AdapterBatch::derive_lm_head_segments(const std::vector<int32_t>& lm_head_i
     else
       lm_head_segments.push_back({row, row + 1, adapter});
   }
+  plan_calls();
 }
 
-std::vector<LoraCall> AdapterBatch::calls(int layer, Projection proj) const {
-  std::set<int64_t> offsets;
+void AdapterBatch::plan_calls() {
+  size_t layers = 0;
   for (const AdapterWeights* a : adapters)
-    if (a && layer < static_cast<int>(a->layers.size()))
-      for (const LoraSlot& s : a->layers[layer][static_cast<int>(proj)]) offsets.insert(s.col_offset);
-  std::vector<LoraCall> out;
-  for (int64_t offset : offsets) {
-    LoraCall call;
-    call.col_offset = offset;
-    call.pairs.assign(adapters.size(), nullptr);
-    for (size_t i = 0; i < adapters.size(); ++i) {
-      if (!adapters[i] || layer >= static_cast<int>(adapters[i]->layers.size())) continue;
-      for (const LoraSlot& s : adapters[i]->layers[layer][static_cast<int>(proj)])
-        if (s.col_offset == offset) call.pairs[i] = &s.pair;
+    if (a) layers = std::max(layers, a->layers.size());
+  calls_.assign(layers, {});
+  int next_id = 0;
+  for (size_t layer = 0; layer < layers; ++layer)
+    for (int proj = 0; proj < kNumProjections; ++proj) {
+      std::set<int64_t> offsets;
+      for (const AdapterWeights* a : adapters)
+        if (a && layer < a->layers.size())
+          for (const LoraSlot& s : a->layers[layer][proj]) offsets.insert(s.col_offset);
+      for (int64_t offset : offsets) {
+        LoraCall call;
+        call.col_offset = offset;
+        call.id = next_id++;
+        call.pairs.assign(adapters.size(), nullptr);
+        for (size_t i = 0; i < adapters.size(); ++i) {
+          if (!adapters[i] || layer >= adapters[i]->layers.size()) continue;
+          for (const LoraSlot& s : adapters[i]->layers[layer][proj])
+            if (s.col_offset == offset) call.pairs[i] = &s.pair;
+        }
+        calls_[layer][proj].push_back(std::move(call));
+      }
     }
-    out.push_back(std::move(call));
-  }
+  lm_head_call_ = {};
+  for (size_t i = 0; i < adapters.size(); ++i)
+    if (adapters[i] && adapters[i]->lm_head) {
+      if (lm_head_call_.pairs.empty()) lm_head_call_.pairs.assign(adapters.size(), nullptr);
+      lm_head_call_.pairs[i] = &*adapters[i]->lm_head;
+    }
+  if (!lm_head_call_.pairs.empty()) lm_head_call_.id = next_id++;
+}
+
+const std::vector<LoraCall>& AdapterBatch::calls(int layer, Projection proj) const {
+  static const std::vector<LoraCall> none;
+  return layer < static_cast<int>(calls_.size()) ? calls_[layer][static_cast<int>(proj)] : none;
+}
+
+std::vector<LoraGroup> AdapterBatch::groups(int64_t tokens) const {
+  std::vector<LoraGroup> out;
+  for (auto& layer : calls_)
+    for (auto& proj : layer) {
+      if (proj.empty()) continue;
+      LoraGroup g{&token_segments, tokens, {}};
+      for (const LoraCall& c : proj) g.calls.push_back(&c);
+      out.push_back(std::move(g));
+    }
+  if (lm_head_call())
+    out.push_back({&lm_head_segments, static_cast<int64_t>(lm_head_segments.empty() ? 0 : lm_head_segments.back().end),
+                   {&lm_head_call_}});
   return out;
 }
 
 void AdapterBatch::apply_lm_head(Backend& be, const Tensor& selected, Tensor& logits) const {
-  std::vector<const LoraPair*> pairs(adapters.size(), nullptr);
-  bool any = false;
-  for (size_t i = 0; i < adapters.size(); ++i)
-    if (adapters[i] && adapters[i]->lm_head) {
-      pairs[i] = &*adapters[i]->lm_head;
-      any = true;
-    }
-  if (any) be.lora(selected, lm_head_segments, pairs, 0, logits);
+  if (const LoraCall* call = lm_head_call()) be.lora(selected, lm_head_segments, *call, logits);
 }
 
 }  // namespace lorax

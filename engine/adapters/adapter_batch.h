@@ -20,7 +20,7 @@ struct LoraSlot {
   LoraPair pair;
 };
 
-// Never reused within a process, unlike addresses: recorded graphs key on it.
+// Never reused within a process, unlike addresses.
 uint64_t next_adapter_uid();
 
 struct AdapterWeights {
@@ -38,14 +38,21 @@ struct AdapterBatch {
   std::vector<AdapterSegment> token_segments;    // over the batch's tokens
   std::vector<AdapterSegment> lm_head_segments;  // over the lm_head_indices rows
 
-  // Builds lm_head_segments from token segments and the batch's lm_head_indices.
-  void derive_lm_head_segments(const std::vector<int32_t>& lm_head_indices);
-  // The LoRA calls of one projection: adapters may target different parts of a
-  // fused projection (q of qkv for one, v for another), so one call per column offset.
-  std::vector<LoraCall> calls(int layer, Projection proj) const;
+  // Derives lm_head_segments from the token segments and the batch's
+  // lm_head_indices, and plans every LoRA call of the forward: adapters may
+  // target different parts of a fused projection (q of qkv for one, v for
+  // another), so a projection makes one call per column offset.
+  void finalize(const std::vector<int32_t>& lm_head_indices);
+  const std::vector<LoraCall>& calls(int layer, Projection proj) const;
+  const LoraCall* lm_head_call() const { return lm_head_call_.pairs.empty() ? nullptr : &lm_head_call_; }
+  // The planned calls grouped as the forward makes them, for Backend::prepare_lora.
+  std::vector<LoraGroup> groups(int64_t tokens) const;
   void apply_lm_head(Backend& be, const Tensor& selected, Tensor& logits) const;
-  // Identifies segments and adapters, for keying recorded graphs.
-  std::string signature() const;
+
+ private:
+  void plan_calls();
+  std::vector<std::array<std::vector<LoraCall>, kNumProjections>> calls_;  // [layer][projection]
+  LoraCall lm_head_call_;
 };
 
 }  // namespace lorax

@@ -160,14 +160,16 @@ Tensor Model::run(const ForwardBatch& batch, KvCache& kv, const AdapterBatch* ad
     if (adapters) adapters->apply_lm_head(be, selected, logits);
     if (s.final_logit_softcap > 0) be.softcap(logits, static_cast<float>(s.final_logit_softcap));
   };
+  if (adapters) be.prepare_lora(adapters->groups(T));
   // Pure decode steps repeat with the same shapes: those may be replayed as graphs.
-  // With adapters the segment table is part of the recording, so it is in the key:
-  // consecutive decode steps of the same requests reuse it.
+  // The LoRA work is data the backend laid out in prepare_lora (a backend that
+  // records graphs adds what the recording depends on to the key), so one
+  // recording serves any mix of adapters.
   const bool decode_only = batch.num_tokens() == batch.num_seqs() &&
                            static_cast<int64_t>(batch.lm_head_indices.size()) == T && s.rope.scaling_type != "dynamic";
   if (decode_only) {
     std::string key = "decode:" + std::to_string(T);
-    if (adapters) key.append(":").append(adapters->signature());
+    if (adapters) key.append(":lora");
     be.run_graph(key, body);
   } else {
     body();

@@ -43,9 +43,19 @@ struct LoraPair {
 
 // One segmented LoRA product into a fused projection's output columns
 // [col_offset, col_offset + B.rows): pairs[i] belongs to the batch's adapter i.
+// `id` numbers the forward's calls once they are planned (prepare_lora).
 struct LoraCall {
   std::vector<const LoraPair*> pairs;
   int64_t col_offset = 0;
+  int id = -1;
+};
+
+// The LoRA calls one projection of a forward makes over one set of segments
+// (token segments, or the lm_head rows' segments), launched together.
+struct LoraGroup {
+  const std::vector<AdapterSegment>* segments = nullptr;
+  int64_t rows = 0;  // rows of the projection's input
+  std::vector<const LoraCall*> calls;
 };
 
 class Backend {
@@ -85,17 +95,19 @@ class Backend {
   virtual void embed(const Tensor& table, const Tensor* pos_table, float multiplier, Tensor& out) = 0;
   // y = x W^T (+ bias); x [T, in], W [out, in], y [T, out].
   virtual void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) = 0;
+  // Before a forward's body (outside any recorded graph): every LoRA call the
+  // body will make, so a backend can lay out their work in device memory once.
+  virtual void prepare_lora(const std::vector<LoraGroup>& groups) { (void)groups; }
   // For the rows of each segment: y[:, col_offset : col_offset + B.rows] += scale * (x A^T) B^T
-  // (shrink, then expand). `pairs[i]` is adapter i's pair (null: no LoRA there).
-  virtual void lora(const Tensor& x, const std::vector<AdapterSegment>& segments,
-                    const std::vector<const LoraPair*>& pairs, int64_t col_offset, Tensor& y) = 0;
+  // (shrink, then expand). `call.pairs[i]` is adapter i's pair (null: no LoRA there).
+  virtual void lora(const Tensor& x, const std::vector<AdapterSegment>& segments, const LoraCall& call, Tensor& y) = 0;
   // y = x W^T (+ bias) plus the LoRA calls over the segments. A backend may
   // overlap the LoRA shrink (which needs only x) with the base product.
   virtual void linear_lora(const Tensor& x, const Tensor& w, const Tensor* bias,
                            const std::vector<AdapterSegment>& segments, const std::vector<LoraCall>& calls,
                            Tensor& y) {
     linear(x, w, bias, y);
-    for (const LoraCall& c : calls) lora(x, segments, c.pairs, c.col_offset, y);
+    for (const LoraCall& c : calls) lora(x, segments, c, y);
   }
   virtual void add(Tensor& y, const Tensor& x) = 0;  // y += x
   // y = norm(x) with weight (and bias for LayerNorm); `one_plus` uses (1 + w).

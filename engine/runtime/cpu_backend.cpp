@@ -115,9 +115,9 @@ class CpuBackend final : public Backend {
     }
   }
 
-  void lora(const Tensor& x, const std::vector<AdapterSegment>& segments, const std::vector<const LoraPair*>& pairs,
-            int64_t col_offset, Tensor& y) override {
-    const int64_t k = x.cols(), ldy = y.cols();
+  void lora(const Tensor& x, const std::vector<AdapterSegment>& segments, const LoraCall& call, Tensor& y) override {
+    const int64_t k = x.cols(), ldy = y.cols(), col_offset = call.col_offset;
+    const std::vector<const LoraPair*>& pairs = call.pairs;
     for (const AdapterSegment& seg : segments) {
       if (seg.adapter < 0 || seg.adapter >= static_cast<int>(pairs.size()) || !pairs[seg.adapter]) continue;
       const LoraPair& p = *pairs[seg.adapter];

@@ -51,7 +51,7 @@ BuiltBatch build_batch(std::vector<ScheduledChunk> chunks, int block_size) {
   }
   if (!out.adapters.adapters.empty()) {
     out.adapters.token_segments = batch.adapter_segments;
-    out.adapters.derive_lm_head_segments(batch.lm_head_indices);
+    out.adapters.finalize(batch.lm_head_indices);
   }
   return out;
 }

@@ -277,8 +277,8 @@ TEST_P(LoraShapes, SegmentsMixedRanks) {
   std::vector<const LoraPair*> pg = {&gpu_pairs[0], &gpu_pairs[1], nullptr, &gpu_pairs[3]};
   std::vector<AdapterSegment> segs = {{0, 5, 1}, {5, 6, -1}, {6, 20, 0}, {20, 23, 2}, {23, 41, 3}};
   auto y = p.make(p.random(T * ldy), {T, ldy});
-  p.cpu->lora(x.c, segs, pc, offset, y.c);
-  p.gpu->lora(x.g, segs, pg, offset, y.g);
+  p.cpu->lora(x.c, segs, LoraCall{pc, offset}, y.c);
+  p.gpu->lora(x.g, segs, LoraCall{pg, offset}, y.g);
   expect_close(p, y, "lora");
 }
 INSTANTIATE_TEST_SUITE_P(CudaOps, LoraShapes, ::testing::Values(std::tuple{96, 0}, std::tuple{3000, 0}));
@@ -331,6 +331,48 @@ TEST_P(LoraDecode, ManyOneTokenSegments) {
 INSTANTIATE_TEST_SUITE_P(CudaOps, LoraDecode,
                          ::testing::Values(std::tuple{256, 1000, 128}, std::tuple{4104, 300, 16},
                                            std::tuple{136, 77, 512}));
+
+// A decode graph recorded with one mix of adapters replays with another: the
+// LoRA work is data laid out by prepare_lora, rewritten before each forward.
+TEST(CudaOps, RecordedLoraGraphServesAnotherAdapterMix) {
+  Pair p;
+  const int T = 24, in = 512, out = 384, adapters = 6;
+  ForwardBatch b = simple_batch(T);
+  auto x = p.make(p.random(T * in), {T, in});
+  auto w = p.make(p.random(out * in, 0.1f), {out, in});
+  std::vector<Pair::Both> keep;
+  std::vector<LoraPair> cpu_pairs, gpu_pairs;
+  for (int i = 0; i < adapters; ++i) {
+    const int r = i % 2 ? 16 : 8;  // one rank bucket (16) for every mix below
+    keep.push_back(p.make(p.random(r * in, 0.2f), {r, in}));
+    keep.push_back(p.make(p.random(out * r, 0.2f), {out, r}));
+    cpu_pairs.push_back({keep[keep.size() - 2].c, keep.back().c, 0.5f + i, r});
+    gpu_pairs.push_back({keep[keep.size() - 2].g, keep.back().g, 0.5f + i, r});
+  }
+  // Mixes of the same shape: segments over the tokens, adapter -1 = base model.
+  const std::vector<std::vector<AdapterSegment>> mixes = {
+      {{0, 8, 0}, {8, 9, -1}, {9, 24, 1}},
+      {{0, 1, 2}, {1, 2, 3}, {2, 12, 4}, {12, 24, 5}},
+      {{0, 24, 3}},
+  };
+  auto y = p.poisoned({T, out});
+  for (int round = 0; round < 3; ++round)  // 0: eager, 1: recorded, 2: replayed
+    for (const auto& segs : mixes) {
+      std::vector<const LoraPair*> pc(adapters), pg(adapters);
+      for (int i = 0; i < adapters; ++i) {
+        pc[i] = &cpu_pairs[i];
+        pg[i] = &gpu_pairs[i];
+      }
+      std::vector<LoraCall> cpu_calls = {{pc, 0, 0}}, gpu_calls = {{pg, 0, 0}};
+      p.cpu->begin_forward(b);
+      p.gpu->begin_forward(b);
+      LoraGroup group{&segs, T, {&gpu_calls[0]}};
+      p.gpu->prepare_lora({group});
+      p.cpu->linear_lora(x.c, w.c, nullptr, segs, cpu_calls, y.c);
+      p.gpu->run_graph("lora-mix", [&] { p.gpu->linear_lora(x.g, w.g, nullptr, segs, gpu_calls, y.g); });
+      expect_close(p, y, ("lora graph round " + std::to_string(round)).c_str());
+    }
+}
 
 TEST(CudaOps, ArgmaxAndLogprob) {
   Pair p;

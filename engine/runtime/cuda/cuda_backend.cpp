@@ -12,7 +12,9 @@
 #include <unordered_map>
 
 #include "kernels/kernels.h"
+#include "runtime/cuda/adapter_memory.h"
 #include "runtime/cuda/cuda_check.h"
+#include "runtime/cuda/lora_tables.h"
 
 namespace lorax {
 namespace {
@@ -100,6 +102,7 @@ class CudaBackend final : public Backend {
     CUDA_CHECK(cublasLtCreate(&lt_));
     workspace_bytes_ = 64ull << 20;
     workspace_ = device_alloc(workspace_bytes_);
+    adapter_memory_ = std::make_unique<cuda::AdapterMemory>(stream_);
   }
   ~CudaBackend() override {
     for (auto& [k, g] : graphs_) cudaGraphExecDestroy(g.exec);
@@ -110,6 +113,7 @@ class CudaBackend final : public Backend {
       cublasLtMatrixLayoutDestroy(p.c);
     }
     cublasLtDestroy(lt_);
+    adapter_memory_.reset();
     cudaEventDestroy(fork_);
     cudaEventDestroy(join_);
     cudaStreamDestroy(side_);
@@ -151,18 +155,26 @@ class CudaBackend final : public Backend {
       CUDA_CHECK(cudaMemcpy(t.data, host, n * 4, cudaMemcpyHostToDevice));
     } else {
       std::vector<uint16_t> staged(n);
-      for (int64_t i = 0; i < n; ++i) {
-        if (dtype_ == DType::BF16) {
-          __nv_bfloat16 v = __float2bfloat16_rn(host[i]);
-          std::memcpy(&staged[i], &v, 2);
-        } else {
-          __half v = __float2half_rn(host[i]);
-          std::memcpy(&staged[i], &v, 2);
-        }
-      }
+      to_storage(host, n, staged.data());
       CUDA_CHECK(cudaMemcpy(t.data, staged.data(), n * 2, cudaMemcpyHostToDevice));
     }
     return t;
+  }
+
+  void to_storage(const float* src, int64_t n, void* dst) const override {
+    if (dtype_ == DType::F32) {
+      std::memcpy(dst, src, n * 4);
+    } else if (dtype_ == DType::BF16) {
+      auto* out = static_cast<__nv_bfloat16*>(dst);
+      for (int64_t i = 0; i < n; ++i) out[i] = __float2bfloat16_rn(src[i]);
+    } else {
+      auto* out = static_cast<__half*>(dst);
+      for (int64_t i = 0; i < n; ++i) out[i] = __float2half_rn(src[i]);
+    }
+  }
+  std::shared_ptr<void> host_alloc(size_t bytes) override { return adapter_memory_->host_alloc(bytes); }
+  DeviceCopy copy_to_device(std::shared_ptr<void> host, size_t bytes) override {
+    return adapter_memory_->copy_to_device(std::move(host), bytes);
   }
 
   void fill_random(Tensor& t, uint64_t seed, float stddev) override {
@@ -198,6 +210,8 @@ class CudaBackend final : public Backend {
 
   void begin_forward(const ForwardBatch& b) override {
     CUDA_CHECK(cudaStreamSynchronize(stream_));
+    adapter_memory_->release_freed();
+    lora_prepared_ = false;
     arena_.reset();
     arena_overflowed_ = false;
     in_forward_ = true;
@@ -264,9 +278,14 @@ class CudaBackend final : public Backend {
     CUDA_CHECK(matmul(plan.has_algo ? &plan.algo : nullptr));
   }
 
-  void lora(const Tensor& x, const std::vector<AdapterSegment>& segments, const std::vector<const LoraPair*>& pairs,
-            int64_t col_offset, Tensor& y) override {
-    for (const kernels::LoraSegmentsArgs& a : pack_lora(x, segments, pairs, col_offset, y)) {
+  void prepare_lora(const std::vector<LoraGroup>& groups) override {
+    if (lora_tables_.prepare(groups, stream_, [this](int64_t n) { return static_cast<float*>(empty_floats(n).data); }))
+      invalidate_graphs();
+    lora_prepared_ = true;
+  }
+
+  void lora(const Tensor& x, const std::vector<AdapterSegment>& segments, const LoraCall& call, Tensor& y) override {
+    for (const kernels::LoraCallArgs& a : lora_args(x, segments, {&call}, y)) {
       kernels::lora_shrink(dt_, a, stream_);
       CUDA_CHECK_LAUNCH();
       kernels::lora_expand(dt_, a, stream_);
@@ -282,11 +301,9 @@ class CudaBackend final : public Backend {
   // with Llama-3-8B shapes on an H100).
   void linear_lora(const Tensor& x, const Tensor& w, const Tensor* bias, const std::vector<AdapterSegment>& segments,
                    const std::vector<LoraCall>& calls, Tensor& y) override {
-    std::vector<kernels::LoraSegmentsArgs> work;
-    for (const LoraCall& c : calls) {
-      auto packed = pack_lora(x, segments, c.pairs, c.col_offset, y);
-      work.insert(work.end(), packed.begin(), packed.end());
-    }
+    std::vector<const LoraCall*> planned;
+    for (const LoraCall& c : calls) planned.push_back(&c);
+    const std::vector<kernels::LoraCallArgs> work = lora_args(x, segments, planned, y);
     if (work.empty()) return linear(x, w, bias, y);
     CUDA_CHECK(cudaEventRecord(fork_, stream_));
     linear(x, w, bias, y);
@@ -449,8 +466,9 @@ class CudaBackend final : public Backend {
 
   void run_graph(const std::string& key, const std::function<void()>& body) override {
     if (arena_overflowed_ || graphs_disabled_) return body();
-    const std::string full = key + ":s" + std::to_string(stride_) + ":a" + std::to_string(attention_ws_.numel()) + ":g" +
-                             std::to_string(arena_.generation());
+    std::string full = key + ":s" + std::to_string(stride_) + ":a" + std::to_string(attention_ws_.numel()) + ":g" +
+                       std::to_string(arena_.generation());
+    if (lora_prepared_) full += ":" + lora_tables_.graph_key();
     auto it = graphs_.find(full);
     if (it != graphs_.end()) {
       it->second.last_use = ++graph_clock_;
@@ -598,42 +616,28 @@ class CudaBackend final : public Backend {
     return static_cast<const float*>(buf.get());
   }
 
-  // Launch arguments for one LoRA call, the segment table by value, at most
-  // kMaxLoraSegments segments per launch; scratch for the partial sums from the arena.
-  std::vector<kernels::LoraSegmentsArgs> pack_lora(const Tensor& x, const std::vector<AdapterSegment>& segments,
-                                                   const std::vector<const LoraPair*>& pairs, int64_t col_offset,
-                                                   Tensor& y) {
-    std::vector<kernels::LoraSegmentsArgs> out;
-    kernels::LoraSegmentsArgs a{};
-    a.x = x.data;
-    a.y = y.data;
-    a.in = x.cols();
-    a.ldy = y.cols();
-    a.col_offset = col_offset;
-    a.T = x.rows();
-    auto flush = [&] {
-      if (a.num_segments == 0) return;
-      Tensor partial = empty_floats(kernels::lora_partial_floats(a.T, a.in, a.max_rank));
-      a.partial = static_cast<float*>(partial.data);
-      out.push_back(a);
-      a.num_segments = a.max_rank = a.max_rows = 0;
-    };
-    for (const AdapterSegment& s : segments) {
-      if (s.adapter < 0 || s.adapter >= static_cast<int>(pairs.size()) || !pairs[s.adapter]) continue;
-      const LoraPair& p = *pairs[s.adapter];
-      if (a.num_segments == kernels::kMaxLoraSegments) flush();
-      const int i = a.num_segments++;
-      a.seg_start[i] = s.start;
-      a.seg_end[i] = s.end;
-      a.ranks[i] = p.rank;
-      a.scales[i] = p.scale;
-      a.a_ptrs[i] = p.a.data;
-      a.b_ptrs[i] = p.b.data;
-      a.out = p.b.rows();
-      a.max_rank = std::max(a.max_rank, p.rank);
-      a.max_rows = std::max(a.max_rows, s.end - s.start);
+  // Launch arguments of `calls`: from the forward's tables when prepare_lora
+  // planned them, else (a direct call outside a planned forward, as the op tests
+  // make) from tables laid out for these calls alone.
+  std::vector<kernels::LoraCallArgs> lora_args(const Tensor& x, const std::vector<AdapterSegment>& segments,
+                                               const std::vector<const LoraCall*>& calls, Tensor& y) {
+    std::vector<kernels::LoraCallArgs> out;
+    bool planned = lora_prepared_;
+    for (const LoraCall* c : calls) planned = planned && lora_tables_.has(c->id);
+    if (planned) {
+      for (const LoraCall* c : calls) out.push_back(lora_tables_.args(c->id, x, y));
+      return out;
     }
-    flush();
+    std::vector<LoraCall> numbered;
+    for (const LoraCall* c : calls) numbered.push_back(*c);
+    LoraGroup group{&segments, x.rows(), {}};
+    for (size_t i = 0; i < numbered.size(); ++i) {
+      numbered[i].id = static_cast<int>(i);
+      group.calls.push_back(&numbered[i]);
+    }
+    adhoc_lora_tables_.prepare({group}, stream_, [this](int64_t n) { return static_cast<float*>(empty_floats(n).data); });
+    CUDA_CHECK(cudaStreamSynchronize(stream_));  // its pinned mirror is rewritten by the next direct call
+    for (size_t i = 0; i < numbered.size(); ++i) out.push_back(adhoc_lora_tables_.args(static_cast<int>(i), x, y));
     return out;
   }
 
@@ -702,6 +706,9 @@ class CudaBackend final : public Backend {
   int stride_ = 1;
   int attn_q_heads_ = 1, attn_kv_heads_ = 1, attn_head_dim_ = 1;
   Tensor attention_ws_;
+  std::unique_ptr<cuda::AdapterMemory> adapter_memory_;
+  cuda::LoraTables lora_tables_, adhoc_lora_tables_;  // the forward's LoRA work (prepare_lora); direct calls' work
+  bool lora_prepared_ = false;
   std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, bool>, Plan> plans_;
   std::map<std::vector<float>, std::shared_ptr<void>> inv_freq_cache_;
   std::unordered_map<std::string, Graph> graphs_;

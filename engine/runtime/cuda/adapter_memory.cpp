@@ -1,0 +1,108 @@
+#include "runtime/cuda/adapter_memory.h"
+
+#include <cstdint>
+#include <string>
+
+#include "runtime/cuda/cuda_check.h"
+
+namespace lorax::cuda {
+
+namespace {
+// Pinned buffers kept for reuse beyond those in use; more than this is given back.
+constexpr size_t kMaxCachedHostBytes = size_t{4} << 30;
+// Freed device memory CUDA's pool keeps instead of returning it at every synchronization.
+constexpr uint64_t kPoolReleaseThreshold = uint64_t{8} << 30;
+}  // namespace
+
+AdapterMemory::AdapterMemory(cudaStream_t compute) : compute_(compute) {
+  CUDA_CHECK(cudaStreamCreateWithFlags(&copy_, cudaStreamNonBlocking));
+  int device = 0;
+  CUDA_CHECK(cudaGetDevice(&device));
+  cudaMemPool_t pool;
+  CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, device));
+  uint64_t threshold = kPoolReleaseThreshold;
+  CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &threshold));
+}
+
+AdapterMemory::~AdapterMemory() {
+  cudaStreamSynchronize(copy_);
+  release_freed();
+  cudaStreamSynchronize(compute_);
+  std::lock_guard lock(pools_->mu);
+  for (auto& [size, p] : pools_->free_host) cudaFreeHost(p);
+  pools_->free_host.clear();
+  pools_->free_host_bytes = 0;
+  cudaStreamDestroy(copy_);
+}
+
+std::shared_ptr<void> AdapterMemory::host_alloc(size_t bytes) {
+  bytes = std::max<size_t>((bytes + 4095) / 4096 * 4096, 4096);
+  void* p = nullptr;
+  {
+    std::lock_guard lock(pools_->mu);
+    auto it = pools_->free_host.find(bytes);
+    if (it != pools_->free_host.end()) {
+      p = it->second;
+      pools_->free_host.erase(it);
+      pools_->free_host_bytes -= bytes;
+    }
+  }
+  if (!p) {
+    const cudaError_t e = cudaHostAlloc(&p, bytes, cudaHostAllocDefault);
+    if (e != cudaSuccess) {
+      cudaGetLastError();
+      throw std::runtime_error("cannot pin " + std::to_string(bytes) + " bytes of host memory: " + cudaGetErrorString(e));
+    }
+  }
+  std::weak_ptr<Pools> pools = pools_;
+  return std::shared_ptr<void>(p, [pools, bytes](void* q) {
+    if (auto s = pools.lock()) {
+      std::lock_guard lock(s->mu);
+      if (s->free_host_bytes + bytes <= kMaxCachedHostBytes) {
+        s->free_host.emplace(bytes, q);
+        s->free_host_bytes += bytes;
+        return;
+      }
+    }
+    cudaFreeHost(q);
+  });
+}
+
+Backend::DeviceCopy AdapterMemory::copy_to_device(std::shared_ptr<void> host, size_t bytes) {
+  void* dev = nullptr;
+  const cudaError_t e = cudaMallocAsync(&dev, std::max<size_t>(bytes, 256), copy_);
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    throw std::runtime_error(std::string("device memory: ") + cudaGetErrorString(e));
+  }
+  CUDA_CHECK(cudaMemcpyAsync(dev, host.get(), bytes, cudaMemcpyHostToDevice, copy_));
+  // One event: the memory's kernels wait for it (ready()), and so does its free.
+  cudaEvent_t copied;
+  CUDA_CHECK(cudaEventCreateWithFlags(&copied, cudaEventDisableTiming));
+  CUDA_CHECK(cudaEventRecord(copied, copy_));
+  std::weak_ptr<Pools> pools = pools_;
+  std::shared_ptr<void> memory(dev, [pools, copied](void* p) {
+    if (auto s = pools.lock()) {
+      std::lock_guard lock(s->mu);
+      s->freed_device.push_back({p, copied});
+    }  // else the backend, and with it the context, is gone: nothing to free
+  });
+  // `memory` outlives every call of ready(): both live in the DeviceCopy, and the
+  // host buffer is kept until the copy is done.
+  return {std::move(memory), [copied, host = std::move(host)] { return cudaEventQuery(copied) == cudaSuccess; }};
+}
+
+void AdapterMemory::release_freed() {
+  std::vector<std::pair<void*, cudaEvent_t>> freed;
+  {
+    std::lock_guard lock(pools_->mu);
+    freed.swap(pools_->freed_device);
+  }
+  for (auto& [p, copied] : freed) {
+    CUDA_CHECK(cudaStreamWaitEvent(compute_, copied, 0));
+    CUDA_CHECK(cudaFreeAsync(p, compute_));
+    cudaEventDestroy(copied);
+  }
+}
+
+}  // namespace lorax::cuda
