@@ -4,9 +4,14 @@
 
 namespace lorax {
 
+void AdapterRotation::admitted(const std::string& id, Clock::time_point now) {
+  auto it = admitting_.find(id);
+  if (it != admitting_.end() && it->second.first_admission == Clock::time_point::max()) it->second.first_admission = now;
+}
+
 std::vector<std::string> AdapterRotation::admitting_in_order() const {
   std::vector<std::pair<Clock::time_point, std::string>> by_time;
-  for (auto& [id, t] : admitting_) by_time.push_back({t, id});
+  for (auto& [id, a] : admitting_) by_time.push_back({a.activated, id});
   std::stable_sort(by_time.begin(), by_time.end(), [](auto& a, auto& b) { return a.first < b.first; });
   std::vector<std::string> out;
   for (auto& [t, id] : by_time) out.push_back(id);
@@ -21,7 +26,7 @@ bool AdapterRotation::activate(Clock::time_point now, const std::vector<std::str
     std::set<std::string> distinct = in_batch;
     for (auto& [a, t] : admitting_) distinct.insert(a);
     if (!distinct.count(id) && distinct.size() >= cap) return false;
-    admitting_[id] = now;
+    admitting_[id] = {now};
   }
   return true;
 }
@@ -54,7 +59,8 @@ void AdapterRotation::update(Clock::time_point now, const std::set<std::string>&
   if (activate(now, pending, in_batch, cap)) return;
   const auto cycle = std::chrono::duration<double>(cycle_seconds);
   for (auto it = admitting_.begin(); it != admitting_.end();) {
-    if (now - it->second >= cycle) {
+    const Clock::time_point first = it->second.first_admission;
+    if (first != Clock::time_point::max() && now - first >= cycle) {
       last_active_[it->first] = now;
       it = admitting_.erase(it);
     } else {

@@ -172,7 +172,7 @@ bool Engine::step() {
   schedule_running(plan, prefill_budget);
   const auto now = Clock::now();
   plan_adapters(now);
-  admit_waiting(plan, prefill_budget);
+  admit_waiting(plan, prefill_budget, now);
   update_stats();
   if (plan.empty()) return false;
   for (const ScheduledChunk& c : plan)
@@ -281,7 +281,7 @@ std::shared_ptr<const AdapterWeights> Engine::admissible_adapter(const Sequence&
 
 // Waiting sequences in arrival order while budgets and blocks allow; requests of
 // adapters that may not admit now (rotation) or are not resident yet are skipped over.
-void Engine::admit_waiting(std::vector<ScheduledChunk>& plan, int& prefill_budget) {
+void Engine::admit_waiting(std::vector<ScheduledChunk>& plan, int& prefill_budget, Clock::time_point now) {
   waiting_for_adapters_ = false;
   for (auto it = waiting_.begin();
        it != waiting_.end() && prefill_budget > 0 && static_cast<int>(running_.size()) < config_.max_running;) {
@@ -293,6 +293,7 @@ void Engine::admit_waiting(std::vector<ScheduledChunk>& plan, int& prefill_budge
     }
     const int count = std::min(seq.remaining(), prefill_budget);
     if (!reserve_slots(seq, count)) break;
+    if (seq.uses_adapter()) rotation_.admitted(seq.req.adapter_id, now);
     seq.adapter = std::move(adapter);
     prefill_budget -= count;
     plan.push_back({&seq, count});

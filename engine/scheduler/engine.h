@@ -77,7 +77,7 @@ class Engine {
   // The phases of one step, in order.
   void schedule_running(std::vector<ScheduledChunk>& plan, int& prefill_budget);
   void plan_adapters(std::chrono::steady_clock::time_point now);
-  void admit_waiting(std::vector<ScheduledChunk>& plan, int& prefill_budget);
+  void admit_waiting(std::vector<ScheduledChunk>& plan, int& prefill_budget, std::chrono::steady_clock::time_point now);
   void run_batch(BuiltBatch& batch);
 
   bool reserve_slots(Sequence& seq, int tokens);

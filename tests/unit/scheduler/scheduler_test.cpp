@@ -1,0 +1,307 @@
+// The scheduler (Engine) driven through a fake backend and a fake adapter
+// residency: preemption order, prefill token budgets and chunking, adapter
+// rotation under --max-active-adapters, fairness, adapters made resident ahead of
+// their turn and never evicted under a running request, the KV-full paths.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <random>
+#include <set>
+
+#include "fake_backend.h"
+#include "scheduler/engine.h"
+
+namespace lorax {
+namespace {
+
+using testing::FakeBackend;
+
+// Adapters become resident `copy_steps` make_resident() calls after the first,
+// in `slots` device slots. To check the scheduler's `keep` sets it evicts any
+// resident adapter outside `keep`, least recently made resident first, and
+// records it when a lease still held that one (the store itself would refuse).
+class FakeResidency : public AdapterResidency {
+ public:
+  FakeResidency(int slots, int copy_steps) : slots_(slots), copy_steps_(copy_steps) {}
+
+  Result make_resident(const std::string& id, const std::set<std::string>& keep) override {
+    ++asked_[id];
+    if (failing.count(id)) return {State::Failed, "adapter " + id + " cannot be used"};
+    auto it = slots_used_.find(id);
+    if (it != slots_used_.end()) {
+      if (it->second.countdown == 0) return {State::Resident, ""};
+      return --it->second.countdown == 0 ? Result{State::Resident, ""} : Result{State::Pending, ""};
+    }
+    while (static_cast<int>(slots_used_.size()) >= slots_) {
+      auto victim = slots_used_.end();
+      for (auto v = slots_used_.begin(); v != slots_used_.end(); ++v)
+        if (!keep.count(v->first) && (victim == slots_used_.end() || v->second.order < victim->second.order)) victim = v;
+      if (victim == slots_used_.end()) return {State::NoRoom, ""};
+      if (victim->second.weights.use_count() > 1) evicted_in_use.push_back(victim->first);
+      evictions.push_back(victim->first);
+      slots_used_.erase(victim);
+    }
+    Slot s;
+    s.countdown = copy_steps_;
+    s.order = next_order_++;
+    s.weights = std::make_shared<AdapterWeights>();
+    s.weights->id = id;
+    slots_used_[id] = s;
+    return copy_steps_ == 0 ? Result{State::Resident, ""} : Result{State::Pending, ""};
+  }
+  std::shared_ptr<const AdapterWeights> lease(const std::string& id) override {
+    auto it = slots_used_.find(id);
+    if (it == slots_used_.end() || it->second.countdown > 0) return nullptr;
+    return it->second.weights;
+  }
+  int device_slots() const override { return slots_; }
+  bool resident(const std::string& id) const {
+    auto it = slots_used_.find(id);
+    return it != slots_used_.end() && it->second.countdown == 0;
+  }
+
+  std::set<std::string> failing;
+  std::vector<std::string> evictions, evicted_in_use;
+
+ private:
+  struct Slot {
+    int countdown = 0;
+    uint64_t order = 0;
+    std::shared_ptr<AdapterWeights> weights;
+  };
+  int slots_, copy_steps_;
+  uint64_t next_order_ = 0;
+  std::map<std::string, Slot> slots_used_;
+  std::map<std::string, int> asked_;
+};
+
+struct Done {
+  std::vector<int32_t> tokens;
+  FinishReason reason = FinishReason::Length;
+  std::string error;
+  bool finished = false;
+  int first_token_step = -1;
+};
+
+struct SchedulerTest : ::testing::Test {
+  FakeBackend backend;
+  std::unique_ptr<Model> model;
+  std::unique_ptr<KvCache> kv;
+  std::unique_ptr<Engine> engine;
+  std::map<int, Done> done;
+  int steps = 0;
+
+  void make(int kv_blocks, EngineConfig cfg = {}, AdapterResidency* residency = nullptr, int block_size = 4) {
+    ModelSpec spec = testing::tiny_spec();
+    model = std::make_unique<Model>(spec, dummy_weights(spec, backend, 0), backend);
+    kv = std::make_unique<KvCache>(backend, spec.num_layers, kv_blocks, block_size, spec.num_kv_heads, spec.head_dim);
+    engine = std::make_unique<Engine>(*model, *kv, nullptr, cfg, residency);
+  }
+  void submit(int key, std::vector<int32_t> prompt, int max_new, const std::string& adapter = "") {
+    GenerationRequest r;
+    r.prompt_ids = std::move(prompt);
+    r.stopping.max_new_tokens = max_new;
+    r.adapter_id = adapter;
+    r.on_token = [this, key](const GeneratedToken&) {
+      if (done[key].first_token_step < 0) done[key].first_token_step = steps;
+    };
+    r.on_finish = [this, key](const FinishInfo& info) {
+      Done& d = done[key];
+      d.finished = true;
+      d.reason = info.reason;
+      d.error = info.error;
+      for (auto& t : info.tokens) d.tokens.push_back(t.id);
+    };
+    engine->submit(std::move(r));
+  }
+  void step() {
+    engine->step();
+    ++steps;
+  }
+  void run(int max_steps = 10000) {
+    while (!engine->idle() && steps < max_steps) step();
+    ASSERT_TRUE(engine->idle()) << "the scheduler did not finish in " << max_steps << " steps";
+  }
+  // What the fake model answers for this prompt, with no one else in the batch.
+  static std::vector<int32_t> expected(std::vector<int32_t> tokens, int max_new) {
+    std::vector<int32_t> out;
+    for (int i = 0; i < max_new; ++i) {
+      out.push_back(FakeBackend::next_token(tokens.back(), static_cast<int32_t>(tokens.size()) - 1));
+      tokens.push_back(out.back());
+    }
+    return out;
+  }
+  static std::vector<int32_t> prompt(int n, int seed) {
+    std::vector<int32_t> p;
+    for (int i = 0; i < n; ++i) p.push_back((seed * 13 + i * 5) % 90);
+    return p;
+  }
+  std::set<int> distinct_adapters_per_batch_max() const {
+    std::set<int> sizes;
+    for (const ForwardBatch& b : backend.batches) {
+      std::set<int32_t> ids;
+      for (auto& s : b.adapter_segments)
+        if (s.adapter >= 0) ids.insert(s.adapter);
+      sizes.insert(static_cast<int>(ids.size()));
+    }
+    return sizes;
+  }
+};
+
+TEST_F(SchedulerTest, PrefillBudgetChunksPromptsAndDecodesRideAlong) {
+  EngineConfig cfg;
+  cfg.max_batch_prefill_tokens = 8;
+  make(64, cfg);
+  submit(0, prompt(20, 0), 3);
+  submit(1, prompt(5, 1), 3);
+  run();
+  // 20 prompt tokens in chunks of 8, 8, then 4 beside the second prompt's first 4 tokens.
+  ASSERT_GE(backend.batches.size(), 3u);
+  EXPECT_EQ(backend.batches[0].num_tokens(), 8);
+  EXPECT_EQ(backend.batches[0].num_seqs(), 1);
+  EXPECT_EQ(backend.batches[1].num_tokens(), 8);
+  EXPECT_EQ(backend.batches[2].num_tokens(), 8);
+  EXPECT_EQ(backend.batches[2].num_seqs(), 2);
+  for (const ForwardBatch& b : backend.batches) {
+    int prefill = 0;
+    for (int s = 0; s < b.num_seqs(); ++s)
+      if (b.cu_seqlens[s + 1] - b.cu_seqlens[s] > 1 || b.position_ids[b.cu_seqlens[s]] < 4) prefill += b.cu_seqlens[s + 1] - b.cu_seqlens[s];
+    EXPECT_LE(prefill, cfg.max_batch_prefill_tokens);
+  }
+  EXPECT_EQ(done[0].tokens, expected(prompt(20, 0), 3));
+  EXPECT_EQ(done[1].tokens, expected(prompt(5, 1), 3));
+}
+
+TEST_F(SchedulerTest, KvShortagePreemptsTheNewestAndLosesNothing) {
+  // 12 blocks of 4 tokens: four requests of 6 + 10 tokens cannot all hold their KV at once.
+  make(12);
+  for (int i = 0; i < 4; ++i) submit(i, prompt(6, i), 10);
+  run();
+  EXPECT_GT(engine->stats().preemptions, 0u);
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(done[i].reason, FinishReason::Length);
+    EXPECT_EQ(done[i].tokens, expected(prompt(6, i), 10)) << "request " << i;
+  }
+  // The oldest request is never the one preempted: it runs to its end without recomputation.
+  int first_recomputed_by = -1;
+  for (size_t b = 1; b < backend.batches.size() && first_recomputed_by < 0; ++b)
+    for (int s = 0; s < backend.batches[b].num_seqs(); ++s)
+      if (backend.batches[b].position_ids[backend.batches[b].cu_seqlens[s]] == 0 &&
+          backend.batches[b].input_ids[backend.batches[b].cu_seqlens[s]] == prompt(6, 0)[0])
+        first_recomputed_by = static_cast<int>(b);
+  EXPECT_LT(first_recomputed_by, 0) << "the oldest request was preempted";
+  EXPECT_EQ(kv->allocator().num_free(), 12);
+}
+
+TEST_F(SchedulerTest, KvFullPathsRefuseOrFailClearly) {
+  make(4);  // 16 tokens
+  EXPECT_THROW(submit(0, prompt(10, 0), 10), std::invalid_argument);
+  submit(1, prompt(10, 1), 6);
+  run();
+  EXPECT_EQ(done[1].reason, FinishReason::Length);
+  EXPECT_EQ(kv->allocator().num_free(), 4);
+}
+
+TEST_F(SchedulerTest, RotationCapsDistinctAdaptersAndStarvesNoOne) {
+  EngineConfig cfg;
+  cfg.max_active_adapters = 2;
+  cfg.adapter_cycle_time_s = 0;
+  FakeResidency res(8, 0);
+  make(256, cfg, &res);
+  // A busy adapter keeps arriving; three others wait for their turn.
+  submit(100, prompt(4, 100), 12, "rare-1");
+  submit(101, prompt(4, 101), 12, "rare-2");
+  submit(102, prompt(4, 102), 12, "rare-3");
+  int key = 0;
+  while (steps < 300 && !(done[100].finished && done[101].finished && done[102].finished)) {
+    if (steps % 2 == 0) {
+      submit(key, prompt(4, key), 4, "busy");
+      ++key;
+    }
+    step();
+  }
+  for (int k : {100, 101, 102}) {
+    ASSERT_TRUE(done[k].finished) << "adapter request " << k << " starved";
+    EXPECT_EQ(done[k].tokens, expected(prompt(4, k), 12));
+  }
+  EXPECT_LE(*distinct_adapters_per_batch_max().rbegin(), 2);
+  EXPECT_LE(engine->stats().max_adapters_in_batch, 2);
+  run();
+}
+
+TEST_F(SchedulerTest, AdaptersAreMadeResidentAheadOfTheirTurn) {
+  EngineConfig cfg;
+  cfg.max_active_adapters = 1;
+  cfg.adapter_cycle_time_s = 1e9;  // a adapter admits until its queue drains
+  FakeResidency res(2, 3);         // two slots; a copy takes three scheduler steps
+  make(256, cfg, &res);
+  submit(0, prompt(4, 0), 20, "a");
+  submit(1, prompt(4, 1), 4, "b");
+  run();
+  ASSERT_TRUE(done[0].finished && done[1].finished);
+  // b was copied while a ran: it starts the step after a finishes, not three steps later.
+  int a_last_step = done[0].first_token_step + 19;
+  EXPECT_LE(done[1].first_token_step, a_last_step + 1);
+  EXPECT_TRUE(res.resident("b"));
+  EXPECT_TRUE(res.evicted_in_use.empty());
+  EXPECT_EQ(done[1].tokens, expected(prompt(4, 1), 4));
+}
+
+TEST_F(SchedulerTest, NoRunningRequestsAdapterIsEvicted) {
+  EngineConfig cfg;
+  cfg.adapter_cycle_time_s = 0;
+  FakeResidency res(3, 2);
+  make(512, cfg, &res);
+  std::mt19937 rng(7);
+  int key = 0;
+  std::map<int, std::pair<std::vector<int32_t>, int>> asked;
+  while (steps < 3000 && (key < 120 || !engine->idle())) {
+    for (int i = 0; key < 120 && i < 2; ++i) {
+      const int len = 2 + static_cast<int>(rng() % 6), max_new = 1 + static_cast<int>(rng() % 8);
+      asked[key] = {prompt(len, key), max_new};
+      submit(key, prompt(len, key), max_new, rng() % 4 == 0 ? "" : "ad-" + std::to_string(rng() % 9));
+      ++key;
+    }
+    step();
+  }
+  ASSERT_TRUE(engine->idle());
+  EXPECT_TRUE(res.evicted_in_use.empty()) << "evicted under a running request: " << res.evicted_in_use[0];
+  EXPECT_FALSE(res.evictions.empty()) << "nine adapters in three slots must evict";
+  EXPECT_LE(*distinct_adapters_per_batch_max().rbegin(), 3);
+  for (auto& [k, want] : asked) EXPECT_EQ(done[k].tokens, expected(want.first, want.second)) << "request " << k;
+}
+
+TEST_F(SchedulerTest, AnAdapterThatCannotBeMadeResidentFailsOnlyItsRequests) {
+  FakeResidency res(2, 0);
+  res.failing = {"broken"};
+  make(64, {}, &res);
+  submit(0, prompt(4, 0), 5, "broken");
+  submit(1, prompt(4, 1), 5, "fine");
+  submit(2, prompt(4, 2), 5);
+  run();
+  EXPECT_EQ(done[0].reason, FinishReason::Error);
+  EXPECT_NE(done[0].error.find("broken"), std::string::npos);
+  EXPECT_EQ(done[1].tokens, expected(prompt(4, 1), 5));
+  EXPECT_EQ(done[2].tokens, expected(prompt(4, 2), 5));
+}
+
+TEST_F(SchedulerTest, RequestsWaitForAPendingAdapterWhileOthersRun) {
+  FakeResidency res(2, 6);
+  make(64, {}, &res);
+  submit(0, prompt(4, 0), 3, "slow");
+  submit(1, prompt(4, 1), 3);
+  step();
+  EXPECT_TRUE(engine->waiting_for_adapters());
+  run();
+  // The base request ran at once, the adapter's after its copy.
+  EXPECT_EQ(done[1].first_token_step, 0);
+  EXPECT_GE(done[0].first_token_step, 5);
+  EXPECT_EQ(done[0].tokens, expected(prompt(4, 0), 3));
+  // run_until_idle waits for a copy in flight instead of giving up.
+  submit(2, prompt(4, 2), 2, "slow-too");
+  engine->run_until_idle();
+  EXPECT_TRUE(done[2].finished);
+}
+
+}  // namespace
+}  // namespace lorax
