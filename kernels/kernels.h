@@ -94,33 +94,48 @@ void choose_tokens(Dt dt, const void* logits, int64_t rows, int64_t vocab, const
 
 // Segmented LoRA (SGMV-style): for every token row of segment i with adapter
 // pair A_i [r_i, in], B_i [out, r_i]: y[row, off : off+out] += scale_i * (x A_i^T) B_i^T.
-// The call's work items (runs of up to kLoraRows tokens of one segment, with that
-// segment's pair) are read from device memory written before the forward, so a
-// recorded decode graph serves any mix of adapters of the same shapes. Items of
-// rank 0 are no work (segments without a pair here, and padding up to max_items).
+// The work is read from device memory written before the forward, so a recorded
+// decode graph serves any mix of adapters of the same shapes: the shrink's items
+// (a run of up to kLoraRows tokens of one segment, with that segment's A) and the
+// expand's tasks (such a run times a range of output columns, with B). Entries of
+// rank 0 are no work (segments without a pair here, and padding up to the bound).
 constexpr int kLoraRows = 4;
 constexpr int kMaxLoraRank = 512;  // keeps expand's staged B tile within 48 KB of shared memory
 struct LoraWorkItem {
   const void* a;  // [rank, in], 16-byte aligned
-  const void* b;  // [out, rank], 16-byte aligned
   int32_t row0;   // first token row
   int16_t rows;   // 1..kLoraRows
   int16_t rank;   // 0: nothing to do
+  int64_t pad[2];
+};
+struct LoraExpandTask {
+  const void* b;  // [out, rank], 16-byte aligned
+  int32_t row0;
+  int16_t rows;
+  int16_t rank;   // 0: nothing to do
   float scale;
+  int32_t col0;   // first output column (a multiple of 8)
+  int32_t ncols;  // at most LoraCallArgs::max_cols
   int32_t pad;
 };
-static_assert(sizeof(LoraWorkItem) == 32, "one 32-byte load per item");
+static_assert(sizeof(LoraWorkItem) == 32 && sizeof(LoraExpandTask) == 32, "one 32-byte load per CTA");
 struct LoraCallArgs {
   const void* x;  // [T, in]
   void* y;        // [T, ldy]
   int64_t in, ldy, out, col_offset;
   int64_t T;
-  int max_rank;                // at least every rank of the call: sizes `partial` and shared memory
-  int max_items;               // items[max_items] (the launch's grid)
+  int max_rank;   // at least every rank of the call: sizes `partial` and shared memory
+  int max_items;  // items[max_items]: the shrink's grid
+  int max_tasks;  // tasks[max_tasks]: the expand's grid
+  int max_cols;   // widest task
   const LoraWorkItem* items;
-  float* partial;              // scratch: lora_partial_floats(T, in, max_rank)
+  const LoraExpandTask* tasks;
+  float* partial;  // scratch: lora_partial_floats(T, in, max_rank)
 };
 int64_t lora_partial_floats(int64_t T, int64_t in, int max_rank);
+// Output columns per expand task when `items` runs of tokens share the call: about
+// two CTAs per SM, each as wide as its staged B tile allows (a multiple of 8).
+int lora_expand_cols(Dt dt, int max_rank, int64_t out, int64_t items);
 // The two halves, so the shrink can run beside the base projection on another stream.
 void lora_shrink(Dt dt, const LoraCallArgs& a, cudaStream_t s);
 void lora_expand(Dt dt, const LoraCallArgs& a, cudaStream_t s);

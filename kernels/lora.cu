@@ -137,21 +137,21 @@ __global__ void __launch_bounds__(kShrinkWarps * 32) shrink_kernel(LoraCallArgs 
 // GEMM, or the shrink) finishes; B is a weight no kernel writes, so its copy
 // starts at once, and everything else waits at pdl_wait().
 template <typename T>
-__global__ void __launch_bounds__(kExpandThreads) expand_kernel(LoraCallArgs a, int chunks, int cols) {
+__global__ void __launch_bounds__(kExpandThreads) expand_kernel(LoraCallArgs a, int chunks) {
   constexpr int V = 16 / sizeof(T);
   static_assert(kRows == 4, "s holds the tokens of one rank as a float4");
-  extern __shared__ float4 smem[];  // B tile [cols][rank], then s, then red
-  const LoraWorkItem item = a.items[blockIdx.x];
-  if (item.rank == 0) return;
-  const int64_t row0 = item.row0;
-  const int rows = item.rows;
-  const int rank = item.rank;
+  extern __shared__ float4 smem[];  // B tile [max_cols][rank], then s, then red
+  const LoraExpandTask task = a.tasks[blockIdx.x];
+  if (task.rank == 0) return;
+  const int64_t row0 = task.row0;
+  const int rows = task.rows;
+  const int rank = task.rank;
   const int tid = threadIdx.x;
-  const int64_t o0 = static_cast<int64_t>(blockIdx.y) * cols;
-  const int ncols = static_cast<int>(a.out - o0 < cols ? a.out - o0 : cols);
-  const T* src = static_cast<const T*>(item.b) + o0 * rank;
+  const int64_t o0 = task.col0;
+  const int ncols = task.ncols;
+  const T* src = static_cast<const T*>(task.b) + o0 * rank;
   const int len = ncols * rank, nvec = len / V;
-  const int tile_vecs = (cols * a.max_rank + V - 1) / V;
+  const int tile_vecs = (a.max_cols * a.max_rank + V - 1) / V;
   T* tile = reinterpret_cast<T*>(smem);
   float4* s = smem + tile_vecs;                               // [rank]: the kRows tokens' sums
   float* red = reinterpret_cast<float*>(s + a.max_rank);      // [kExpandThreads]: parts of s
@@ -192,7 +192,7 @@ __global__ void __launch_bounds__(kExpandThreads) expand_kernel(LoraCallArgs a, 
     __syncthreads();
   }
 
-  const float scale = item.scale;
+  const float scale = task.scale;
 #pragma unroll
   for (int c = 0; c < kColsPerThread; ++c) {
     const int col = tid + c * kExpandThreads;
@@ -235,18 +235,23 @@ void lora_shrink(Dt dt, const LoraCallArgs& a, cudaStream_t s) {
   LORAX_DISPATCH(dt, shrink_kernel<T><<<grid, kShrinkWarps * 32, 0, s>>>(a));
 }
 
+int lora_expand_cols(Dt dt, int max_rank, int64_t out, int64_t items) {
+  return expand_cols(dt == Dt::F32 ? 4 : 2, max_rank, out, std::max<int64_t>(items, 1));
+}
+
 void lora_expand(Dt dt, const LoraCallArgs& a, cudaStream_t s) {
-  if (a.max_items == 0) return;
+  if (a.max_tasks == 0) return;
   const size_t elem = dt == Dt::F32 ? 4 : 2;
   if (a.max_rank > kMaxLoraRank)
     throw std::invalid_argument("lora: rank " + std::to_string(a.max_rank) + " is above the supported " +
                                 std::to_string(kMaxLoraRank));
-  const int cols = expand_cols(elem, a.max_rank, a.out, a.max_items);
-  const size_t tile = (static_cast<size_t>(cols) * a.max_rank * elem + 15) / 16 * 16;
+  if (a.max_cols > kExpandThreads * kColsPerThread || a.max_cols % 8 != 0)
+    throw std::invalid_argument("lora: expand tasks of " + std::to_string(a.max_cols) + " columns");
+  const size_t tile = (static_cast<size_t>(a.max_cols) * a.max_rank * elem + 15) / 16 * 16;
   const size_t smem = tile + a.max_rank * sizeof(float4) + kExpandThreads * sizeof(float);
-  const dim3 grid(static_cast<unsigned>(a.max_items), static_cast<unsigned>((a.out + cols - 1) / cols));
   const int chunks = static_cast<int>(k_chunks(a.in));
-  LORAX_DISPATCH(dt, launch_pdl(expand_kernel<T>, grid, dim3(kExpandThreads), smem, s, a, chunks, cols));
+  LORAX_DISPATCH(dt, launch_pdl(expand_kernel<T>, dim3(static_cast<unsigned>(a.max_tasks)), dim3(kExpandThreads), smem,
+                                s, a, chunks));
 }
 
 }  // namespace lorax::kernels

@@ -1,5 +1,7 @@
 #include "kv/kv_cache.h"
 
+#include <atomic>
+
 #include <stdexcept>
 
 namespace lorax {
@@ -30,7 +32,12 @@ void BlockAllocator::release(int32_t block) {
 }
 
 KvCache::KvCache(Backend& backend, int num_layers, int num_blocks, int block_size, int num_kv_heads, int head_dim)
-    : block_size_(block_size), allocator_(num_blocks) {
+    : uid_([] {
+        static std::atomic<uint64_t> next{1};
+        return next++;
+      }()),
+      block_size_(block_size),
+      allocator_(num_blocks) {
   const int64_t slots = static_cast<int64_t>(num_blocks) * block_size;
   for (int i = 0; i < num_layers; ++i)
     layers_.push_back({backend.empty({slots, num_kv_heads, head_dim}), backend.empty({slots, num_kv_heads, head_dim})});

@@ -37,8 +37,11 @@ class KvCache {
     return 1.0 - static_cast<double>(allocator_.num_free()) / allocator_.num_blocks();
   }
   static int blocks_for_tokens(int tokens, int block_size) { return (tokens + block_size - 1) / block_size; }
+  // Never reused within a process, unlike addresses: recorded graphs that read this cache key on it.
+  uint64_t uid() const { return uid_; }
 
  private:
+  uint64_t uid_;
   int block_size_;
   BlockAllocator allocator_;
   std::vector<KvLayer> layers_;

@@ -168,7 +168,8 @@ Tensor Model::run(const ForwardBatch& batch, KvCache& kv, const AdapterBatch* ad
   const bool decode_only = batch.num_tokens() == batch.num_seqs() &&
                            static_cast<int64_t>(batch.lm_head_indices.size()) == T && s.rope.scaling_type != "dynamic";
   if (decode_only) {
-    std::string key = "decode:" + std::to_string(T);
+    // A recording holds the KV cache's addresses: another cache needs its own.
+    std::string key = "decode:" + std::to_string(T) + ":kv" + std::to_string(kv.uid());
     if (adapters) key.append(":lora");
     be.run_graph(key, body);
   } else {

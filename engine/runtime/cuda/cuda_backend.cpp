@@ -279,7 +279,7 @@ class CudaBackend final : public Backend {
   }
 
   void prepare_lora(const std::vector<LoraGroup>& groups) override {
-    if (lora_tables_.prepare(groups, stream_, [this](int64_t n) { return static_cast<float*>(empty_floats(n).data); }))
+    if (lora_tables_.prepare(groups, dt_, stream_, [this](int64_t n) { return static_cast<float*>(empty_floats(n).data); }))
       invalidate_graphs();
     lora_prepared_ = true;
   }
@@ -635,7 +635,7 @@ class CudaBackend final : public Backend {
       numbered[i].id = static_cast<int>(i);
       group.calls.push_back(&numbered[i]);
     }
-    adhoc_lora_tables_.prepare({group}, stream_, [this](int64_t n) { return static_cast<float*>(empty_floats(n).data); });
+    adhoc_lora_tables_.prepare({group}, dt_, stream_, [this](int64_t n) { return static_cast<float*>(empty_floats(n).data); });
     CUDA_CHECK(cudaStreamSynchronize(stream_));  // its pinned mirror is rewritten by the next direct call
     for (size_t i = 0; i < numbered.size(); ++i) out.push_back(adhoc_lora_tables_.args(static_cast<int>(i), x, y));
     return out;
