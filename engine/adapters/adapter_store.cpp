@@ -134,8 +134,17 @@ void AdapterStore::loader() {
     std::exception_ptr error;
     try {
       dir = resolve_adapter_dir(job.req, config_.sources);
-      staged = std::make_shared<const StagedAdapter>(
-          stage_peft_adapter(dir, job.req.id, spec_, backend_, config_.max_host_bytes));
+      for (;;) {
+        try {
+          staged = std::make_shared<const StagedAdapter>(
+              stage_peft_adapter(dir, job.req.id, spec_, backend_, config_.max_host_bytes));
+          break;
+        } catch (const HostMemoryFull&) {  // idle host-tier adapters make way, least recently used first
+          if (!drop_idle_host_adapter())
+            throw AdapterError("adapter " + job.req.id + ": the host memory for adapters (--max-host-adapter-bytes " +
+                               std::to_string(config_.max_host_bytes) + ") is held by adapters in use");
+        }
+      }
     } catch (const AdapterError&) {
       error = std::current_exception();
     } catch (const std::exception& e) {  // out of host memory, an I/O failure...: still only this adapter's
@@ -285,6 +294,30 @@ void AdapterStore::trim_host_locked(Events& events) {
     if (observer_.residency) events.push_back([this, v = victim->first] { observer_.residency(v, ""); });
     entries_.erase(victim);
   }
+}
+
+bool AdapterStore::drop_idle_host_adapter() {
+  Events events;
+  {
+    std::lock_guard lock(mu_);
+    auto victim = entries_.end();
+    for (auto it = entries_.begin(); it != entries_.end(); ++it) {
+      const Entry& o = it->second;
+      if (!o.loaded() || o.occupies_device() || !o.idle()) continue;
+      if (victim == entries_.end() || o.last_used < victim->second.last_used) victim = it;
+    }
+    if (victim == entries_.end()) return false;
+    if (observer_.evicted) events.push_back([this] { observer_.evicted("host"); });
+    if (observer_.residency) events.push_back([this, v = victim->first] { observer_.residency(v, ""); });
+    entries_.erase(victim);
+    tiers_locked(events);
+  }
+  run(events);
+  return true;
+}
+
+void AdapterStore::reserve_host_memory() {
+  if (config_.max_host_bytes > 0) backend_.reserve_host_memory(config_.max_host_bytes);
 }
 
 std::shared_ptr<const AdapterWeights> AdapterStore::lease(const std::string& id) {

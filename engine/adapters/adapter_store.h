@@ -110,6 +110,10 @@ class AdapterStore final : public AdapterResidency {
   // Blocking: loads and makes the adapter resident, evicting only idle adapters no request holds.
   std::shared_ptr<const AdapterWeights> acquire(const AdapterRequest& req);
 
+  // Sets the host tier's memory (--max-host-adapter-bytes) aside now: on CUDA,
+  // pinning stalls the device, so a server does it before it serves.
+  void reserve_host_memory();
+
   // AdapterResidency, for the scheduler.
   Result make_resident(const std::string& id, const std::set<std::string>& keep) override;
   std::shared_ptr<const AdapterWeights> lease(const std::string& id) override;
@@ -153,6 +157,7 @@ class AdapterStore final : public AdapterResidency {
   Result resident_locked(const std::string& id, Entry& e, const std::set<std::string>& keep, Events& events);
   bool evict_one_locked(const std::string& id, const std::set<std::string>& keep, Events& events);
   void trim_host_locked(Events& events);
+  bool drop_idle_host_adapter();  // false when every host-tier adapter is in use
   void unpin(const std::string& id, uint64_t generation);
   void release_lease(const std::string& id, uint64_t generation);
   void tiers_locked(Events& events) const;

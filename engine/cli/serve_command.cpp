@@ -50,6 +50,7 @@ int run_serve(const std::vector<std::string>& argv) {
     if (auto v = args.get(f)) cfg.info_extra[f] = *v;
 
   cfg.adapters = setup.adapters.get();
+  setup.adapters->reserve_host_memory();
   server::Server srv(cfg, *setup.engine, setup.tokenizer);
   srv.start();
   std::printf("lorax-engine listening on %s:%u\n", cfg.host.c_str(), static_cast<unsigned>(srv.port()));

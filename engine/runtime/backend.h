@@ -4,6 +4,7 @@
 #pragma once
 #include <functional>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -58,6 +59,11 @@ struct LoraGroup {
   std::vector<const LoraCall*> calls;
 };
 
+// host_alloc found the reserved host memory used up (see reserve_host_memory).
+struct HostMemoryFull : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -80,6 +86,11 @@ class Backend {
     std::function<bool()> ready;
   };
   virtual std::shared_ptr<void> host_alloc(size_t bytes);
+  // Sets `bytes` of such host memory aside now (CUDA: pinning it, which stalls the
+  // device while it runs, so a server does it before it serves); host_alloc then
+  // takes from it, throwing HostMemoryFull when it is used up. Without it each
+  // host_alloc is its own allocation.
+  virtual void reserve_host_memory(size_t bytes) { (void)bytes; }
   virtual void to_storage(const float* src, int64_t n, void* dst) const;
   virtual DeviceCopy copy_to_device(std::shared_ptr<void> host, size_t bytes);
 

@@ -31,12 +31,69 @@ AdapterMemory::~AdapterMemory() {
   std::lock_guard lock(pools_->mu);
   for (auto& [size, p] : pools_->free_host) cudaFreeHost(p);
   pools_->free_host.clear();
+  for (auto& [p, size] : pools_->chunks) cudaFreeHost(p);
+  pools_->chunks.clear();
+  pools_->free_ranges.clear();
   pools_->free_host_bytes = 0;
   cudaStreamDestroy(copy_);
 }
 
+void AdapterMemory::reserve(size_t bytes) {
+  constexpr size_t kChunk = size_t{1} << 30;
+  std::lock_guard lock(pools_->mu);
+  size_t have = 0;
+  for (auto& [p, size] : pools_->chunks) have += size;
+  while (have < bytes) {
+    const size_t size = std::min(kChunk, (bytes - have + 4095) / 4096 * 4096);
+    void* p = nullptr;
+    const cudaError_t e = cudaHostAlloc(&p, size, cudaHostAllocDefault);
+    if (e != cudaSuccess) {
+      cudaGetLastError();
+      throw std::runtime_error("cannot pin " + std::to_string(bytes) + " bytes of host memory for adapters: " +
+                               cudaGetErrorString(e));
+    }
+    pools_->chunks.push_back({p, size});
+    pools_->free_ranges[static_cast<char*>(p)] = size;
+    have += size;
+  }
+}
+
 std::shared_ptr<void> AdapterMemory::host_alloc(size_t bytes) {
   bytes = std::max<size_t>((bytes + 4095) / 4096 * 4096, 4096);
+  std::weak_ptr<Pools> pools = pools_;
+  {
+    std::lock_guard lock(pools_->mu);
+    if (!pools_->chunks.empty()) {  // carve from the reservation: first fit, never a new pin
+      for (auto it = pools_->free_ranges.begin(); it != pools_->free_ranges.end(); ++it) {
+        if (it->second < bytes) continue;
+        char* p = it->first;
+        const size_t rest = it->second - bytes;
+        pools_->free_ranges.erase(it);
+        if (rest > 0) pools_->free_ranges[p + bytes] = rest;
+        return std::shared_ptr<void>(p, [pools, bytes](void* q) {
+          auto s = pools.lock();
+          if (!s) return;  // the reservation went with the backend
+          std::lock_guard l(s->mu);
+          char* start = static_cast<char*>(q);
+          size_t size = bytes;
+          auto next = s->free_ranges.lower_bound(start);
+          if (next != s->free_ranges.end() && start + size == next->first) {  // merge with what follows
+            size += next->second;
+            next = s->free_ranges.erase(next);
+          }
+          if (next != s->free_ranges.begin()) {  // and with what precedes
+            auto prev = std::prev(next);
+            if (prev->first + prev->second == start) {
+              prev->second += size;
+              return;
+            }
+          }
+          s->free_ranges[start] = size;
+        });
+      }
+      throw HostMemoryFull("the reserved host memory for adapters is used up");
+    }
+  }
   void* p = nullptr;
   {
     std::lock_guard lock(pools_->mu);
@@ -54,7 +111,6 @@ std::shared_ptr<void> AdapterMemory::host_alloc(size_t bytes) {
       throw std::runtime_error("cannot pin " + std::to_string(bytes) + " bytes of host memory: " + cudaGetErrorString(e));
     }
   }
-  std::weak_ptr<Pools> pools = pools_;
   return std::shared_ptr<void>(p, [pools, bytes](void* q) {
     if (auto s = pools.lock()) {
       std::lock_guard lock(s->mu);

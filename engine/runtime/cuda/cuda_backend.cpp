@@ -173,6 +173,7 @@ class CudaBackend final : public Backend {
     }
   }
   std::shared_ptr<void> host_alloc(size_t bytes) override { return adapter_memory_->host_alloc(bytes); }
+  void reserve_host_memory(size_t bytes) override { adapter_memory_->reserve(bytes); }
   DeviceCopy copy_to_device(std::shared_ptr<void> host, size_t bytes) override {
     return adapter_memory_->copy_to_device(std::move(host), bytes);
   }

@@ -38,8 +38,9 @@ int LoraTables::task_bound(kernels::Dt dt, int max_rank, int64_t out, int64_t it
 }
 
 namespace {
-std::vector<uintptr_t> made_of(const std::vector<LoraGroup>& groups) {
+std::vector<uintptr_t> made_of(const std::vector<LoraGroup>& groups, size_t expected) {
   std::vector<uintptr_t> out;
+  out.reserve(expected);
   for (const LoraGroup& g : groups) {
     out.push_back(static_cast<uintptr_t>(g.rows));
     for (const AdapterSegment& s : *g.segments)
@@ -62,7 +63,7 @@ std::vector<uintptr_t> made_of(const std::vector<LoraGroup>& groups) {
 
 bool LoraTables::prepare(const std::vector<LoraGroup>& groups, kernels::Dt dt, cudaStream_t stream,
                          const Scratch& scratch) {
-  std::vector<uintptr_t> inputs = made_of(groups);
+  std::vector<uintptr_t> inputs = made_of(groups, made_of_.size());
   if (!calls_.empty() && inputs == made_of_) {
     // Same work as the last forward: only the scratch is taken again (the arena was reset).
     std::vector<float*> partials;
