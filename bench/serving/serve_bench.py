@@ -269,6 +269,9 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--log", default=None, help="server log file (default: in the temporary folder)")
     ap.add_argument("--table", action="store_true", help="also print a Markdown table")
+    ap.add_argument("--load-probe", type=int, default=0,
+                    help="after the phases, load N adapters no phase used (source: warm page cache) and promote N "
+                         "from the host tier, one at a time through POST /adapters, and report their seconds")
     ap.add_argument("--server-args", nargs=argparse.REMAINDER, default=[], help="more `serve` flags (last)")
     a = ap.parse_args()
 
@@ -318,6 +321,11 @@ def main():
                           "server_args": a.server_args})
                 results.append(r)
                 print(json.dumps(r), flush=True)
+            if a.load_probe and adapters:
+                used = {b["parameters"].get("adapter_id") for b in bodies}
+                r = load_probe(server.url, [i for i in reversed(adapters) if i not in used], a.load_probe)
+                print(json.dumps(r), flush=True)
+                results.append(r)
         finally:
             rc = server.stop()
         if rc != 0:
@@ -328,6 +336,8 @@ def main():
                   " loads host / device | mean load ms host / device | evictions device / host |")
             print("|---|---|---|---|---|---|---|---|---|---|")
             for r in results:
+                if r["phase"] == "load-probe":
+                    continue
                 ratio = f"{r['output_tokens_per_s'] / base['output_tokens_per_s']:.2f}x" if base else "-"
                 print(f"| {r['phase']} ({r['adapters']} adapters, {r['popularity']}) | {r['requests']} | {r['failures']} |"
                       f" {r['output_tokens_per_s']:,} | {ratio} | {r['ttft_ms_p50']} / {r['ttft_ms_p99']} |"
@@ -337,6 +347,32 @@ def main():
     finally:
         if not a.adapter_root:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def load_probe(url, cold_ids, n):
+    """Seconds of single, quiet loads: from the source (a folder in the page cache) into the host tier and on to
+    the device, then host-tier adapters promoted again."""
+    import urllib.request
+
+    def post(adapter_id):
+        req = urllib.request.Request(url + "/adapters", data=json.dumps({"adapter_id": adapter_id}).encode(),
+                                     headers={"Content-Type": "application/json"})
+        t0 = time.perf_counter()
+        with urllib.request.urlopen(req, timeout=120) as r:
+            return json.loads(r.read()), time.perf_counter() - t0
+
+    cold = [post(i) for i in cold_ids[:n]]
+    listed = json.loads(requests_get(url + "/adapters"))["adapters"]
+    host = [post(a["adapter_id"]) for a in listed if a["tier"] == "host"][:n]
+    med = lambda v: round(sorted(v)[len(v) // 2] * 1e3, 2) if v else None
+    return {"phase": "load-probe", "cold_loads": len(cold),
+            "cold_ms_source_to_host_p50": med([b["load_seconds"] for b, _ in cold]),
+            "cold_ms_host_to_device_p50": med([b["promote_seconds"] for b, _ in cold]),
+            "cold_ms_request_p50": med([w for _, w in cold]),
+            "host_tier_promotions": len(host),
+            "host_ms_host_to_device_p50": med([b["promote_seconds"] for b, _ in host if b["tier"] == "device"]),
+            "host_ms_request_p50": med([w for _, w in host]),
+            "tiers_after": sorted({b["tier"] for b, _ in cold + host})}
 
 
 def requests_get(url):

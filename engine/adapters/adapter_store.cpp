@@ -81,6 +81,7 @@ AdapterStore::~AdapterStore() {
   }
   config_.sources.cancelled->store(true);  // downloads in flight give up
   work_.notify_all();
+  went_idle_.notify_all();
   for (auto& t : loaders_) t.join();
   for (const Job& job : queue_) {  // never started: their tickets learn why
     auto it = entries_.find(job.req.id);
@@ -139,10 +140,21 @@ void AdapterStore::loader() {
           staged = std::make_shared<const StagedAdapter>(
               stage_peft_adapter(dir, job.req.id, spec_, backend_, config_.max_host_bytes));
           break;
-        } catch (const HostMemoryFull&) {  // idle host-tier adapters make way, least recently used first
-          if (!drop_idle_host_adapter())
+        } catch (const HostMemoryFull&) {
+          // Idle adapters make way, least recently used first; when every one is in
+          // use, the load waits for one to go idle (requests finish), a minute at most.
+          if (drop_idle_adapter()) continue;
+          std::unique_lock lock(mu_);
+          const bool freed = went_idle_.wait_for(lock, std::chrono::seconds(60), [&] {
+            if (stopping_) return true;
+            for (auto& [id, e] : entries_)
+              if (e.loaded() && e.idle() && !e.copy.memory) return true;
+            return false;
+          });
+          if (stopping_) throw AdapterError("adapter " + job.req.id + ": the server is shutting down");
+          if (!freed)
             throw AdapterError("adapter " + job.req.id + ": the host memory for adapters (--max-host-adapter-bytes " +
-                               std::to_string(config_.max_host_bytes) + ") is held by adapters in use");
+                               std::to_string(config_.max_host_bytes) + ") stayed held by adapters in use");
         }
       }
     } catch (const AdapterError&) {
@@ -296,18 +308,24 @@ void AdapterStore::trim_host_locked(Events& events) {
   }
 }
 
-bool AdapterStore::drop_idle_host_adapter() {
+// Host-tier adapters go first; then idle device-resident ones, whose host copy
+// cannot be dropped alone (a later promotion needs it).
+bool AdapterStore::drop_idle_adapter() {
   Events events;
   {
     std::lock_guard lock(mu_);
     auto victim = entries_.end();
+    auto rank = [](const Entry& e) { return e.device ? 1 : 0; };
     for (auto it = entries_.begin(); it != entries_.end(); ++it) {
       const Entry& o = it->second;
-      if (!o.loaded() || o.occupies_device() || !o.idle()) continue;
-      if (victim == entries_.end() || o.last_used < victim->second.last_used) victim = it;
+      if (!o.loaded() || !o.idle() || o.copy.memory) continue;
+      if (victim == entries_.end() || rank(o) < rank(victim->second) ||
+          (rank(o) == rank(victim->second) && o.last_used < victim->second.last_used))
+        victim = it;
     }
     if (victim == entries_.end()) return false;
-    if (observer_.evicted) events.push_back([this] { observer_.evicted("host"); });
+    const std::string tier = victim->second.device ? "device" : "host";
+    if (observer_.evicted) events.push_back([this, tier] { observer_.evicted(tier); });
     if (observer_.residency) events.push_back([this, v = victim->first] { observer_.residency(v, ""); });
     entries_.erase(victim);
     tiers_locked(events);
@@ -343,7 +361,9 @@ std::shared_ptr<const AdapterWeights> AdapterStore::lease(const std::string& id)
 void AdapterStore::release_lease(const std::string& id, uint64_t generation) {
   std::lock_guard lock(mu_);
   auto it = entries_.find(id);
-  if (it != entries_.end() && it->second.generation == generation && it->second.leases > 0) --it->second.leases;
+  if (it != entries_.end() && it->second.generation == generation && it->second.leases > 0 &&
+      --it->second.leases == 0 && it->second.idle())
+    went_idle_.notify_all();
 }
 
 void AdapterStore::unpin(const std::string& id, uint64_t generation) {
@@ -352,7 +372,9 @@ void AdapterStore::unpin(const std::string& id, uint64_t generation) {
     std::lock_guard lock(mu_);
     auto it = entries_.find(id);
     if (it == entries_.end() || it->second.generation != generation || it->second.pins == 0) return;
-    if (--it->second.pins == 0) trim_host_locked(events);
+    if (--it->second.pins > 0) return;
+    if (it->second.idle()) went_idle_.notify_all();
+    trim_host_locked(events);  // may drop this very entry
   }
   run(events);
 }

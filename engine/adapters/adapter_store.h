@@ -157,7 +157,7 @@ class AdapterStore final : public AdapterResidency {
   Result resident_locked(const std::string& id, Entry& e, const std::set<std::string>& keep, Events& events);
   bool evict_one_locked(const std::string& id, const std::set<std::string>& keep, Events& events);
   void trim_host_locked(Events& events);
-  bool drop_idle_host_adapter();  // false when every host-tier adapter is in use
+  bool drop_idle_adapter();  // false when every loaded adapter is in use
   void unpin(const std::string& id, uint64_t generation);
   void release_lease(const std::string& id, uint64_t generation);
   void tiers_locked(Events& events) const;
@@ -171,6 +171,7 @@ class AdapterStore final : public AdapterResidency {
   AdapterStoreObserver observer_;
   mutable std::mutex mu_;
   std::condition_variable work_;
+  std::condition_variable went_idle_;  // a loaded adapter went idle (a load may wait for host memory)
   std::deque<Job> queue_;
   bool stopping_ = false;
   uint64_t next_generation_ = 1;

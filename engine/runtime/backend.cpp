@@ -7,10 +7,29 @@
 namespace lorax {
 
 std::shared_ptr<void> Backend::host_alloc(size_t bytes) {
+  bytes = (std::max<size_t>(bytes, 1) + 255) / 256 * 256;
+  {
+    std::lock_guard lock(host_budget_->mu);
+    if (host_budget_->limit > 0 && host_budget_->used + bytes > host_budget_->limit)
+      throw HostMemoryFull("the reserved host memory for adapters is used up");
+    host_budget_->used += bytes;
+  }
   // 256-byte alignment: every staged tensor starts on a boundary vector loads accept.
-  void* p = std::aligned_alloc(256, (std::max<size_t>(bytes, 1) + 255) / 256 * 256);
+  void* p = std::aligned_alloc(256, bytes);
   if (!p) throw std::bad_alloc();
-  return std::shared_ptr<void>(p, [](void* q) { std::free(q); });
+  std::weak_ptr<HostBudget> budget = host_budget_;
+  return std::shared_ptr<void>(p, [budget, bytes](void* q) {
+    std::free(q);
+    if (auto b = budget.lock()) {
+      std::lock_guard lock(b->mu);
+      b->used -= bytes;
+    }
+  });
+}
+
+void Backend::reserve_host_memory(size_t bytes) {
+  std::lock_guard lock(host_budget_->mu);
+  host_budget_->limit = bytes;
 }
 
 void Backend::to_storage(const float* src, int64_t n, void* dst) const {

@@ -4,6 +4,7 @@
 #pragma once
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -90,7 +91,7 @@ class Backend {
   // device while it runs, so a server does it before it serves); host_alloc then
   // takes from it, throwing HostMemoryFull when it is used up. Without it each
   // host_alloc is its own allocation.
-  virtual void reserve_host_memory(size_t bytes) { (void)bytes; }
+  virtual void reserve_host_memory(size_t bytes);
   virtual void to_storage(const float* src, int64_t n, void* dst) const;
   virtual DeviceCopy copy_to_device(std::shared_ptr<void> host, size_t bytes);
 
@@ -164,6 +165,14 @@ class Backend {
   virtual size_t free_memory() const { return 0; }
   // The largest LoRA rank its adapter kernels take; 0: any.
   virtual int max_lora_rank() const { return 0; }
+
+ private:
+  // host_alloc's reservation on host backends: only a budget (host memory costs nothing to set aside).
+  struct HostBudget {
+    std::mutex mu;
+    size_t limit = 0, used = 0;  // limit 0: none
+  };
+  std::shared_ptr<HostBudget> host_budget_ = std::make_shared<HostBudget>();
 };
 
 std::unique_ptr<Backend> make_cpu_backend(int num_threads = 0);

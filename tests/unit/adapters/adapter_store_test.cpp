@@ -188,6 +188,34 @@ TEST_F(StoreFixture, ByteBudgetRefusesAnAdapterThatCanNeverFit) {
   EXPECT_FALSE(ids.count("attn-r8")) << "the idle LRU adapter should have been dropped for the byte budget";
 }
 
+TEST_F(StoreFixture, AFullHostReservationMakesALoadWaitForAnIdleAdapter) {
+  auto probe = make(4);
+  std::map<std::string, size_t> bytes;
+  for (const char* id : {"all-r16-rslora", "attn-r8", "all-r4-patterns"}) probe->load({id, "", "", ""});
+  for (auto& i : probe->list()) bytes[i.id] = i.bytes;
+  probe.reset();  // the backend's reservation counts what every store holds
+  // Room for the first two, not for the third as well.
+  auto store = make(4, 128, bytes["all-r16-rslora"] + bytes["attn-r8"] + bytes["all-r4-patterns"] / 2);
+  store->reserve_host_memory();
+  auto a = store->request({"all-r16-rslora", "", "", ""});
+  auto b = store->request({"attn-r8", "", "", ""});
+  a->wait();
+  b->wait();
+  ASSERT_EQ(a->error(), nullptr);
+  ASSERT_EQ(b->error(), nullptr);
+  // The third needs memory both in-use adapters hold: it waits instead of failing.
+  auto c = store->request({"all-r4-patterns", "", "", ""});
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_FALSE(c->done());
+  a.reset();  // a request finished: its adapter may make way
+  c->wait();
+  EXPECT_EQ(c->error(), nullptr);
+  std::set<std::string> ids;
+  for (auto& i : store->list()) ids.insert(i.id);
+  EXPECT_EQ(ids, (std::set<std::string>{"attn-r8", "all-r4-patterns"}));
+  EXPECT_EQ(store->list().size(), 2u);
+}
+
 TEST_F(StoreFixture, RotationServesARareAdapter) {
   auto store = make(4);
   auto busy = store->acquire({"attn-r8", "", "", ""});
