@@ -344,6 +344,9 @@ def main():
                       f" {r['itl_ms_p50']} / {r['itl_ms_p99']} | {r['loads_to_host']} / {r['loads_to_device']} |"
                       f" {r['mean_load_ms_host']} / {r['mean_load_ms_device']} |"
                       f" {r['evictions_device']} / {r['evictions_host']} |")
+            for r in results:
+                for e in r.get("failure_examples", []):
+                    print(f"| failure in {r['phase']}: {e} |")
     finally:
         if not a.adapter_root:
             shutil.rmtree(work, ignore_errors=True)

@@ -120,7 +120,7 @@ std::shared_ptr<void> AdapterMemory::host_alloc(size_t bytes) {
         return;
       }
     }
-    cudaFreeHost(q);
+    CUDA_WARN(cudaFreeHost(q));
   });
 }
 
@@ -145,7 +145,7 @@ Backend::DeviceCopy AdapterMemory::copy_to_device(std::shared_ptr<void> host, si
   });
   // `memory` outlives every call of ready(): both live in the DeviceCopy, and the
   // host buffer is kept until the copy is done.
-  return {std::move(memory), [copied, host = std::move(host)] { return cudaEventQuery(copied) == cudaSuccess; }};
+  return {std::move(memory), [copied, host = std::move(host)] { return CUDA_WARN(cudaEventQuery(copied)) == cudaSuccess; }};
 }
 
 void AdapterMemory::release_freed() {
@@ -157,7 +157,7 @@ void AdapterMemory::release_freed() {
   for (auto& [p, copied] : freed) {
     CUDA_CHECK(cudaStreamWaitEvent(compute_, copied, 0));
     CUDA_CHECK(cudaFreeAsync(p, compute_));
-    cudaEventDestroy(copied);
+    CUDA_WARN(cudaEventDestroy(copied));
   }
 }
 

@@ -27,7 +27,7 @@ cudaDataType_t to_cuda(DType d) { return d == DType::F32 ? CUDA_R_32F : d == DTy
 std::shared_ptr<void> device_alloc(size_t bytes) {
   void* p = nullptr;
   CUDA_CHECK(cudaMalloc(&p, std::max<size_t>(bytes, 16)));
-  return std::shared_ptr<void>(p, [](void* q) { cudaFree(q); });
+  return std::shared_ptr<void>(p, [](void* q) { CUDA_WARN(cudaFree(q)); });
 }
 
 // Bump allocator for one forward's activations. Addresses repeat for a repeated
@@ -73,13 +73,13 @@ struct MetaArray {
   int32_t* host = nullptr;
   size_t capacity = 0;
   ~MetaArray() {
-    if (host) cudaFreeHost(host);
+    if (host) CUDA_WARN(cudaFreeHost(host));
   }
   // Returns true when the device address changed.
   bool ensure(size_t n) {
     if (n <= capacity) return false;
     size_t cap = std::max<size_t>(n, capacity * 2);
-    if (host) cudaFreeHost(host);
+    if (host) CUDA_WARN(cudaFreeHost(host));
     CUDA_CHECK(cudaMallocHost(&host, cap * sizeof(int32_t)));
     dev = device_alloc(cap * sizeof(int32_t));
     capacity = cap;
@@ -210,6 +210,9 @@ class CudaBackend final : public Backend {
   }
 
   void begin_forward(const ForwardBatch& b) override {
+    // An error an unchecked call left on this thread would be blamed on this forward's first launch.
+    if (cudaError_t e = cudaGetLastError(); e != cudaSuccess)
+      std::fprintf(stderr, "lorax-engine: CUDA error %s left by an earlier call, before a forward\n", cudaGetErrorString(e));
     CUDA_CHECK(cudaStreamSynchronize(stream_));
     adapter_memory_->release_freed();
     lora_prepared_ = false;
@@ -483,17 +486,17 @@ class CudaBackend final : public Backend {
     try {
       body();
     } catch (...) {
-      cudaStreamEndCapture(stream_, &graph);
+      CUDA_WARN(cudaStreamEndCapture(stream_, &graph));
       throw;
     }
     CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
     if (arena_overflowed_) {  // an op allocated past the arena while recording: not replayable
-      cudaGraphDestroy(graph);
+      CUDA_WARN(cudaGraphDestroy(graph));
       return body();
     }
     cudaGraphExec_t exec;
     CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
-    cudaGraphDestroy(graph);
+    CUDA_WARN(cudaGraphDestroy(graph));
     evict_graphs();
     graphs_[full] = {exec, ++graph_clock_};
     CUDA_CHECK(cudaGraphLaunch(exec, stream_));
@@ -521,7 +524,7 @@ class CudaBackend final : public Backend {
       auto oldest = graphs_.begin();
       for (auto it = graphs_.begin(); it != graphs_.end(); ++it)
         if (it->second.last_use < oldest->second.last_use) oldest = it;
-      cudaGraphExecDestroy(oldest->second.exec);
+      CUDA_WARN(cudaGraphExecDestroy(oldest->second.exec));
       graphs_.erase(oldest);
     }
     if (seen_.size() > 4096) seen_.clear();
@@ -581,7 +584,10 @@ class CudaBackend final : public Backend {
     CUDA_CHECK(cudaEventCreate(&stop));
     float best = INFINITY;
     for (const cublasLtMatmulAlgo_t& algo : plan.candidates) {
-      if (matmul(&algo) != CUBLAS_STATUS_SUCCESS) continue;  // warm-up; skips algos that refuse the operands
+      if (matmul(&algo) != CUBLAS_STATUS_SUCCESS) {  // warm-up; skips algos that refuse the operands
+        cudaGetLastError();  // and the launch error a refusal may leave behind
+        continue;
+      }
       CUDA_CHECK(cudaEventRecord(start, stream_));
       for (int i = 0; i < 5; ++i) CUDA_CHECK(matmul(&algo));
       CUDA_CHECK(cudaEventRecord(stop, stream_));
@@ -594,8 +600,8 @@ class CudaBackend final : public Backend {
         plan.has_algo = true;
       }
     }
-    cudaEventDestroy(start);
-    cudaEventDestroy(stop);
+    CUDA_WARN(cudaEventDestroy(start));
+    CUDA_WARN(cudaEventDestroy(stop));
   }
 
   Tensor empty_floats(int64_t n) {
@@ -680,7 +686,7 @@ class CudaBackend final : public Backend {
   }
 
   void invalidate_graphs() {
-    for (auto& [k, g] : graphs_) cudaGraphExecDestroy(g.exec);
+    for (auto& [k, g] : graphs_) CUDA_WARN(cudaGraphExecDestroy(g.exec));
     graphs_.clear();
     seen_.clear();
   }

@@ -161,8 +161,8 @@ bool LoraTables::prepare(const std::vector<LoraGroup>& groups, kernels::Dt dt, c
   bool moved = false;
   if (bytes > capacity_) {
     const size_t cap = std::max(bytes, capacity_ * 2);
-    if (host_) cudaFreeHost(host_);
-    if (device_) cudaFree(device_);
+    if (host_) CUDA_WARN(cudaFreeHost(host_));
+    if (device_) CUDA_WARN(cudaFree(device_));
     host_ = nullptr;
     device_ = nullptr;
     CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&host_), cap));
