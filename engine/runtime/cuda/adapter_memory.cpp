@@ -38,6 +38,32 @@ AdapterMemory::~AdapterMemory() {
   cudaStreamDestroy(copy_);
 }
 
+// Ranges merge only within one chunk: two cudaHostAlloc chunks may lie side by
+// side in the address space, but a copy may not span them (invalid argument).
+void AdapterMemory::Pools::give_back(char* start, size_t size) {
+  auto chunk_of = [&](const char* p) {
+    for (size_t i = 0; i < chunks.size(); ++i) {
+      const char* c = static_cast<const char*>(chunks[i].first);
+      if (p >= c && p < c + chunks[i].second) return i;
+    }
+    return chunks.size();
+  };
+  const size_t chunk = chunk_of(start);
+  auto next = free_ranges.lower_bound(start);
+  if (next != free_ranges.end() && start + size == next->first && chunk_of(next->first) == chunk) {
+    size += next->second;
+    next = free_ranges.erase(next);
+  }
+  if (next != free_ranges.begin()) {
+    auto prev = std::prev(next);
+    if (prev->first + prev->second == start && chunk_of(prev->first) == chunk) {
+      prev->second += size;
+      return;
+    }
+  }
+  free_ranges[start] = size;
+}
+
 void AdapterMemory::reserve(size_t bytes) {
   constexpr size_t kChunk = size_t{1} << 30;
   std::lock_guard lock(pools_->mu);
@@ -74,21 +100,7 @@ std::shared_ptr<void> AdapterMemory::host_alloc(size_t bytes) {
           auto s = pools.lock();
           if (!s) return;  // the reservation went with the backend
           std::lock_guard l(s->mu);
-          char* start = static_cast<char*>(q);
-          size_t size = bytes;
-          auto next = s->free_ranges.lower_bound(start);
-          if (next != s->free_ranges.end() && start + size == next->first) {  // merge with what follows
-            size += next->second;
-            next = s->free_ranges.erase(next);
-          }
-          if (next != s->free_ranges.begin()) {  // and with what precedes
-            auto prev = std::prev(next);
-            if (prev->first + prev->second == start) {
-              prev->second += size;
-              return;
-            }
-          }
-          s->free_ranges[start] = size;
+          s->give_back(static_cast<char*>(q), bytes);
         });
       }
       throw HostMemoryFull("the reserved host memory for adapters is used up");
@@ -131,7 +143,11 @@ Backend::DeviceCopy AdapterMemory::copy_to_device(std::shared_ptr<void> host, si
     cudaGetLastError();
     throw std::runtime_error(std::string("device memory: ") + cudaGetErrorString(e));
   }
-  CUDA_CHECK(cudaMemcpyAsync(dev, host.get(), bytes, cudaMemcpyHostToDevice, copy_));
+  if (const cudaError_t c = cudaMemcpyAsync(dev, host.get(), bytes, cudaMemcpyHostToDevice, copy_); c != cudaSuccess) {
+    cudaGetLastError();
+    CUDA_WARN(cudaFreeAsync(dev, copy_));
+    throw std::runtime_error(std::string("copy to the device: ") + cudaGetErrorString(c));
+  }
   // One event: the memory's kernels wait for it (ready()), and so does its free.
   cudaEvent_t copied;
   CUDA_CHECK(cudaEventCreateWithFlags(&copied, cudaEventDisableTiming));

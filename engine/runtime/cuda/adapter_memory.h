@@ -41,6 +41,7 @@ class AdapterMemory {
     std::multimap<size_t, void*> free_host;  // unreserved pinned buffers by size, ready for reuse
     size_t free_host_bytes = 0;
     std::vector<std::pair<void*, cudaEvent_t>> freed_device;  // with the event of the copy that filled it
+    void give_back(char* start, size_t size);  // a carved range back to free_ranges (mu held)
   };
   std::shared_ptr<Pools> pools_ = std::make_shared<Pools>();
   cudaStream_t compute_;
