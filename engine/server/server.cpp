@@ -10,6 +10,7 @@
 
 #include "server/adapter_metrics.h"
 #include "server/adapter_routes.h"
+#include "server/api/json_limits.h"
 #include "server/engine_loop.h"
 #include "server/http_sink.h"
 #include "server/openai_api.h"
@@ -184,6 +185,7 @@ class RestHandler : public Http::Handler {
     if (is_adapter_route(path)) {
       if (!authorized(req))
         return send_error(w, Http::Code::Unauthorized, "invalid or missing API key", "unauthorized");
+      if (post && !within_json_limits(req, w)) return;
       const char* method = get ? "GET" : post ? "POST" : m == Http::Method::Delete ? "DELETE" : "OTHER";
       AdapterRouteResult r = handle_adapter_route(s_->config.adapters, method, path, req.body());
       return send_json(w, static_cast<Http::Code>(r.status), r.body);
@@ -198,6 +200,7 @@ class RestHandler : public Http::Handler {
     }
     const bool is_get_route = path == "/v1/models" || path == "/info";
     if (is_get_route ? !get : !post) return method_not_allowed(w);
+    if (post && !within_json_limits(req, w)) return;
     if (path == "/info") return send_json(w, Http::Code::Ok, info());
     if (path == "/v1/models") return send_json(w, Http::Code::Ok, models());
     if (path == "/tokenize") return tokenize(req, w);
@@ -207,6 +210,14 @@ class RestHandler : public Http::Handler {
     if (path == "/generate_stream") return generation(req, w, Api::GenerateStream);
     if (path == "/v1/completions") return generation(req, w, Api::Completions);
     return generation(req, w, Api::Chat);
+  }
+
+  // Before any parse of the body (see json_limits.h).
+  static bool within_json_limits(const Http::Request& req, Http::ResponseWriter& w) {
+    const std::string problem = json_limit_problem(req.body());
+    if (problem.empty()) return true;
+    send_error(w, Http::Code::Unprocessable_Entity, problem, "validation");
+    return false;
   }
 
   static void method_not_allowed(Http::ResponseWriter& w) {
