@@ -74,23 +74,18 @@ int main() {
   uint64_t threshold = 8ull << 30;
   CK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &threshold));
   std::vector<void*> dev;
-  run("mallocAsync+copy 84 MB (new mem)", [&] {
+  auto promote = [&] {
     void* d;
     CK(cudaMallocAsync(&d, bytes, copy));
     CK(cudaMemcpyAsync(d, pinned[dev.size() % pinned.size()], bytes, cudaMemcpyHostToDevice, copy));
     CK(cudaStreamSynchronize(copy));
     dev.push_back(d);
-  }, 20);
+  };
+  run("mallocAsync+copy 84 MB (new mem)", promote, 20);
   for (void* d : dev) CK(cudaFreeAsync(d, s));
   CK(cudaStreamSynchronize(s));
   dev.clear();
-  run("mallocAsync+copy 84 MB (pooled)", [&] {
-    void* d;
-    CK(cudaMallocAsync(&d, bytes, copy));
-    CK(cudaMemcpyAsync(d, pinned[dev.size() % pinned.size()], bytes, cudaMemcpyHostToDevice, copy));
-    CK(cudaStreamSynchronize(copy));
-    dev.push_back(d);
-  }, 20);
+  run("mallocAsync+copy 84 MB (pooled)", promote, 20);
   run("cudaFreeHost 84 MB", [&] { CK(cudaFreeHost(pinned.back())); pinned.pop_back(); }, 19);
   return 0;
 }
