@@ -7,7 +7,6 @@
 - an adapter a running request uses stays on the device (lorax_adapter_loaded{tier="device"} sampled throughout)
   while the others churn through the device tier;
 - the per-adapter metrics a LoRA-aware router reads, and refusals: an adapter larger than the host byte budget."""
-import http.server
 import json
 import pathlib
 import re
@@ -18,23 +17,13 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
+from test_adapters import body, ref_of
+from test_adapters_sources import FileServer
+
 REPO = pathlib.Path(__file__).resolve().parents[2]
 ADAPTERS = REPO / "tests" / "fixtures" / "adapters"
 MODELS = REPO / "tests" / "fixtures" / "models"
 SOURCES = sorted(d for d in (ADAPTERS / "llama").iterdir() if (d / "reference.json").exists())
-
-
-def ref_of(folder):
-    return json.loads((folder / "reference.json").read_text())
-
-
-def body(prompt, max_new, adapter=None, source=None):
-    p = {"max_new_tokens": max_new, "ignore_eos_token": True, "details": True, "decoder_input_details": True}
-    if adapter:
-        p["adapter_id"] = adapter
-    if source:
-        p["adapter_source"] = source
-    return {"inputs": prompt, "parameters": p}
 
 
 def sample(text, name, labels):
@@ -42,38 +31,8 @@ def sample(text, name, labels):
     return float(m.group(1)) if m else None
 
 
-class StallingSource:
-    """Serves one fixture adapter's two files over HTTP, holding every answer until `release()`."""
-
-    def __init__(self, folder):
-        self.gate = threading.Event()
-        self.requests = 0
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                outer.requests += 1
-                outer.gate.wait(120)
-                f = folder / self.path.rsplit("/", 1)[-1]
-                data = f.read_bytes() if f.is_file() else b""
-                self.send_response(200 if data else 404)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/slow/"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def release(self):
-        self.gate.set()
-
-    def close(self):
-        self.gate.set()
-        self.httpd.shutdown()
+def generate(prompt, max_new, adapter=None, source=None):
+    return body({"prompt": prompt}, max_new, adapter, source)
 
 
 def check_against(details, case):
@@ -85,47 +44,50 @@ def check_against(details, case):
 
 def test_a_stalled_adapter_load_delays_no_one_else(start_server, tmp_path):
     slow_src = SOURCES[0]
-    source = StallingSource(slow_src)
+    gate = threading.Event()
+    files = FileServer(gate)
+    slow_url = f"{files.url}/files/llama/{slow_src.name}/"
     try:
         s = start_server("--adapter-dir", ADAPTERS / "llama", "--adapter-cache-dir", tmp_path / "cache",
                          "--http-threads", "2", "--max-total-tokens", "120", "--max-input-length", "100",
                          model=MODELS / "llama")
         resident = SOURCES[1].name
         rcase = ref_of(SOURCES[1])["cases"][0]
-        r = requests.post(s.url + "/generate", json=body(rcase["prompt"], 4, resident), timeout=60)
+        r = requests.post(s.url + "/generate", json=generate(rcase["prompt"], 4, resident), timeout=60)
         assert r.status_code == 200, r.text
         scase = ref_of(slow_src)["cases"][0]
         slow_max = ref_of(slow_src)["max_new_tokens"]
         pool = ThreadPoolExecutor(6)
         # More stalled requests than HTTP threads: none of them may hold one.
-        slow = [pool.submit(requests.post, s.url + "/generate", json=body(scase["prompt"], slow_max, source.url, "url"),
+        slow = [pool.submit(requests.post, s.url + "/generate", json=generate(scase["prompt"], slow_max, slow_url, "url"),
                             timeout=120) for _ in range(6)]
         deadline = time.time() + 30
-        while source.requests == 0 and time.time() < deadline:
+        while not files.log and time.time() < deadline:
             time.sleep(0.01)
-        assert source.requests >= 1, "the load never reached the source"
+        assert files.log, "the load never reached the source"
         base_case = ref_of(MODELS / "llama")["cases"][0]
         for _ in range(3):
             t0 = time.time()
             assert requests.get(s.url + "/health", timeout=5).status_code == 200
-            r = requests.post(s.url + "/generate", json=body(base_case["prompt"], 8), timeout=10)
+            r = requests.post(s.url + "/generate", json=generate(base_case["prompt"], 8), timeout=10)
             assert r.status_code == 200, r.text
-            r = requests.post(s.url + "/generate", json=body(rcase["prompt"], 8, resident), timeout=10)
+            r = requests.post(s.url + "/generate", json=generate(rcase["prompt"], 8, resident), timeout=10)
             assert r.status_code == 200, r.text
             assert time.time() - t0 < 5, "base and resident-adapter requests waited for the stalled load"
         assert not any(f.done() for f in slow), "the stalled requests finished before their source answered"
         text = requests.get(s.url + "/metrics", timeout=5).text
-        waiting = sample(text, "lorax_adapter_requests_waiting", '{adapter_id="' + source.url + '"}')
+        waiting = sample(text, "lorax_adapter_requests_waiting", '{adapter_id="' + slow_url + '"}')
         assert waiting == 6, text
-        source.release()
+        gate.set()
         for f in slow:
             r = f.result(timeout=60)
             assert r.status_code == 200, r.text
             check_against(r.json()["details"], scase)
-        assert source.requests == 2, "one load for six requests (two files)"
+        assert len(files.log) == 2, "one load for six requests (two files)"
         assert s.stop() == 0
     finally:
-        source.close()
+        gate.set()
+        files.httpd.shutdown()
 
 
 def test_200_requests_over_50_adapters_in_4_device_slots(start_server, tmp_path):
@@ -152,7 +114,7 @@ def test_200_requests_over_50_adapters_in_4_device_slots(start_server, tmp_path)
     for src in SOURCES:
         for case in ref_of(src)["cases"]:
             name = next(n for n, v in names.items() if v == src)
-            r = requests.post(s.url + "/generate", json=body(case["prompt"], ref_of(src)["max_new_tokens"], name),
+            r = requests.post(s.url + "/generate", json=generate(case["prompt"], ref_of(src)["max_new_tokens"], name),
                               timeout=60)
             assert r.status_code == 200, r.text
             solo[(src.name, case["prompt"])] = r.json()["details"]
@@ -178,18 +140,18 @@ def test_200_requests_over_50_adapters_in_4_device_slots(start_server, tmp_path)
 
     def run(job):
         name, case = job
-        r = requests.post(s.url + "/generate", json=body(case["prompt"], ref_of(names[name])["max_new_tokens"], name),
+        r = requests.post(s.url + "/generate", json=generate(case["prompt"], ref_of(names[name])["max_new_tokens"], name),
                           timeout=300)
         assert r.status_code == 200, (name, r.text)
         return name, case, r.json()["details"]
 
     def run_bad(name):
-        r = requests.post(s.url + "/generate", json=body("The cat", 4, name), timeout=300)
+        r = requests.post(s.url + "/generate", json=generate("The cat", 4, name), timeout=300)
         assert r.status_code == 422 and "truncated" in r.json()["error"], r.text
         return name
 
     with ThreadPoolExecutor(48) as pool:
-        long_f = pool.submit(requests.post, s.url + "/generate", json=body(long_case["prompt"], 2800, long_name),
+        long_f = pool.submit(requests.post, s.url + "/generate", json=generate(long_case["prompt"], 2800, long_name),
                              timeout=300)
         while True:  # the long request is running before the churn starts
             text = requests.get(s.url + "/metrics", timeout=10).text
@@ -227,12 +189,12 @@ def test_200_requests_over_50_adapters_in_4_device_slots(start_server, tmp_path)
 
 def test_adapter_metrics_and_byte_budget(start_server):
     s = start_server("--adapter-dir", ADAPTERS / "llama", "--max-host-adapter-bytes", "4096", model=MODELS / "llama")
-    r = requests.post(s.url + "/generate", json=body("The cat", 2, SOURCES[0].name), timeout=60)
+    r = requests.post(s.url + "/generate", json=generate("The cat", 2, SOURCES[0].name), timeout=60)
     assert r.status_code == 422 and "--max-host-adapter-bytes" in r.json()["error"], r.text
     assert s.stop() == 0
     s = start_server("--adapter-dir", ADAPTERS / "llama", "--max-loaded-adapters", "1", model=MODELS / "llama")
     for src in SOURCES[:2]:
-        assert requests.post(s.url + "/generate", json=body("The cat", 2, src.name), timeout=60).status_code == 200
+        assert requests.post(s.url + "/generate", json=generate("The cat", 2, src.name), timeout=60).status_code == 200
     text = s.metrics()
     # The second adapter took the only device slot; the first waits in the host tier.
     assert sample(text, "lorax_adapter_loaded", f'{{adapter_id="{SOURCES[1].name}",tier="device"}}') == 1

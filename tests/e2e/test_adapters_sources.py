@@ -18,15 +18,18 @@ MODELS = REPO / "tests" / "fixtures" / "models"
 
 
 class FileServer:
-    """Serves ADAPTERS under /files/, /hub/ORG/NAME/resolve/main/ and /s3/BUCKET/KEY/; records every request."""
+    """Serves ADAPTERS under /files/, /hub/ORG/NAME/resolve/main/ and /s3/BUCKET/KEY/; records every request.
+    With a `gate` (threading.Event), every answer waits until it is set: a source that stalls."""
 
-    def __init__(self):
+    def __init__(self, gate=None):
         self.log = []
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
                 outer.log.append((self.path, self.headers.get("Authorization")))
+                if gate is not None:
+                    gate.wait(120)
                 path = self.path.split("?")[0]
                 if path.startswith("/hub/"):
                     rel = path[len("/hub/"):].replace("/resolve/main/", "/", 1)
