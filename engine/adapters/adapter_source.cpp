@@ -1,5 +1,7 @@
 #include "adapters/adapter_source.h"
 
+#include "adapters/url_policy.h"
+
 #include <algorithm>
 #include <atomic>
 #include <filesystem>
@@ -44,9 +46,16 @@ std::string local_dir(const std::string& id, const fs::path& path, const Adapter
   bool allowed = inside(canon, cfg.adapter_dir);
   for (const std::string& r : cfg.roots) allowed = allowed || inside(canon, r);
   if (!allowed)
-    throw AdapterForbidden("adapter `" + id + "`: path " + canon.string() +
-                           " is outside the allowed adapter roots (--adapter-dir, --adapter-root)");
-  if (!fs::is_directory(canon)) throw AdapterNotFound("adapter `" + id + "` not found (" + canon.string() + ")");
+    throw AdapterForbidden("adapter `" + id + "` is outside the allowed adapter roots (--adapter-dir, --adapter-root)");
+  if (!fs::is_directory(canon)) throw AdapterNotFound("adapter `" + id + "` not found");
+  // The two files must not be links leading out of the roots either.
+  for (const char* f : kFiles) {
+    const fs::path file = fs::weakly_canonical(canon / f, ec);
+    bool inside_roots = !ec && inside(file, cfg.adapter_dir);
+    for (const std::string& r : cfg.roots) inside_roots = inside_roots || (!ec && inside(file, r));
+    if (!inside_roots && fs::exists(canon / f, ec))
+      throw AdapterForbidden("adapter `" + id + "`: " + f + " links outside the allowed adapter roots");
+  }
   return canon.string();
 }
 
@@ -78,22 +87,65 @@ T await(pplx::task<T> task, pplx::cancellation_token_source& cancel, const Adapt
   return task.get();
 }
 
+// The hosts a download may reach: the allow-list plus the configured endpoints.
+UrlPolicy url_policy(const AdapterSourceConfig& cfg) {
+  UrlPolicy p{cfg.url_allow};
+  for (const std::string& endpoint : {cfg.hub_endpoint, cfg.s3_endpoint}) try {
+      const UrlTarget t = parse_url_target(endpoint);
+      p.allow.push_back((t.host.find(':') != std::string::npos ? "[" + t.host + "]" : t.host) + ":" +
+                        std::to_string(t.port));
+    } catch (const AdapterError&) {
+    }
+  return p;
+}
+
+// The response to GET `url`, following at most four redirects by hand: each hop is
+// checked against the policy, a hop to another host only when an allow entry names
+// that host, and the bearer token goes to the first host only.
+web::http::http_response get_checked(const std::string& id, const std::string& url, const AdapterRequest& req,
+                                     const AdapterSourceConfig& cfg, pplx::cancellation_token_source& cancel) {
+  using namespace web::http;
+  const UrlPolicy policy = url_policy(cfg);
+  const UrlTarget origin = parse_url_target(url);
+  std::string current = url;
+  for (int hop = 0;; ++hop) {
+    check_url_allowed(current, policy, id);
+    const UrlTarget t = parse_url_target(current);
+    const bool same_origin = t.scheme == origin.scheme && t.host == origin.host && t.port == origin.port;
+    client::http_client_config hc;
+    hc.set_timeout(std::chrono::seconds(cfg.timeout_s));
+    hc.set_max_redirects(0);
+    client::http_client client(current, hc);
+    http_request get(methods::GET);
+    if (!req.api_token.empty() && same_origin) get.headers().add("Authorization", "Bearer " + req.api_token);
+    http_response resp = await(client.request(get, cancel.get_token()), cancel, cfg);
+    const int code = resp.status_code();
+    if (code < 300 || code >= 400 || !resp.headers().has("Location")) return resp;
+    if (hop == 4) throw AdapterError("adapter `" + id + "`: more than 4 redirects");
+    const std::string next = web::uri(current).resolve_uri(resp.headers()["Location"]);
+    const UrlTarget n = parse_url_target(next);
+    const bool named = std::any_of(policy.allow.begin(), policy.allow.end(),
+                                   [&](const std::string& e) { return allow_entry_names(e, n); });
+    if (n.host != origin.host && !named)
+      throw AdapterForbidden("adapter `" + id + "`: a redirect from " + origin.host + " to another host (" + n.host +
+                             ") is refused; allow it with --adapter-url-allow");
+    current = next;
+  }
+}
+
 // GET `url` into `dest`, counting into `total` against the limit.
 void download(const std::string& id, const std::string& url, const fs::path& dest, const AdapterRequest& req,
               const AdapterSourceConfig& cfg, uint64_t& total) {
   using namespace web::http;
+  // Error messages name the URL without its query (signatures, tokens) and never a local path.
+  const std::string shown = url.substr(0, url.find('?'));
   try {
-    client::http_client_config hc;
-    hc.set_timeout(std::chrono::seconds(cfg.timeout_s));
-    client::http_client client(url, hc);
-    http_request get(methods::GET);
-    if (!req.api_token.empty()) get.headers().add("Authorization", "Bearer " + req.api_token);
     pplx::cancellation_token_source cancel;
-    http_response resp = await(client.request(get, cancel.get_token()), cancel, cfg);
+    http_response resp = get_checked(id, url, req, cfg, cancel);
     if (resp.status_code() == status_codes::NotFound)
-      throw AdapterNotFound("adapter `" + id + "` not found: GET " + url + " answered 404");
+      throw AdapterNotFound("adapter `" + id + "` not found: GET " + shown + " answered 404");
     if (resp.status_code() != status_codes::OK)
-      throw AdapterError("adapter `" + id + "`: GET " + url + " answered " + std::to_string(resp.status_code()));
+      throw AdapterError("adapter `" + id + "`: GET " + shown + " answered " + std::to_string(resp.status_code()));
     auto too_big = [&] {
       return AdapterError("adapter `" + id + "`: download exceeds the limit of " + std::to_string(cfg.max_bytes) +
                           " bytes (--adapter-max-bytes)");
@@ -103,7 +155,7 @@ void download(const std::string& id, const std::string& url, const fs::path& des
       throw too_big();
     }
     std::ofstream out(dest, std::ios::binary);
-    if (!out) throw AdapterError("adapter `" + id + "`: cannot write " + dest.string());
+    if (!out) throw AdapterError("adapter `" + id + "`: cannot write to the adapter cache");
     auto body = resp.body();
     std::vector<uint8_t> chunk(1 << 16);
     for (;;) {
@@ -118,11 +170,11 @@ void download(const std::string& id, const std::string& url, const fs::path& des
       out.write(reinterpret_cast<const char*>(chunk.data()), static_cast<std::streamsize>(n));
     }
     out.close();
-    if (!out) throw AdapterError("adapter `" + id + "`: writing " + dest.string() + " failed");
+    if (!out) throw AdapterError("adapter `" + id + "`: writing to the adapter cache failed");
   } catch (const AdapterError&) {
     throw;
   } catch (const std::exception& e) {
-    throw AdapterError("adapter `" + id + "`: downloading " + url + " failed: " + e.what());
+    throw AdapterError("adapter `" + id + "`: downloading " + shown + " failed: " + e.what());
   }
 }
 
@@ -147,13 +199,15 @@ std::string fetch(const std::string& id, std::string base, std::string sha, cons
   if (base.empty() || base.back() != '/') base += '/';
   if (cfg.cache_dir.empty()) throw AdapterError("adapter `" + id + "`: no --adapter-cache-dir for downloads");
   const fs::path cache(cfg.cache_dir);
-  const fs::path final_dir = cache / sha256_string(base + query + "\n" + sha).substr(0, 32);
+  // The token is part of the key: a download made with one client's credentials is
+  // not handed to a client without them.
+  const fs::path final_dir = cache / sha256_string(base + query + "\n" + sha + "\n" + req.api_token).substr(0, 32);
   if (has_files(final_dir)) return final_dir.string();  // cache hit: no request at all
 
   static std::atomic<uint64_t> counter{0};
   std::error_code ec;
   fs::create_directories(cache, ec);
-  if (ec) throw AdapterError("adapter `" + id + "`: cannot create " + cache.string() + ": " + ec.message());
+  if (ec) throw AdapterError("adapter `" + id + "`: cannot create the adapter cache: " + ec.message());
   const fs::path tmp = cache / (".partial-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
   fs::create_directories(tmp, ec);
   try {
@@ -193,6 +247,15 @@ std::string trim_slash(std::string s) {
 
 }  // namespace
 
+void check_adapter_id(const std::string& id) {
+  if (id.empty()) throw AdapterError("empty adapter id");
+  if (id.size() > kMaxAdapterIdLength)
+    throw AdapterError("adapter id longer than " + std::to_string(kMaxAdapterIdLength) + " characters");
+  for (char c : id)
+    if (c < 0x21 || c > 0x7e)
+      throw AdapterError("adapter ids are printable ASCII without spaces or control characters");
+}
+
 int adapter_error_status(const AdapterError& e) {
   if (dynamic_cast<const AdapterNotFound*>(&e)) return 404;
   if (dynamic_cast<const AdapterForbidden*>(&e)) return 403;
@@ -218,7 +281,7 @@ std::string sha256_file(const std::string& path) {
 
 std::string resolve_adapter_dir(const AdapterRequest& req, const AdapterSourceConfig& cfg) {
   const std::string& id = req.id;
-  if (id.empty()) throw AdapterError("empty adapter id");
+  check_adapter_id(id);
   const bool is_url = id.rfind("http://", 0) == 0 || id.rfind("https://", 0) == 0;
   if (req.source == "url" || (req.source.empty() && is_url)) {
     if (!is_url) throw AdapterError("adapter `" + id + "`: a url source must start with http:// or https://");
@@ -236,7 +299,11 @@ std::string resolve_adapter_dir(const AdapterRequest& req, const AdapterSourceCo
       throw AdapterError("adapter `" + id + "`: an s3 adapter is named BUCKET/KEY (or s3://BUCKET/KEY)");
     return fetch(id, trim_slash(cfg.s3_endpoint) + "/" + key + "/", req.sha256, req, cfg);
   }
-  if (req.source == "local") return local_dir(id, fs::path(id), cfg);
+  if (req.source == "local") {
+    // Relative to what? The process's working directory is no answer a client should rely on.
+    if (!fs::path(id).is_absolute()) throw AdapterError("adapter `" + id + "`: a local adapter is an absolute path");
+    return local_dir(id, fs::path(id), cfg);
+  }
   if (!req.source.empty())
     throw AdapterError("adapter `" + id + "`: adapter_source must be one of local, hub, s3, url (got `" + req.source + "`)");
   // Default: a name under --adapter-dir.

@@ -21,6 +21,12 @@ struct AdapterForbidden : AdapterError {  // 403: a path outside the allowed roo
 };
 int adapter_error_status(const AdapterError& e);  // 404, 403 or 422
 
+// Adapter ids: 1 to 512 characters, printable ASCII without spaces (0x21-0x7E), so an
+// id is one file name, URL or hub name and cannot alias another through a NUL or a
+// control character. Throws AdapterError (422) otherwise.
+inline constexpr size_t kMaxAdapterIdLength = 512;
+void check_adapter_id(const std::string& id);
+
 struct AdapterSourceConfig {
   std::string adapter_dir;                 // names without a source resolve here
   std::vector<std::string> roots;          // more roots allowed for `local` paths
@@ -29,6 +35,9 @@ struct AdapterSourceConfig {
   std::string hub_endpoint = "https://huggingface.co";  // + /ORG/NAME/resolve/main/
   std::string s3_endpoint = "https://s3.amazonaws.com";  // + /BUCKET/KEY/ (path style)
   int timeout_s = 60;
+  // --adapter-url-allow: hosts (HOST[:PORT]) and CIDRs downloads may reach beside
+  // public addresses and the two endpoints above (url_policy.h).
+  std::vector<std::string> url_allow;
   // Set when the server stops: downloads in flight give up instead of running to their timeout.
   std::shared_ptr<std::atomic<bool>> cancelled;
 };

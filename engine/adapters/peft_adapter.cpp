@@ -45,37 +45,59 @@ std::optional<T> match_pattern(const std::map<std::string, T>& patterns, const s
   return std::nullopt;
 }
 
+// A rank as the file states it, refused unless 1..65536: nlohmann's get<int> would
+// turn 2^32+8 into 8 and load an adapter that is not the one on disk.
+int rank_value(const json& v, const char* field, const std::string& id) {
+  const bool ok = v.is_number_unsigned() ? v.get<uint64_t>() >= 1 && v.get<uint64_t>() <= 65536
+                                         : v.is_number_integer() && v.get<int64_t>() >= 1 && v.get<int64_t>() <= 65536;
+  if (!ok) throw AdapterError("adapter " + id + ": adapter_config.json `" + field + "` must be an integer from 1 to 65536");
+  return static_cast<int>(v.get<int64_t>());
+}
+
+// lora_alpha scales every delta: a non-finite or absurd one would make every logit NaN.
+double alpha_value(const json& v, const char* field, const std::string& id) {
+  const double a = v.is_number() ? v.get<double>() : std::nan("");
+  if (!std::isfinite(a) || std::fabs(a) > 1e6)
+    throw AdapterError("adapter " + id + ": adapter_config.json `" + field + "` must be a finite number of at most 1e6");
+  return a;
+}
+
 PeftConfig read_config(const fs::path& path, const std::string& id, std::vector<std::string>* warnings) {
   std::ifstream in(path);
-  if (!in) throw AdapterError("adapter " + id + ": " + path.string() + " not found");
+  if (!in) throw AdapterError("adapter " + id + ": " + path.filename().string() + " not found");
   json j;
   try {
     in >> j;
   } catch (const json::exception&) {
-    throw AdapterError("adapter " + id + ": " + path.string() + " is not valid JSON");
+    throw AdapterError("adapter " + id + ": " + path.filename().string() + " is not valid JSON");
   }
   if (!j.is_object()) throw AdapterError("adapter " + id + ": adapter_config.json must be an object");
   auto str = [&](const char* k, const std::string& d) { return j.contains(k) && j[k].is_string() ? j[k].get<std::string>() : d; };
   if (str("peft_type", "LORA") != "LORA")
     throw AdapterError("adapter " + id + ": peft_type " + str("peft_type", "") + " is not supported (only LORA)");
-  if (j.value("use_dora", false)) throw AdapterError("adapter " + id + ": DoRA adapters (use_dora) are not supported");
+  // Flags must be booleans (or null); `"use_dora": 1` is a config error, not a 500.
+  auto flag = [&](const char* k) {
+    if (!j.contains(k) || j[k].is_null()) return false;
+    if (!j[k].is_boolean()) throw AdapterError("adapter " + id + ": adapter_config.json `" + k + "` must be a boolean");
+    return j[k].get<bool>();
+  };
+  if (flag("use_dora")) throw AdapterError("adapter " + id + ": DoRA adapters (use_dora) are not supported");
   if (str("bias", "none") != "none")
     throw AdapterError("adapter " + id + ": trained biases (bias=" + str("bias", "") + ") are not supported");
   if (j.contains("modules_to_save") && !j["modules_to_save"].is_null() && !j["modules_to_save"].empty())
     throw AdapterError("adapter " + id + ": modules_to_save (fully trained modules) are not supported");
   PeftConfig c;
   try {
-    c.r = j.value("r", 8);
-    c.alpha = j.value("lora_alpha", static_cast<double>(c.r));
-    c.rslora = j.value("use_rslora", false);
+    c.r = j.contains("r") ? rank_value(j["r"], "r", id) : 8;
+    c.alpha = j.contains("lora_alpha") ? alpha_value(j["lora_alpha"], "lora_alpha", id) : static_cast<double>(c.r);
+    c.rslora = flag("use_rslora");
     if (j.contains("rank_pattern") && j["rank_pattern"].is_object())
-      c.rank_pattern = j["rank_pattern"].get<std::map<std::string, int>>();
+      for (auto& [k, v] : j["rank_pattern"].items()) c.rank_pattern[k] = rank_value(v, "rank_pattern", id);
     if (j.contains("alpha_pattern") && j["alpha_pattern"].is_object())
-      c.alpha_pattern = j["alpha_pattern"].get<std::map<std::string, double>>();
+      for (auto& [k, v] : j["alpha_pattern"].items()) c.alpha_pattern[k] = alpha_value(v, "alpha_pattern", id);
   } catch (const json::exception&) {
     throw AdapterError("adapter " + id + ": adapter_config.json has a field of the wrong type");
   }
-  if (c.r <= 0) throw AdapterError("adapter " + id + ": r must be positive");
   static const std::set<std::string> known = {
       "r", "lora_alpha", "use_rslora", "rank_pattern", "alpha_pattern", "target_modules", "fan_in_fan_out",
       "peft_type", "task_type", "bias", "use_dora", "modules_to_save", "base_model_name_or_path", "revision",
@@ -85,7 +107,7 @@ PeftConfig read_config(const fs::path& path, const std::string& id, std::vector<
       "qalora_group_size", "use_qalora", "alora_invocation_tokens", "arrow_config", "ensure_weight_tying"};
   for (auto& [k, _] : j.items())
     if (!known.count(k) && warnings) warnings->push_back("adapter " + id + ": ignoring unknown config key '" + k + "'");
-  if (j.value("lora_bias", false)) throw AdapterError("adapter " + id + ": lora_bias is not supported");
+  if (flag("lora_bias")) throw AdapterError("adapter " + id + ": lora_bias is not supported");
   return c;
 }
 

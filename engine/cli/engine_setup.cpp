@@ -1,5 +1,7 @@
 #include "cli/engine_setup.h"
 
+#include "adapters/url_policy.h"
+
 #include <filesystem>
 
 #ifdef LORAX_HAVE_CUDA
@@ -14,7 +16,7 @@ const std::set<std::string>& engine_value_flags() {
       "max-total-tokens", "max-batch-total-tokens", "max-batch-prefill-tokens", "max-active-adapters",
       "max-loaded-adapters", "adapter-dir", "adapter-cycle-time-s", "num-shard", "max-running",
       "gpu-memory-utilization", "adapter-root", "adapter-cache-dir", "adapter-max-bytes", "max-host-adapters",
-      "max-host-adapter-bytes", "hub-endpoint", "s3-endpoint"};
+      "max-host-adapter-bytes", "hub-endpoint", "s3-endpoint", "adapter-url-allow"};
   return flags;
 }
 
@@ -101,6 +103,9 @@ EngineSetup EngineSetup::create(const Args& args, const std::vector<GenerateBody
   ac.sources.max_bytes = static_cast<uint64_t>(max_bytes);
   ac.sources.hub_endpoint = args.get_or("hub-endpoint", ac.sources.hub_endpoint);
   ac.sources.s3_endpoint = args.get_or("s3-endpoint", ac.sources.s3_endpoint);
+  ac.sources.url_allow = args.get_all("adapter-url-allow");
+  for (const std::string& e : ac.sources.url_allow)
+    if (!valid_allow_entry(e)) throw UsageError("--adapter-url-allow " + e + ": expected HOST, HOST:PORT or a CIDR");
   ac.max_device = static_cast<int>(args.get_int("max-loaded-adapters", 16));
   ac.max_host = static_cast<int>(args.get_int("max-host-adapters", 128));
   if (ac.max_device <= 0) throw UsageError("--max-loaded-adapters must be positive");

@@ -49,7 +49,7 @@ def test_a_stalled_adapter_load_delays_no_one_else(start_server, tmp_path):
     slow_url = f"{files.url}/files/llama/{slow_src.name}/"
     try:
         s = start_server("--adapter-dir", ADAPTERS / "llama", "--adapter-cache-dir", tmp_path / "cache",
-                         "--http-threads", "2", "--max-total-tokens", "120", "--max-input-length", "100",
+                         "--adapter-url-allow", files.url.split("//")[1], "--http-threads", "2", "--max-total-tokens", "120", "--max-input-length", "100",
                          model=MODELS / "llama")
         resident = SOURCES[1].name
         rcase = ref_of(SOURCES[1])["cases"][0]
@@ -106,7 +106,7 @@ def test_200_requests_over_50_adapters_in_4_device_slots(start_server, tmp_path)
         (d / "adapter_config.json").symlink_to(ADAPTERS / "bad" / "truncated" / "adapter_config.json")
         (d / "adapter_model.safetensors").symlink_to(ADAPTERS / "bad" / "truncated" / "adapter_model.safetensors")
     # RoPE runs past the fixture's 128 positions: room for one long request that outlives the churn.
-    s = start_server("--adapter-dir", tmp_path, "--max-loaded-adapters", "4", "--adapter-cycle-time-s", "0.05",
+    s = start_server("--adapter-dir", tmp_path, "--adapter-root", ADAPTERS, "--max-loaded-adapters", "4", "--adapter-cycle-time-s", "0.05",
                      "--max-total-tokens", "3000", "--max-input-length", "100", "--max-waiting-requests", "512",
                      model=MODELS / "llama")
     # Solo results: one request at a time per (source adapter, prompt).
