@@ -51,8 +51,11 @@ json parameters_from_flags(const Args& args) {
   if (args.has("adapter")) {
     // A directory is loaded from there; anything else is a name under --adapter-dir (or a URL).
     p["adapter_id"] = args.require("adapter");
-    if (!args.has("adapter-source") && std::filesystem::is_directory(args.require("adapter")))
+    if (!args.has("adapter-source") && std::filesystem::is_directory(args.require("adapter"))) {
+      // A folder on the command line is relative to where the user runs the command.
+      p["adapter_id"] = std::filesystem::absolute(args.require("adapter")).string();
       p["adapter_source"] = "local";
+    }
   }
   auto stops = args.get_all("stop");
   if (!stops.empty()) p["stop"] = stops;

@@ -27,7 +27,7 @@ int run_serve(const std::vector<std::string>& argv) {
   std::set<std::string> value_flags = {"model",  "host", "port", "api-key", "max-waiting-requests",
                                        "shutdown-timeout-s", "http-threads", "model-id"};
   for (auto& f : engine_value_flags()) value_flags.insert(f);
-  Args args(argv, value_flags, {});
+  Args args(argv, value_flags, {"metrics-require-key"});
 
   server::ServerConfig cfg;
   cfg.host = args.get_or("host", "0.0.0.0");
@@ -35,6 +35,8 @@ int run_serve(const std::vector<std::string>& argv) {
   if (port < 0 || port > 65535) throw UsageError("--port must be 0..65535");
   cfg.port = static_cast<int>(port);
   cfg.api_key = args.get_or("api-key", "");
+  cfg.metrics_require_key = args.has("metrics-require-key");
+  if (cfg.metrics_require_key && cfg.api_key.empty()) throw UsageError("--metrics-require-key needs --api-key");
   cfg.max_waiting_requests = static_cast<int>(args.get_int("max-waiting-requests", 128));
   if (cfg.max_waiting_requests <= 0) throw UsageError("--max-waiting-requests must be positive");
   cfg.http_threads = static_cast<int>(args.get_int("http-threads", 4));
@@ -46,8 +48,10 @@ int run_serve(const std::vector<std::string>& argv) {
 
   EngineSetup setup = EngineSetup::create(args);
   cfg.limits = setup.limits;
+  // /info shows the engine settings, but not where files live on this machine.
+  static const std::set<std::string> paths = {"adapter-dir", "adapter-root", "adapter-cache-dir"};
   for (const std::string& f : engine_value_flags())
-    if (auto v = args.get(f)) cfg.info_extra[f] = *v;
+    if (auto v = args.get(f); v && !paths.count(f)) cfg.info_extra[f] = *v;
 
   cfg.adapters = setup.adapters.get();
   setup.adapters->reserve_host_memory();

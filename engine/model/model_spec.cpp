@@ -33,8 +33,9 @@ struct ConfigReader {
   }
   int require_int(const char* key) const {
     if (!has(key)) throw ModelError(source + ": missing required field '" + key + "'");
-    if (!j[key].is_number_integer() || j[key].get<long long>() <= 0)
-      throw ModelError(source + ": field '" + key + "' must be a positive integer");
+    // Bounded before the narrowing get<int>, which would wrap 2^32+8 to 8.
+    if (!j[key].is_number_integer() || j[key].get<long long>() <= 0 || j[key].get<long long>() > (1ll << 30))
+      throw ModelError(source + ": field '" + key + "' must be a positive integer (at most 2^30)");
     return j[key].get<int>();
   }
 };
@@ -206,6 +207,27 @@ Activation parse_activation(const std::string& name, const std::string& source) 
   throw ModelError(source + ": unsupported activation '" + name + "'");
 }
 
+// Values no trained model has and that would make every logit NaN or infinite
+// (rms_norm_eps -1, rope factor 0, rope_theta 0): refused at load, naming the field.
+static void check_physical(const ModelSpec& spec, const std::string& source) {
+  auto refuse = [&](const char* what) { throw ModelError(source + ": " + what); };
+  auto finite = [](double v) { return std::isfinite(v); };
+  if (!finite(spec.norm_eps) || spec.norm_eps <= 0 || spec.norm_eps >= 1)
+    refuse("the normalization epsilon (rms_norm_eps / layer_norm_eps) must be > 0 and < 1");
+  if (!finite(spec.attn_scale) || spec.attn_scale <= 0) refuse("the attention scale must be finite and positive");
+  if (!finite(spec.attn_logit_softcap) || spec.attn_logit_softcap < 0 || !finite(spec.final_logit_softcap) ||
+      spec.final_logit_softcap < 0)
+    refuse("logit soft-capping values must be finite and >= 0");
+  if (spec.positions == PositionKind::Learned) return;
+  const RopeSpec& r = spec.rope;
+  if (!finite(r.theta) || r.theta <= 1) refuse("rope_theta must be finite and > 1");
+  if (!finite(r.factor) || r.factor <= 0 || r.factor > 1e6) refuse("the rope scaling `factor` must be > 0");
+  if (r.scaling_type == "llama3" && (!finite(r.low_freq_factor) || !finite(r.high_freq_factor) ||
+                                     r.low_freq_factor <= 0 || r.high_freq_factor <= r.low_freq_factor ||
+                                     r.original_max_position <= 0))
+    refuse("llama3 rope scaling needs 0 < low_freq_factor < high_freq_factor and original_max_position_embeddings > 0");
+}
+
 ModelSpec parse_model_spec(const std::string& text, const std::string& source) {
   json j;
   try {
@@ -226,6 +248,7 @@ ModelSpec parse_model_spec(const std::string& text, const std::string& source) {
   if (spec.num_kv_heads <= 0 || spec.num_heads % spec.num_kv_heads != 0)
     throw ModelError(source + ": num_attention_heads must be a multiple of num_key_value_heads");
   if (spec.positions == PositionKind::Learned) spec.rope.rotary_dim = 0;
+  check_physical(spec, source);
   if (c.has("eos_token_id")) spec.eos_token_ids = token_id_list(j["eos_token_id"]);
   if (c.has("bos_token_id") && j["bos_token_id"].is_number_integer()) spec.bos_token_id = j["bos_token_id"].get<int32_t>();
   return spec;

@@ -84,11 +84,17 @@ void typical_p(std::vector<float>& s, double mass) {
 
 std::string SamplingParams::validate() const {
   auto bad = [](double v) { return std::isnan(v) || std::isinf(v); };
+  // Logits are divided by these in float: below 1e-5 a logit of a few dozen
+  // overflows to infinity and the row turns into NaN.
+  constexpr double kMinDivisor = 1e-5;
   if (bad(temperature) || temperature <= 0) return "`temperature` must be strictly positive";
+  if (temperature < kMinDivisor) return "`temperature` must be >= 1e-05 (use do_sample false for greedy decoding)";
   if (bad(top_p) || top_p <= 0 || top_p > 1) return "`top_p` must be > 0.0 and <= 1.0";
   if (bad(typical_p) || typical_p <= 0 || typical_p > 1) return "`typical_p` must be > 0.0 and <= 1.0";
   if (top_k < 0) return "`top_k` must be strictly positive";
   if (bad(repetition_penalty) || repetition_penalty <= 0) return "`repetition_penalty` must be strictly positive";
+  if (repetition_penalty < kMinDivisor || repetition_penalty > 1 / kMinDivisor)
+    return "`repetition_penalty` must be between 1e-05 and 1e+05";
   if (bad(frequency_penalty) || frequency_penalty < -2 || frequency_penalty > 2)
     return "`frequency_penalty` must be >= -2.0 and <= 2.0";
   if (bad(presence_penalty) || presence_penalty < -2 || presence_penalty > 2)

@@ -20,7 +20,7 @@ AdapterMetrics::AdapterMetrics(metrics::Registry& r)
       load_failures(r.counter("lorax_adapter_load_failures_total", "Adapter loads that failed").labels({})),
       evictions(r.counter("lorax_adapter_evictions_total",
                           "Idle adapters evicted from a tier (device: demoted to host; host: dropped)", {"tier"})),
-      requests(r.counter("lorax_adapter_requests_total", "Generation requests per adapter", {"adapter_id"})),
+      requests(r.counter("lorax_adapter_requests_total", "Generation requests admitted per adapter (counted once its load succeeded)", {"adapter_id"})),
       running(r.gauge("lorax_adapter_requests_running", "Requests of an adapter in the running batch", {"adapter_id"})),
       waiting(r.gauge("lorax_adapter_requests_waiting",
                       "Requests of an adapter waiting (for their turn, or for the adapter to load)", {"adapter_id"})),

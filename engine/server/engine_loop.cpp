@@ -59,6 +59,8 @@ size_t EngineLoop::take_loaded(std::vector<Job>& ready) {
       job.sink->on_rejected(message, status, type);
       ++gone;
     } else {
+      // Counted once the load succeeded: ids that fail never become a series.
+      if (adapter_metrics_) adapter_metrics_->requests.labels({adapter_label(job.request.adapter_id)}).inc();
       ready.push_back(std::move(job));
     }
     it = pending_.erase(it);

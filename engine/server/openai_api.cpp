@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "server/api/json_fields.h"
+
 namespace lorax::server {
 namespace {
 
@@ -15,10 +17,7 @@ double number(const ojson& b, const char* k) {
   return b[k].get<double>();
 }
 
-int integer(const ojson& b, const char* k) {
-  if (!b[k].is_number_integer()) throw ValidationError(std::string("`") + k + "` must be an integer");
-  return b[k].get<int>();
-}
+int integer(const ojson& b, const char* k) { return checked_integer<int>(b, k); }
 
 bool boolean(const ojson& b, const char* k) {
   if (!b[k].is_boolean()) throw ValidationError(std::string("`") + k + "` must be a boolean");
@@ -71,6 +70,8 @@ OpenAIRequest parse_common(const ojson& b) {
     } else {
       throw ValidationError("`stop` must be a string or a list of strings");
     }
+    if (r.params.stop.size() > static_cast<size_t>(kMaxStopSequences))
+      throw ValidationError("`stop` must hold at most " + std::to_string(kMaxStopSequences) + " sequences");
   }
   for (const char* k : {"max_tokens", "max_completion_tokens"})
     if (present(b, k)) {
@@ -96,7 +97,7 @@ OpenAIRequest parse_completion_request(const ojson& b) {
     throw ValidationError("`prompt` must be a string (or a list of one string)");
   }
   if (present(b, "echo")) r.echo = boolean(b, "echo");
-  if (present(b, "logprobs") && !(b["logprobs"].is_number_integer() && b["logprobs"].get<int>() == 0))
+  if (present(b, "logprobs") && integer(b, "logprobs") != 0)
     throw ValidationError("`logprobs` is not supported");
   if (present(b, "suffix")) throw ValidationError("`suffix` is not supported");
   return r;
@@ -115,7 +116,8 @@ OpenAIRequest parse_chat_request(const ojson& b) {
     if (m.contains("content") && m["content"].is_array()) {
       std::string text;
       for (const ojson& part : m["content"]) {
-        if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") || !part["text"].is_string())
+        if (!part.is_object() || !part.contains("type") || part["type"] != "text" || !part.contains("text") ||
+            !part["text"].is_string())
           throw ValidationError("only text content parts are supported");
         text += part["text"].get<std::string>();
       }
@@ -132,7 +134,7 @@ OpenAIRequest parse_chat_request(const ojson& b) {
   if (present(b, "logprobs") && boolean(b, "logprobs")) throw ValidationError("`logprobs` is not supported");
   if (present(b, "response_format")) {
     const ojson& rf = b["response_format"];
-    if (!rf.is_object() || rf.value("type", "") != "text")
+    if (!rf.is_object() || !rf.contains("type") || rf["type"] != "text")
       throw ValidationError("`response_format` other than text is not supported");
   }
   return r;

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <strings.h>
 #include <mutex>
 #include <thread>
 
@@ -10,6 +11,7 @@
 
 #include "server/adapter_metrics.h"
 #include "server/adapter_routes.h"
+#include "server/api/json_fields.h"
 #include "server/api/json_limits.h"
 #include "server/engine_loop.h"
 #include "server/http_sink.h"
@@ -86,10 +88,9 @@ struct Server::State {
     if (name.empty() || name == config.model_id || name == config.model_dir ||
         name == std::filesystem::path(config.model_dir).filename().string())
       return nullptr;
+    check_adapter_id(name);
     if (!config.adapters) throw NotFound("adapter `" + name + "` not found");
-    auto ticket = config.adapters->request({name, source, api_token, ""});
-    adapter_metrics.requests.labels({adapter_label(name)}).inc();
-    return ticket;
+    return config.adapters->request({name, source, api_token, ""});
   }
 
   void check_capacity(const GenerationRequest& req) const {
@@ -154,6 +155,10 @@ class RestHandler : public Http::Handler {
   void onRequest(const Http::Request& req, Http::ResponseWriter w) override {
     try {
       route(req, w);
+    } catch (const nlohmann::json::exception&) {
+      // A field of a type the parsers did not expect: the client's error, and the
+      // message must not echo its (possibly huge) content.
+      send_error(w, Http::Code::Unprocessable_Entity, "a request field has the wrong type", "validation");
     } catch (const std::exception& e) {
       send_error(w, Http::Code::Internal_Server_Error, e.what(), "generation");
     }
@@ -177,6 +182,8 @@ class RestHandler : public Http::Handler {
     }
     if (path == "/metrics") {
       if (!get) return method_not_allowed(w);
+      if (s_->config.metrics_require_key && !authorized(req))
+        return send_error(w, Http::Code::Unauthorized, "invalid or missing API key", "unauthorized");
       w.send(Http::Code::Ok, s_->registry.serialize(), Http::Mime::MediaType::fromString(metrics::kContentType));
       return;
     }
@@ -224,10 +231,20 @@ class RestHandler : public Http::Handler {
     send_error(w, Http::Code::Method_Not_Allowed, "method not allowed", "validation");
   }
 
+  // `Authorization: Bearer KEY`, the scheme case-insensitive (RFC 9110 §11.1), the
+  // key compared in constant time so its prefix cannot be guessed from timings.
   bool authorized(const Http::Request& req) const {
-    if (s_->config.api_key.empty()) return true;
+    const std::string& key = s_->config.api_key;
+    if (key.empty()) return true;
     auto h = req.headers().tryGetRaw("Authorization");
-    return h && h->value() == "Bearer " + s_->config.api_key;
+    if (!h) return false;
+    const std::string& v = h->value();
+    if (v.size() < 7 || strncasecmp(v.c_str(), "Bearer ", 7) != 0) return false;
+    const std::string_view given = std::string_view(v).substr(7);
+    unsigned diff = given.size() == key.size() ? 0u : 1u;
+    for (size_t i = 0; i < key.size(); ++i)
+      diff |= static_cast<unsigned char>(key[i]) ^ static_cast<unsigned char>(i < given.size() ? given[i] : 0);
+    return diff == 0;
   }
 
   json info() const {
@@ -240,7 +257,7 @@ class RestHandler : public Http::Handler {
               {"max_total_tokens", c.limits.max_total_tokens},
               {"max_waiting_requests", c.max_waiting_requests},
               {"max_best_of", 1},
-              {"max_stop_sequences", 4},
+              {"max_stop_sequences", kMaxStopSequences},
               {"block_size", s_->engine.kv().block_size()},
               {"kv_cache_tokens", s_->kv_capacity_tokens},
               {"preloaded_adapters", json::array()},
@@ -300,12 +317,13 @@ class RestHandler : public Http::Handler {
         if (!body.is_object()) throw ValidationError("request body must be a JSON object");
         if (body.contains("stream") && !body["stream"].is_null() && !body["stream"].is_boolean())
           throw ValidationError("`stream` must be a boolean");
-        stream = api == Api::GenerateStream || (api == Api::Compat && body.value("stream", false));
+        const bool stream_asked = body.contains("stream") && body["stream"].is_boolean() && body["stream"].get<bool>();
+        stream = api == Api::GenerateStream || (api == Api::Compat && stream_asked);
         // lorax-client sends `return_k_alternatives: null`; alternatives are not supported.
         if (body.contains("parameters") && body["parameters"].is_object() &&
             body["parameters"].contains("return_k_alternatives")) {
           const ojson& k = body["parameters"]["return_k_alternatives"];
-          if (!k.is_null() && !(k.is_number_integer() && k.get<int>() == 0))
+          if (!k.is_null() && !(k.is_number_integer() && integer_in_range(k, 0, 0)))
             throw ValidationError("`return_k_alternatives` is not supported");
           body["parameters"].erase("return_k_alternatives");
         }

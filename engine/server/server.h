@@ -22,6 +22,7 @@ struct ServerConfig {
   std::string host = "0.0.0.0";
   int port = 8080;  // 0 picks a free port (see Server::port())
   std::string api_key;  // empty: no authentication
+  bool metrics_require_key = false;  // /metrics behind the key too (--metrics-require-key)
   int max_waiting_requests = 128;
   int http_threads = 4;
   std::string model_id;   // the base model's name in /info, /v1/models and OpenAI `model`

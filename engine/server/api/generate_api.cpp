@@ -1,5 +1,7 @@
 #include "server/api/generate_api.h"
 
+#include "server/api/json_fields.h"
+
 #include "tokenizer/tokenizer.h"
 
 #include <cmath>
@@ -14,13 +16,12 @@ template <typename T>
 std::optional<T> field(const json& p, const char* name, const char* expected) {
   if (!p.contains(name) || p[name].is_null()) return std::nullopt;
   const json& v = p[name];
+  if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) return checked_integer<T>(p, name);
   try {
     if constexpr (std::is_same_v<T, bool>) {
       if (!v.is_boolean()) throw ValidationError("");
     } else if constexpr (std::is_same_v<T, std::string>) {
       if (!v.is_string()) throw ValidationError("");
-    } else if constexpr (std::is_integral_v<T>) {
-      if (!v.is_number_integer()) throw ValidationError("");
     } else {
       if (!v.is_number()) throw ValidationError("");
     }
@@ -72,6 +73,8 @@ GenerateParameters parse_generate_parameters(const json& p) {
       if (!v.is_string()) throw ValidationError("`stop` must be a list of strings");
       out.stop.push_back(v.get<std::string>());
     }
+    if (out.stop.size() > static_cast<size_t>(kMaxStopSequences))
+      throw ValidationError("`stop` must hold at most " + std::to_string(kMaxStopSequences) + " sequences");
   }
   out.truncate = field<int>(p, "truncate", "an integer");
   if (out.truncate && *out.truncate <= 0) throw ValidationError("`truncate` must be strictly positive");

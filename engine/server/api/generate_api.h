@@ -39,6 +39,9 @@ struct GenerateBody {
   GenerateParameters parameters;
 };
 
+// At most this many `stop` sequences per request (advertised in /info).
+inline constexpr int kMaxStopSequences = 4;
+
 // Throws ValidationError naming the offending field.
 GenerateBody parse_generate_body(const nlohmann::json& body);
 GenerateParameters parse_generate_parameters(const nlohmann::json& params);
