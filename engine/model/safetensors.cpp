@@ -125,13 +125,17 @@ SafetensorsFile::SafetensorsFile(const std::string& path, bool map_data) {
         throw ModelError(path + ": truncated safetensors file (tensor '" + name + "' ends past the end of the file)");
       size_t esize = element_size(info.dtype);
       if (esize == 0) throw ModelError(path + ": tensor '" + name + "' has unknown dtype " + info.dtype);
-      int64_t numel = 1;
+      // Checked: a shape whose byte size overflows must not wrap around to the stored size.
+      uint64_t bytes = esize;
+      bool overflow = false, empty = false;
       for (auto d : info.shape) {
         if (d < 0) throw ModelError(path + ": tensor '" + name + "' has a negative dimension");
-        numel *= d;
+        empty |= d == 0;
+        overflow |= __builtin_mul_overflow(bytes, static_cast<uint64_t>(d), &bytes);
       }
+      if (empty) bytes = 0, overflow = false;
       info.nbytes = offsets[1] - offsets[0];
-      if (info.nbytes != static_cast<size_t>(numel) * esize)
+      if (overflow || info.nbytes != bytes)
         throw ModelError(path + ": tensor '" + name + "' byte size does not match its shape and dtype");
       info.data = base ? base + offsets[0] : nullptr;
       info.file_offset = 8 + header_len + offsets[0];
@@ -240,7 +244,7 @@ std::vector<float> Checkpoint::read_f32(const std::string& name) const {
   size_t n = t.nbytes / element_size(t.dtype);
   std::vector<float> out(n);
   if (t.dtype == "F32") {
-    std::memcpy(out.data(), t.data, t.nbytes);
+    if (n > 0) std::memcpy(out.data(), t.data, t.nbytes);  // an empty vector's data() may be null
   } else if (t.dtype == "F16" || t.dtype == "BF16") {
     const bool half = t.dtype == "F16";
     for (size_t i = 0; i < n; ++i) {

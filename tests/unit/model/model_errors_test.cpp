@@ -10,6 +10,7 @@
 
 #include "model/checkpoint_layout.h"
 #include "model/model.h"
+#include "model/safetensors.h"
 #include "safetensors_writer.h"
 
 namespace lorax {
@@ -151,6 +152,31 @@ TEST_F(ModelErrors, ShardIndexNamesMissingTensor) {
   std::ofstream(dir_ / "model.safetensors.index.json") << index.dump();
   std::string err = load_error();
   EXPECT_NE(err.find("tensor 'ghost.weight' listed in the index is missing"), std::string::npos) << err;
+}
+
+// Found by tests/fuzz (safetensors_header): a shape whose element count overflowed
+// int64 was undefined behaviour, and one whose byte size wrapped around 2^64 was
+// accepted as a tensor of 0 bytes.
+TEST_F(ModelErrors, ShapeWhoseSizeOverflows) {
+  for (const json& shape : {json::array({1LL << 62}), json::array({1LL << 62, 4}), json::array({1LL << 62, 2, 2})}) {
+    const std::string h = json{{"w", {{"dtype", "F32"}, {"shape", shape}, {"data_offsets", {0, 0}}}}}.dump();
+    const uint64_t len = h.size();
+    std::ofstream(dir_ / "bad.safetensors", std::ios::binary) << std::string(reinterpret_cast<const char*>(&len), 8) << h;
+    for (bool map : {false, true}) {
+      try {
+        SafetensorsFile f((dir_ / "bad.safetensors").string(), map);
+        ADD_FAILURE() << "accepted shape " << shape.dump();
+      } catch (const ModelError& e) {
+        EXPECT_NE(std::string(e.what()).find("byte size does not match its shape and dtype"), std::string::npos) << e.what();
+      }
+    }
+  }
+  // Empty tensors stay valid, whatever their other dimensions.
+  const std::string h = json{{"e", {{"dtype", "F32"}, {"shape", json::array({0, 1LL << 62})}, {"data_offsets", {0, 0}}}}}.dump();
+  const uint64_t len = h.size();
+  std::ofstream(dir_ / "empty.safetensors", std::ios::binary) << std::string(reinterpret_cast<const char*>(&len), 8) << h;
+  Checkpoint ckpt = Checkpoint::open_file((dir_ / "empty.safetensors").string());
+  EXPECT_TRUE(ckpt.read_f32("e").empty());
 }
 
 TEST(ModelSpecParsing, Transformers4And5RopeStylesAgree) {
