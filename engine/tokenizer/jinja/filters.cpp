@@ -2,6 +2,7 @@
 // ensure_ascii=False and optional indent/separators/sort_keys).
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -24,7 +25,8 @@ Value attr_path(const Value& item, const Value& attribute) {
     size_t dot = path.find('.', start);
     std::string part = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
     bool numeric = !part.empty() && std::all_of(part.begin(), part.end(), ::isdigit);
-    cur = get_item(cur, numeric ? I(std::stoll(part)) : S(part));
+    // A numeric part longer than any index still looks up as one (and finds nothing).
+    cur = get_item(cur, numeric ? I(part.size() > 18 ? INT64_MAX : std::stoll(part)) : S(part));
     if (dot == std::string::npos) return cur;
     start = dot + 1;
   }
@@ -92,14 +94,11 @@ std::optional<int64_t> parse_int(std::string s, int base) {
 std::optional<double> parse_float(std::string s) {
   s = utf8::strip(s, true, true, nullptr);
   if (s.empty()) return std::nullopt;
-  try {
-    size_t used = 0;
-    double v = std::stod(s, &used);
-    if (used != s.size()) return std::nullopt;
-    return v;
-  } catch (const std::exception&) {
-    return std::nullopt;
-  }
+  // strtod, not std::stod: out of range is inf or 0 as in Python's float(), not an error.
+  char* end = nullptr;
+  const double v = std::strtod(s.c_str(), &end);
+  if (end == s.c_str() || static_cast<size_t>(end - s.c_str()) != s.size()) return std::nullopt;
+  return v;
 }
 
 std::string ascii_json(const std::string& s) {

@@ -289,6 +289,7 @@ class Renderer {
     const int64_t n = static_cast<int64_t>(items.size());
     // loop.changed(*values) remembers the previous call's values across iterations.
     auto last_changed = std::make_shared<std::optional<Value>>();
+    RenderCells::track(last_changed);
     for (int64_t i = 0; i < n; ++i) {
       if (++iterations_ > kMaxIterations) located("loop iteration limit exceeded (2000000 per render)", s.line);
       Dict loop;
@@ -547,6 +548,7 @@ std::string Template::render(const Value& context) const {
   FramePtr root = r.enter(ctx, root_decls_);
   r.set_root(root.get());
   std::string out;
+  RenderCells cells;  // after the frames: emptied while they still hold what the template made
   r.exec(body_, root, out);
   return out;
 }

@@ -1,5 +1,6 @@
 #include "tokenizer/jinja/parser.h"
 
+#include <cstdlib>
 #include <set>
 
 #include "tokenizer/jinja/error.h"
@@ -571,7 +572,8 @@ class Parser {
       case K::Float: {
         std::string text = tk.text;
         advance();
-        return constant(Value::from_float(std::stod(text)), line);
+        // Python's float(): out of range gives inf (or 0), which std::stod would throw for.
+        return constant(Value::from_float(std::strtod(text.c_str(), nullptr)), line);
       }
       case K::Op:
         if (tk.text == "(") {
@@ -654,7 +656,13 @@ class Parser {
       }
       if (cur().kind == K::Int) {
         auto e = make(Expr::Kind::Getitem, line);
-        e->children = {node, constant(Value::from_int(std::stoll(cur().text)), line)};
+        int64_t index = 0;
+        try {
+          index = std::stoll(cur().text);
+        } catch (const std::exception&) {
+          fail("integer literal out of range");
+        }
+        e->children = {node, constant(Value::from_int(index), line)};
         advance();
         return e;
       }

@@ -2,6 +2,7 @@
 // methods and filters templates call on strings.
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <cstdio>
 
 #include "tokenizer/jinja/support.h"
@@ -209,7 +210,7 @@ std::string py_format(const std::string& fmt, std::vector<Value>& args, Kwargs& 
         if (auto_idx >= args.size()) throw TemplateError("Replacement index out of range for positional args tuple");
         v = &args[auto_idx++];
       } else if (std::all_of(field.begin(), field.end(), ::isdigit)) {
-        size_t k = std::stoul(field);
+        size_t k = field.size() > 9 ? args.size() : std::stoul(field);  // more digits than any argument count
         if (k >= args.size()) throw TemplateError("Replacement index out of range for positional args tuple");
         v = &args[k];
       } else {
@@ -265,6 +266,8 @@ std::string percent_format(const std::string& fmt, const Value& rhs) {
       while (i < fmt.size() && std::isdigit(static_cast<unsigned char>(fmt[i]))) prec.push_back(fmt[i++]);
     }
     if (i >= fmt.size()) throw TemplateError("incomplete format");
+    // Python pads to any width (until memory runs out); a template gets an error instead.
+    if (width.size() > 6 || prec.size() > 6) throw TemplateError("format width or precision too large");
     char conv = fmt[i];
     if (conv == '%') {
       out.push_back('%');
@@ -292,8 +295,13 @@ std::string percent_format(const std::string& fmt, const Value& rhs) {
       std::string spec = "%" + flags + width + (has_prec ? "." + prec : "");
       char buf[512];
       if (conv == 'c') {
-        utf8::append(piece, static_cast<char32_t>(arg->as_double()));
+        if (arg->type == T::Float) throw TemplateError("%c requires an int or a unicode character, not float");
+        const int64_t c = arg->type == T::Bool ? arg->boolean : arg->integer;
+        if (c < 0 || c > 0x10FFFF) throw TemplateError("%c arg not in range(0x110000)");
+        utf8::append(piece, static_cast<char32_t>(c));
       } else if (std::string("diouxX").find(conv) != std::string::npos) {
+        if (arg->type == T::Float && !(std::abs(arg->real) < 9.2e18))  // NaN and inf included
+          throw TemplateError(std::string("%") + conv + " format: number out of range");
         long long v = arg->type == T::Float ? static_cast<long long>(arg->real) : (arg->type == T::Bool ? arg->boolean : arg->integer);
         std::snprintf(buf, sizeof buf, (spec + "ll" + (conv == 'i' || conv == 'u' ? 'd' : conv)).c_str(), v);
         piece = buf;

@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <utility>
 
 #include "tokenizer/jinja/error.h"
 #include "tokenizer/jinja/utf8.h"
@@ -42,7 +43,56 @@ Value Value::new_namespace() {
   Value v;
   v.type = Type::Namespace;
   v.dict = std::make_shared<Dict>();
+  RenderCells::track(v.dict);
   return v;
+}
+
+Dict::~Dict() {
+  thread_local bool freeing = false;
+  thread_local std::vector<std::vector<std::pair<Value, Value>>> pending;
+  if (freeing) {
+    pending.push_back(std::move(items));
+    return;
+  }
+  freeing = true;
+  items.clear();
+  while (!pending.empty()) {
+    std::vector<std::pair<Value, Value>> next = std::move(pending.back());
+    pending.pop_back();
+    next.clear();  // frees dicts nested in it, which add their items to `pending`
+  }
+  freeing = false;
+}
+
+namespace {
+thread_local RenderCells* current_cells = nullptr;
+}  // namespace
+
+RenderCells::RenderCells() : previous_(current_cells) { current_cells = this; }
+
+RenderCells::~RenderCells() {
+  current_cells = previous_;
+  // Each cell's old contents are released while the cell itself is still held.
+  for (auto& weak : memories_) {
+    if (auto memory = weak.lock()) std::exchange(*memory, std::nullopt).reset();
+  }
+  for (auto& weak : dicts_) {
+    if (auto dict = weak.lock()) std::exchange(dict->items, {}).clear();
+  }
+}
+
+void RenderCells::track(const std::shared_ptr<Dict>& namespace_dict) {
+  RenderCells* cells = current_cells;
+  if (!cells) return;
+  if (cells->dicts_.size() >= cells->compact_at_) {  // forget the ones already freed
+    std::erase_if(cells->dicts_, [](const std::weak_ptr<Dict>& w) { return w.expired(); });
+    cells->compact_at_ = std::max<size_t>(4096, 2 * cells->dicts_.size());
+  }
+  cells->dicts_.push_back(namespace_dict);
+}
+
+void RenderCells::track(const std::shared_ptr<std::optional<Value>>& memory) {
+  if (RenderCells* cells = current_cells) cells->memories_.push_back(memory);
 }
 
 Value Value::function(std::string name, std::function<Value(std::vector<Value>&, Kwargs&)> fn) {

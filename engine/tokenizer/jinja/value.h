@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -82,9 +83,42 @@ struct Value {
 // Insertion-ordered mapping; dicts in templates are small, so lookups scan.
 struct Dict {
   std::vector<std::pair<Value, Value>> items;
+
+  Dict() = default;
+  Dict(const Dict&) = default;
+  Dict(Dict&&) = default;
+  Dict& operator=(const Dict&) = default;
+  Dict& operator=(Dict&&) = default;
+  // Iterative: a dict freed while another is being freed hands its items to the
+  // outer one's loop, so a chain of namespaces (ns.next = namespace(next=ns.next),
+  // any length: nothing bounds it) never recurses once per link.
+  ~Dict();
   const Value* find(const Value& key) const;
   const Value* find(const std::string& key) const;
   void set(const Value& key, Value value);
+};
+
+// What a template can mutate, namespace attributes and loop.changed()'s memory,
+// is the only way its values can come to reference themselves
+// ({% set ns.self = ns %}), which shared_ptr alone never frees. A RenderCells
+// alive on the thread during a render records each such cell and empties them,
+// in creation order, when destroyed: cycles are freed, and a long chain of
+// namespaces is torn down one link at a time instead of recursively.
+class RenderCells {
+ public:
+  RenderCells();   // becomes the thread's current registry
+  ~RenderCells();  // empties every cell still alive; restores the previous registry
+  RenderCells(const RenderCells&) = delete;
+  RenderCells& operator=(const RenderCells&) = delete;
+  // No-ops when no render is in progress on this thread.
+  static void track(const std::shared_ptr<Dict>& namespace_dict);
+  static void track(const std::shared_ptr<std::optional<Value>>& memory);
+
+ private:
+  std::vector<std::weak_ptr<Dict>> dicts_;
+  std::vector<std::weak_ptr<std::optional<Value>>> memories_;
+  size_t compact_at_ = 4096;
+  RenderCells* previous_;
 };
 
 // Python semantics.

@@ -235,6 +235,32 @@ TEST(ChatTemplateNamespace, QwenLastQueryIndex) {
             R"J(0)J");
 }
 
+// Found by tests/fuzz (chat_template): a namespace that references itself leaked
+// (shared_ptr cycle; ASan builds report it), and a long chain of namespaces
+// overflowed the stack when freed, once per link.
+TEST(ChatTemplateNamespace, CyclesAndLongChainsAreFreed) {
+  EXPECT_EQ(render(R"J({% set ns = namespace(a=1) %}{% set ns.self = ns %}{% set ns.l = [ns, 2] %}{% for x in [ns] %}{{ loop.changed(ns) }}{% endfor %}{{ ns.a }})J",
+                   "{}"),
+            "True1");
+  const std::string chain =
+      R"J({% set ns = namespace(h=none) %}{% for i in range(100000) %}{% set ns.h = namespace(h=ns.h) %}{% endfor %})J";
+  EXPECT_EQ(render(chain + "kept", "{}"), "kept");                               // freed after the render
+  EXPECT_EQ(render(chain + R"J({% set ns.h = none %}dropped)J", "{}"), "dropped");  // freed during it
+}
+
+// Found by tests/fuzz (chat_template): numbers out of range escaped as
+// std::out_of_range (std::stod/stoll/stoul) or were cast with undefined behaviour.
+TEST(ChatTemplateErrors, NumbersOutOfRange) {
+  EXPECT_EQ(render("{{ 1e312 }} {{ -1e312 }} {{ 1e-400 }} {{ '1e999'|float }} {{ 1e312 // 1e-10 }}", "{}"),
+            "inf -inf 0.0 inf nan");
+  EXPECT_EQ(render("{{ [{'a': 1}]|map(attribute='99999999999999999999')|list }}", "{}"), "[Undefined]");
+  EXPECT_EQ(render("{{ '%c' % 65 }}{{ '%5.1s|' % 'abc' }}{{ '%d' % 2.7 }}", "{}"), "A    a|2");
+  for (const char* t : {"{{ x.99999999999999999999 }}", "{{ '{99999999999999999999}'.format(1) }}",
+                        "{{ '%99999999999d' % 1 }}", "{{ '%.99999999999999999999s' % 'a' }}", "{{ '%c' % 1e300 }}",
+                        "{{ '%c' % 99999999 }}", "{{ '%d' % 1e300 }}"})
+    EXPECT_THROW(render(t, "{}"), lorax::TemplateError) << t;
+}
+
 TEST(ChatTemplateGlobals, RaiseExceptionMessage) {
   expect_error(R"J({% if messages|length == 0 %}{{ raise_exception('No messages provided.') }}{% endif %})J", R"J({"messages": []})J", R"J(No messages provided.)J");
 }
