@@ -1,6 +1,7 @@
 #include "adapters/adapter_store.h"
 
 #include <algorithm>
+#include <limits>
 #include <set>
 
 namespace lorax {
@@ -97,13 +98,41 @@ void AdapterStore::run(Events& events) {
   events.clear();
 }
 
+namespace {
+
+// Who may use a loaded adapter: the same source and the same credentials as the
+// request that loaded it. Without this, a client that knows only the id of an
+// adapter another client fetched with its token would get it (or, naming another
+// source, get the wrong adapter).
+std::string access_key(const AdapterRequest& req) {
+  const bool url_id = req.id.rfind("http://", 0) == 0 || req.id.rfind("https://", 0) == 0;
+  const std::string source = req.source.empty() && url_id ? "url" : req.source;
+  return source + '\n' + req.api_token;
+}
+
+bool same_key(const std::string& a, const std::string& b) {  // constant time over b
+  unsigned diff = a.size() == b.size() ? 0u : 1u;
+  for (size_t i = 0; i < b.size(); ++i) diff |= static_cast<unsigned char>(b[i]) ^ (i < a.size() ? a[i] : 0);
+  return diff == 0;
+}
+
+}  // namespace
+
 std::shared_ptr<AdapterTicket> AdapterStore::request(const AdapterRequest& req) {
   std::lock_guard lock(mu_);
   auto it = entries_.find(req.id);
+  if (it != entries_.end() && !same_key(it->second.access, access_key(req))) {
+    auto refused = std::make_shared<AdapterLoad>();
+    refused->complete(std::make_exception_ptr(AdapterForbidden(
+        "adapter `" + req.id + "` is loaded from another source or with other credentials")));
+    return std::shared_ptr<AdapterTicket>(
+        new AdapterTicket(life_, req.id, std::numeric_limits<uint64_t>::max(), refused));
+  }
   if (it == entries_.end()) {
     Entry e;
     e.generation = next_generation_++;
     e.source = req.source;
+    e.access = access_key(req);
     e.load = std::make_shared<AdapterLoad>();
     it = entries_.emplace(req.id, std::move(e)).first;
     if (stopping_) {

@@ -131,6 +131,7 @@ class AdapterStore final : public AdapterResidency {
   struct Entry {
     uint64_t generation = 0;
     std::string source, path;
+    std::string access;  // source + credentials of the request that loaded it (access_key)
     std::shared_ptr<AdapterLoad> load;
     std::shared_ptr<const StagedAdapter> staged;  // the host tier; null while loading
     Backend::DeviceCopy copy;                     // a device copy in flight

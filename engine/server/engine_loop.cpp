@@ -76,7 +76,10 @@ EngineLoop::Admit EngineLoop::submit(Job job) {
   {
     std::lock_guard lock(mu_);
     if (closed_) return Admit::ShuttingDown;
-    if (static_cast<int>(inbox_.size()) + engine_waiting_ >= max_waiting_) return Admit::QueueFull;
+    // Everything accepted and not yet running waits, including jobs the engine thread has
+    // taken from the inbox but not yet admitted (counting only inbox_ + the engine's queue
+    // let a burst in during a step reach about twice the limit).
+    if (static_cast<int>(in_flight_.load()) - engine_running_ >= max_waiting_) return Admit::QueueFull;
     inbox_.push_back(std::move(job));
     ++in_flight_;
     metrics_.queue_size.set(static_cast<double>(inbox_.size() + engine_waiting_));
@@ -276,6 +279,7 @@ void EngineLoop::run() {
     {
       std::lock_guard lock(mu_);
       engine_waiting_ = engine_.stats().waiting + static_cast<int>(pending_.size());
+      engine_running_ = engine_.stats().running;
       metrics_.queue_size.set(static_cast<double>(inbox_.size() + engine_waiting_));
       in_flight_ -= finished;
     }

@@ -93,6 +93,7 @@ class EngineLoop {
   bool adapter_event_ = false;  // a pending job's adapter load finished
   bool closed_ = false;
   bool stop_requested_ = false;
+  int engine_running_ = 0;  // the engine's running batch, published with engine_waiting_
   int engine_waiting_ = 0;  // engine's waiting queue and pending_, published under mu_ after each step
 
   // Load callbacks reach the loop through this; stop() disconnects it.

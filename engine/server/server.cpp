@@ -285,6 +285,13 @@ class RestHandler : public Http::Handler {
     json body = json::parse(req.body(), nullptr, false);
     if (body.is_discarded() || !body.is_object() || !body.contains("inputs") || !body["inputs"].is_string())
       return send_error(w, Http::Code::Unprocessable_Entity, "body must be {\"inputs\": string}", "validation");
+    // Bounded so the answer (about 25 bytes a token) stays far below the 64 MiB response limit
+    // and one request costs at most about a second of this thread.
+    constexpr size_t kMaxTokenizeBytes = 1 << 20;
+    if (body["inputs"].get_ref<const std::string&>().size() > kMaxTokenizeBytes)
+      return send_error(w, Http::Code::Request_Entity_Too_Large,
+                        "`inputs` of /tokenize must be at most " + std::to_string(kMaxTokenizeBytes) + " bytes",
+                        "validation");
     bool special = true;
     if (body.contains("add_special_tokens")) {
       if (!body["add_special_tokens"].is_boolean())

@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import threading
+import time
 
 import pytest
 import requests
@@ -68,6 +69,13 @@ def test_out_of_range_openai_fields_are_422(server, body, field):
 def test_four_stop_sequences_are_accepted(server):
     assert requests.get(server.url + "/info", timeout=10).json()["max_stop_sequences"] == 4
     assert gen(server, max_new_tokens=2, stop=["a", "b", "c", "d"]).status_code == 200
+
+
+def test_tokenize_input_is_bounded(server):
+    r = requests.post(server.url + "/tokenize", json={"inputs": "ab " * 400_000}, timeout=60)  # 1.2 MB
+    check_error(r, 413, words=["at most 1048576 bytes"])
+    r = requests.post(server.url + "/tokenize", json={"inputs": "ab " * 300_000}, timeout=60)
+    assert r.status_code == 200 and len(r.json()) >= 300_000
 
 
 # --- 500s that were client errors ------------------------------------------------------------------------------
@@ -139,6 +147,14 @@ def test_adapter_ids_are_checked(adapters_server, tmp_path):
     assert r.status_code == 403 and str(tmp_path) not in r.json()["error"].replace(str(tmp_path / "elsewhere"), "")
     info = requests.get(s.url + "/info", timeout=10).json()
     assert str(s.root) not in json.dumps(info)
+
+
+def test_a_loaded_adapter_is_not_handed_to_other_credentials(adapters_server):
+    s = adapters_server
+    assert gen(s, adapter_id="good", api_token="alice", max_new_tokens=2).status_code == 200
+    check_error(gen(s, adapter_id="good", max_new_tokens=2), 403, words=["other credentials"])
+    check_error(gen(s, adapter_id="good", api_token="mallory", max_new_tokens=2), 403, words=["other credentials"])
+    assert gen(s, adapter_id="good", api_token="alice", max_new_tokens=2).status_code == 200
 
 
 def test_failed_adapter_ids_leave_no_metric_series(adapters_server):
@@ -250,3 +266,28 @@ def test_non_physical_model_configs_are_refused_at_load(engine_bin, tmp_path, ch
     p = subprocess.run([str(engine_bin), "generate", "--model", str(d), "--prompt", "hi", "--max-new-tokens", "2"],
                        capture_output=True, text=True, timeout=60)
     assert p.returncode != 0 and words in p.stderr, p.stderr
+
+
+# --- admission -------------------------------------------------------------------------------------------------
+
+def test_a_burst_is_admitted_up_to_max_waiting_requests(start_server):
+    # Jobs the engine thread had taken but not admitted were not counted: a burst reached about twice the limit.
+    from concurrent.futures import ThreadPoolExecutor
+    s = start_server("--max-running", "1", "--max-waiting-requests", "8", "--max-total-tokens", "16384",
+                     "--kv-cache-tokens", "20000")
+    long_body = {"inputs": "hello", "parameters": {"max_new_tokens": 16000, "ignore_eos_token": True}}
+    running = requests.post(s.url + "/generate_stream", json=long_body, stream=True, timeout=120)
+    lines = running.iter_lines()
+    while not next(lines).startswith(b"data:"):
+        pass
+    with ThreadPoolExecutor(64) as pool:
+        futures = [pool.submit(requests.post, s.url + "/generate",
+                               json={"inputs": f"burst {i}", "parameters": {"max_new_tokens": 2}}, timeout=120)
+                   for i in range(64)]
+        deadline = time.time() + 30
+        while sum(f.done() for f in futures) < 64 - 8 and time.time() < deadline:
+            time.sleep(0.05)
+        running.close()
+        codes = sorted(f.result().status_code for f in futures)
+    assert codes.count(200) == 8 and codes.count(429) == 56, codes
+    assert s.stop() == 0
