@@ -25,7 +25,8 @@ int run_serve(const std::vector<std::string>& argv) {
   std::signal(SIGPIPE, SIG_IGN);
 
   std::set<std::string> value_flags = {"model",  "host", "port", "api-key", "max-waiting-requests",
-                                       "shutdown-timeout-s", "http-threads", "model-id"};
+                                       "shutdown-timeout-s", "http-threads", "model-id",
+                                       "keepalive-timeout-s"};
   for (auto& f : engine_value_flags()) value_flags.insert(f);
   Args args(argv, value_flags, {"metrics-require-key"});
 
@@ -41,6 +42,8 @@ int run_serve(const std::vector<std::string>& argv) {
   if (cfg.max_waiting_requests <= 0) throw UsageError("--max-waiting-requests must be positive");
   cfg.http_threads = static_cast<int>(args.get_int("http-threads", 4));
   if (cfg.http_threads <= 0) throw UsageError("--http-threads must be positive");
+  cfg.keepalive_s = args.get_double("keepalive-timeout-s", 15);
+  if (!(cfg.keepalive_s > 0 && cfg.keepalive_s <= 3600)) throw UsageError("--keepalive-timeout-s must be in (0, 3600]");
   const double shutdown_s = args.get_double("shutdown-timeout-s", 30);
   if (!(shutdown_s >= 0)) throw UsageError("--shutdown-timeout-s must be >= 0");
   cfg.model_dir = args.require("model");

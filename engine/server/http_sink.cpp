@@ -2,17 +2,45 @@
 
 #include <cstdio>
 
+#include <sys/socket.h>
+
 #include <pistache/peer.h>
 
 namespace lorax::server {
 
 using namespace Pistache;
 
+bool close_requested(Http::ResponseWriter& writer) {
+  // Pistache copies the request's `Connection: close` (or HTTP/1.0's default) into
+  // the response headers, and then keeps the socket open: close-reading clients hung.
+  auto c = writer.headers().tryGet<Http::Header::Connection>();
+  return c && c->control() == Http::ConnectionControl::Close;
+}
+
+void close_once_sent(Async::Promise<ssize_t>& sent, std::weak_ptr<Tcp::Peer> peer) {
+  // shutdown(), not close(): the reactor owns the descriptor, sees the hang-up and frees the peer.
+  sent.then([peer](ssize_t) {
+    if (auto p = peer.lock()) ::shutdown(p->fd(), SHUT_RDWR);
+  }, Async::IgnoreException);
+}
+
 void send_json(Http::ResponseWriter& writer, Http::Code code, const nlohmann::json& body) {
   try {
-    writer.send(code, body.dump(-1, ' ', false, kUtf8Replace), MIME(Application, Json));
+    const bool close = close_requested(writer);
+    auto sent = writer.send(code, body.dump(-1, ' ', false, kUtf8Replace), MIME(Application, Json));
+    if (close) close_once_sent(sent, writer.getPeer());
   } catch (const std::exception&) {
     // The client is gone; nothing to tell it.
+  }
+}
+
+void send_text(Http::ResponseWriter& writer, Http::Code code, const std::string& body,
+               const Http::Mime::MediaType& type) {
+  try {
+    const bool close = close_requested(writer);
+    auto sent = writer.send(code, body, type);
+    if (close) close_once_sent(sent, writer.getPeer());
+  } catch (const std::exception&) {
   }
 }
 
@@ -27,6 +55,7 @@ HttpSink::HttpSink(Http::ResponseWriter writer, Tcp::Transport* transport, std::
       peer_(writer_.getPeer()),
       format_(std::move(format)),
       stream_mode_(stream),
+      close_after_(close_requested(writer_)),
       transport_(transport) {}
 
 void HttpSink::refuse(Http::Code code, const std::string& message, const std::string& error_type) {
@@ -36,7 +65,7 @@ void HttpSink::refuse(Http::Code code, const std::string& message, const std::st
 
 bool HttpSink::alive() const { return !broken_.load() && !peer_.expired(); }
 
-void HttpSink::write_raw(std::string bytes) {
+void HttpSink::write_raw(std::string bytes, bool then_close) {
   if (broken_) return;
   auto peer = peer_.lock();
   if (!peer) {
@@ -44,7 +73,8 @@ void HttpSink::write_raw(std::string bytes) {
     return;
   }
   const size_t n = bytes.size();
-  transport_->asyncWrite(peer->fd(), Pistache::RawBuffer(std::move(bytes), n));
+  auto sent = transport_->asyncWrite(peer->fd(), Pistache::RawBuffer(std::move(bytes), n));
+  if (then_close) close_once_sent(sent, peer_);
 }
 
 void HttpSink::write_stream(const std::string& text) {
@@ -56,7 +86,7 @@ void HttpSink::write_stream(const std::string& text) {
 
 void HttpSink::end_stream() {
   if (!stream_started_) return;
-  write_raw("0\r\n\r\n");
+  write_raw("0\r\n\r\n", close_after_);
   stream_started_ = false;
   if (auto peer = peer_.lock()) peer->setIdle(true);  // the keep-alive timer may reap it again
 }
@@ -65,7 +95,8 @@ void HttpSink::on_start() {
   if (!stream_mode_ || stream_started_) return;
   std::string head =
       "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\nCache-Control: no-cache\r\n"
-      "Transfer-Encoding: chunked\r\n\r\n";
+      "Transfer-Encoding: chunked\r\n";
+  head += close_after_ ? "Connection: close\r\n\r\n" : "\r\n";
   write_raw(std::move(head));  // headers go out now, before the first token
   stream_started_ = true;
   write_stream(format_->stream_start());

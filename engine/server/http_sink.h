@@ -23,6 +23,9 @@ namespace lorax::server {
 void send_error(Pistache::Http::ResponseWriter& writer, Pistache::Http::Code code, const std::string& message,
                 const std::string& error_type);
 void send_json(Pistache::Http::ResponseWriter& writer, Pistache::Http::Code code, const nlohmann::json& body);
+// Sends a body that is not JSON (/health, /metrics), closing after it when the client asked.
+void send_text(Pistache::Http::ResponseWriter& writer, Pistache::Http::Code code, const std::string& body,
+               const Pistache::Http::Mime::MediaType& type);
 
 class HttpSink : public Sink {
  public:
@@ -39,7 +42,7 @@ class HttpSink : public Sink {
   void refuse(Pistache::Http::Code code, const std::string& message, const std::string& error_type);
 
  private:
-  void write_raw(std::string bytes);
+  void write_raw(std::string bytes, bool then_close = false);
   void write_stream(const std::string& text);  // one chunk
   void end_stream();
   void deliver(const FinishInfo& info);
@@ -48,6 +51,7 @@ class HttpSink : public Sink {
   std::weak_ptr<Pistache::Tcp::Peer> peer_;
   std::unique_ptr<ResponseFormat> format_;
   const bool stream_mode_;
+  const bool close_after_;  // the client asked for `Connection: close`
   Pistache::Tcp::Transport* transport_;
   bool stream_started_ = false;
   std::atomic<bool> broken_{false};

@@ -175,7 +175,7 @@ class RestHandler : public Http::Handler {
     if (path == "/health") {
       if (!get) return method_not_allowed(w);
       if (s_->ready && s_->loop.running())
-        w.send(Http::Code::Ok, "");
+        send_text(w, Http::Code::Ok, "", MIME(Text, Plain));
       else
         send_error(w, Http::Code::Service_Unavailable, "not ready", "overloaded");
       return;
@@ -184,7 +184,7 @@ class RestHandler : public Http::Handler {
       if (!get) return method_not_allowed(w);
       if (s_->config.metrics_require_key && !authorized(req))
         return send_error(w, Http::Code::Unauthorized, "invalid or missing API key", "unauthorized");
-      w.send(Http::Code::Ok, s_->registry.serialize(), Http::Mime::MediaType::fromString(metrics::kContentType));
+      send_text(w, Http::Code::Ok, s_->registry.serialize(), Http::Mime::MediaType::fromString(metrics::kContentType));
       return;
     }
     static const std::set<std::string> known = {"/", "/generate", "/generate_stream", "/v1/completions",
@@ -413,9 +413,11 @@ void Server::start() {
                   .flags(Tcp::Options::ReuseAddr)
                   .maxRequestSize(16 << 20)
                   .maxResponseSize(64 << 20)
-                  .headerTimeout(std::chrono::seconds(60))
+                  .headerTimeout(std::chrono::seconds(10))
                   .bodyTimeout(std::chrono::seconds(60))
-                  .keepaliveTimeout(std::chrono::hours(24));  // long SSE streams must not be cut
+                  // Reaps connections idle between requests; a peer streaming a response
+                  // is not idle (HttpSink marks it idle only when its stream ends).
+                  .keepaliveTimeout(std::chrono::milliseconds(static_cast<long long>(s.config.keepalive_s * 1000)));
   s.endpoint->init(opts);
   s.endpoint->setHandler(Http::make_handler<RestHandler>(state_));
   s.endpoint->serveThreaded();

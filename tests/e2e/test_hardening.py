@@ -291,3 +291,53 @@ def test_a_burst_is_admitted_up_to_max_waiting_requests(start_server):
         codes = sorted(f.result().status_code for f in futures)
     assert codes.count(200) == 8 and codes.count(429) == 56, codes
     assert s.stop() == 0
+
+
+# --- connections -----------------------------------------------------------------------------------------------
+
+def read_until_closed(port, raw, timeout=5):
+    """The bytes the server sent before closing; None when it kept the socket open past `timeout`."""
+    import socket
+    s = socket.create_connection(("127.0.0.1", port))
+    s.settimeout(timeout)
+    s.sendall(raw)
+    data = b""
+    try:
+        while True:
+            d = s.recv(65536)
+            if not d:
+                return data
+            data += d
+    except socket.timeout:
+        return None
+    finally:
+        s.close()
+
+
+def test_connection_close_is_honoured(server):
+    port = int(server.url.rsplit(":", 1)[1])
+    body = json.dumps({"inputs": "hi", "parameters": {"max_new_tokens": 2}}).encode()
+    post = b"POST %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\n" \
+           b"Content-Length: %d\r\n\r\n%s"
+    for raw in [b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", b"GET /health HTTP/1.0\r\n\r\n",
+                b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                post % (b"/generate", len(body), body), post % (b"/generate_stream", len(body), body),
+                post % (b"/generate", 2, b"{}")]:
+        data = read_until_closed(port, raw)
+        assert data is not None, f"socket left open after {raw[:40]!r}"
+        assert data.startswith(b"HTTP/1.") and (b"0\r\n\r\n" in data or b"Content-Length" in data), data[:200]
+
+
+def test_idle_connections_are_reaped_but_streams_are_not(start_server):
+    s = start_server("--keepalive-timeout-s", "1", "--max-total-tokens", "16384", "--kv-cache-tokens", "20000")
+    port = int(s.url.rsplit(":", 1)[1])
+    t0 = time.time()
+    data = read_until_closed(port, b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n", timeout=10)
+    assert data is not None and b"200 OK" in data and time.time() - t0 < 5
+    # A stream that lasts longer than the keep-alive timeout is not cut.
+    t0 = time.time()
+    r = requests.post(s.url + "/generate_stream", stream=True, timeout=120,
+                      json={"inputs": "hi", "parameters": {"max_new_tokens": 6000, "ignore_eos_token": True}})
+    events = [l for l in r.iter_lines() if l.startswith(b"data:")]
+    assert len(events) == 6000 and b"generated_text" in events[-1]
+    assert s.stop() == 0
