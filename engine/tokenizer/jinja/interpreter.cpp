@@ -291,7 +291,8 @@ class Renderer {
     auto last_changed = std::make_shared<std::optional<Value>>();
     RenderCells::track(last_changed);
     for (int64_t i = 0; i < n; ++i) {
-      if (++iterations_ > kMaxIterations) located("loop iteration limit exceeded (2000000 per render)", s.line);
+      if (++iterations_ > kMaxIterations)
+        located("loop iteration limit exceeded (" + std::to_string(kMaxIterations) + " per render)", s.line);
       Dict loop;
       auto put = [&](const char* k, Value v) { loop.items.emplace_back(Value::from_string(k), std::move(v)); };
       put("index", Value::from_int(i + 1));
@@ -426,7 +427,12 @@ class Renderer {
  private:
   static constexpr int kMaxMacroDepth = 200;
   // Total loop iterations allowed in one render, so runaway templates end with an error.
+  // The fuzz build lowers it (LORAX_FUZZ in CMakeLists.txt): sanitizers make an iteration ~30x slower.
+#ifdef LORAX_JINJA_MAX_ITERATIONS
+  static constexpr int64_t kMaxIterations = LORAX_JINJA_MAX_ITERATIONS;
+#else
   static constexpr int64_t kMaxIterations = 2'000'000;
+#endif
   int macro_depth_ = 0;
   int64_t iterations_ = 0;
   FramePtr context_;
