@@ -1,6 +1,8 @@
 #include "scheduler/engine.h"
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <stdexcept>
 #include <thread>
 
@@ -139,6 +141,10 @@ void Engine::fail_waiting(const std::string& adapter_id, const std::string& erro
 }
 
 void Engine::accept_token(Sequence& seq, TokenChoice choice) {
+  // A log-probability is never NaN or +inf unless the logits row was (overflowed
+  // activations, a broken checkpoint): fail the request rather than emit noise.
+  if (std::isnan(choice.logprob) || choice.logprob == std::numeric_limits<float>::infinity())
+    return finish(seq, FinishReason::Error, "the model produced non-finite logits (NaN or infinity) for this request");
   seq.tokens.push_back(choice.id);
   seq.generated.push_back(choice.id);
   GeneratedToken tok;

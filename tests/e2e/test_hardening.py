@@ -341,3 +341,29 @@ def test_idle_connections_are_reaped_but_streams_are_not(start_server):
     events = [l for l in r.iter_lines() if l.startswith(b"data:")]
     assert len(events) == 6000 and b"generated_text" in events[-1]
     assert s.stop() == 0
+
+
+# --- non-finite logits -----------------------------------------------------------------------------------------
+
+def test_nan_logits_fail_the_request_instead_of_emitting_tokens(start_server, tmp_path):
+    from safetensors.numpy import load_file, save_file
+    import numpy as np
+    d = tmp_path / "nan-model"
+    d.mkdir()
+    for f in (MODELS / "llama").iterdir():
+        if f.name != "model.safetensors":
+            os.symlink(f, d / f.name)
+    weights = load_file(str(MODELS / "llama" / "model.safetensors"))
+    norm = "model.norm.weight"
+    weights[norm] = np.full_like(weights[norm], np.nan)
+    save_file(weights, str(d / "model.safetensors"))
+    s = start_server(*LLAMA, model=d)
+    r = gen(s, max_new_tokens=4, details=True)
+    check_error(r, 424, "generation", words=["non-finite logits"])
+    r = requests.post(s.url + "/generate_stream", json={"inputs": "hi", "parameters": {"max_new_tokens": 4}},
+                      stream=True, timeout=60)
+    events = [json.loads(l[5:]) for l in r.iter_lines() if l.startswith(b"data:")]
+    assert events and "non-finite logits" in events[-1]["error"] and not any("token" in e for e in events), events
+    r = gen(s, max_new_tokens=4, do_sample=True, temperature=0.7)
+    check_error(r, 424, "generation", words=["non-finite logits"])
+    assert requests.get(s.url + "/health", timeout=10).status_code == 200
