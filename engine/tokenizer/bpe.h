@@ -47,6 +47,8 @@ class MergeMap {
 
 // Ids above this are taken as a corrupt file rather than allocated for.
 constexpr int64_t kMaxTokenId = (1 << 24) - 1;
+// Longest padding (Fixed or pad_to_multiple_of) a tokenizer.json may ask for.
+constexpr uint64_t kMaxPadLength = 1 << 20;
 
 class BpeModel {
  public:

@@ -153,12 +153,23 @@ std::shared_ptr<const Tokenizer> Tokenizer::from_json_text(std::string_view text
     if (const json& pd = get("padding"); !pd.is_null()) {
       tok::Pipeline::Padding pad{};
       const json& strategy = pd.at("strategy");
-      if (strategy.is_object() && strategy.contains("Fixed")) pad.fixed = strategy["Fixed"].get<size_t>();
+      // Bounded: every encode pads to these lengths, so a huge one would allocate terabytes.
+      auto pad_length = [](const json& v, const char* what) -> size_t {
+        if (!v.is_number_integer() || (!v.is_number_unsigned() && v.get<int64_t>() < 0))
+          throw std::runtime_error(std::string("padding ") + what + " must be a non-negative integer");
+        if (v.get<uint64_t>() > tok::kMaxPadLength)
+          throw std::runtime_error(std::string("padding ") + what + " " + v.dump() + " exceeds " +
+                                   std::to_string(tok::kMaxPadLength) + " tokens");
+        return v.get<size_t>();
+      };
+      if (strategy.is_object() && strategy.contains("Fixed")) pad.fixed = pad_length(strategy["Fixed"], "Fixed");
       else if (!(strategy.is_string() && strategy.get<std::string>() == "BatchLongest"))
         throw std::runtime_error("unsupported padding strategy " + strategy.dump());
       if (pd.contains("pad_to_multiple_of") && !pd["pad_to_multiple_of"].is_null())
-        pad.multiple_of = pd["pad_to_multiple_of"].get<size_t>();
-      pad.pad_id = pd.value("pad_id", 0);
+        pad.multiple_of = pad_length(pd["pad_to_multiple_of"], "pad_to_multiple_of");
+      const int64_t pad_id = pd.value("pad_id", int64_t{0});
+      if (pad_id < 0 || pad_id > tok::kMaxTokenId) throw std::runtime_error("padding pad_id " + std::to_string(pad_id) + " is out of range");
+      pad.pad_id = static_cast<int32_t>(pad_id);
       pad.left = pd.value("direction", std::string("Right")) == "Left";
       p.padding = pad;
     }
@@ -199,7 +210,9 @@ std::shared_ptr<const Tokenizer> Tokenizer::from_json_text(std::string_view text
         p.raw_trie.add(a.content, static_cast<int32_t>(i));
       }
     }
-    // TemplateProcessing ids must exist.
+    // Padding and TemplateProcessing ids must exist.
+    if (p.padding && static_cast<size_t>(p.padding->pad_id) >= p.vocab_size)
+      throw std::runtime_error("padding pad_id " + std::to_string(p.padding->pad_id) + " is out of range");
     if (p.post_processor) {
       std::vector<int32_t> probe;
       p.post_processor->process(probe);

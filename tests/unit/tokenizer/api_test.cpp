@@ -215,6 +215,28 @@ TEST(TokenizerApi, CorruptedJsonIsAnErrorNotACrash) {
   EXPECT_GT(rejected, 0);
 }
 
+// Found by tests/fuzz (tokenizer_json): "Fixed" padding of 10^12 made every encode
+// try to allocate 4 TB, and a pad_id outside the vocab came out of encode().
+TEST(TokenizerApi, PaddingIsBounded) {
+  auto with_padding = [](const std::string& padding) {
+    return R"({"model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2}, "merges": ["a b"]}, "padding": )" +
+           padding + "}";
+  };
+  auto tok = Tokenizer::from_json_text(with_padding(R"({"strategy": {"Fixed": 4}, "pad_id": 1})"), "ok.json");
+  EXPECT_EQ(tok->encode("ab"), (std::vector<int32_t>{2, 1, 1, 1}));
+  for (const char* bad : {R"({"strategy": {"Fixed": 1000000000000}})", R"({"strategy": {"Fixed": -1}})",
+                          R"({"strategy": {"Fixed": 2.5}})", R"({"strategy": "BatchLongest", "pad_to_multiple_of": 1099511627776})",
+                          R"({"strategy": {"Fixed": 4}, "pad_id": 3})", R"({"strategy": {"Fixed": 4}, "pad_id": 4294967297})",
+                          R"({"strategy": {"Fixed": 4}, "pad_id": -1})"}) {
+    try {
+      Tokenizer::from_json_text(with_padding(bad), "bad.json");
+      ADD_FAILURE() << "accepted padding " << bad;
+    } catch (const TokenizerError& e) {
+      EXPECT_NE(std::string(e.what()).find("padding"), std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST(TokenizerApi, ReadsTokenizerConfigForms) {
   auto dir = std::filesystem::temp_directory_path() / ("lorax_tok_cfg_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
