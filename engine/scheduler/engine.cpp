@@ -65,12 +65,14 @@ bool Engine::cancel(uint64_t id) {
     if ((*it)->id == id) {
       finish(**it, FinishReason::Cancelled);
       waiting_.erase(it);
+      update_stats();  // an engine left idle takes no step that would refresh them
       return true;
     }
   for (auto it = running_.begin(); it != running_.end(); ++it)
     if ((*it)->id == id) {
       finish(**it, FinishReason::Cancelled);
       running_.erase(it);
+      update_stats();
       return true;
     }
   return false;

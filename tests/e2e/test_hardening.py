@@ -367,3 +367,20 @@ def test_nan_logits_fail_the_request_instead_of_emitting_tokens(start_server, tm
     r = gen(s, max_new_tokens=4, do_sample=True, temperature=0.7)
     check_error(r, 424, "generation", words=["non-finite logits"])
     assert requests.get(s.url + "/health", timeout=10).status_code == 200
+
+
+def test_batch_gauge_follows_cancellations(start_server):
+    # A cancelled request left the engine idle with stale stats: lorax_batch_current_size stayed at 1.
+    s = start_server("--max-total-tokens", "16384", "--kv-cache-tokens", "20000")
+    r = requests.post(s.url + "/generate_stream", stream=True, timeout=120,
+                      json={"inputs": "hi", "parameters": {"max_new_tokens": 16000, "ignore_eos_token": True}})
+    lines = r.iter_lines()
+    while not next(lines).startswith(b"data:"):
+        pass
+    assert s.metric("lorax_batch_current_size") == 1
+    r.close()
+    deadline = time.time() + 20
+    while s.metric("lorax_batch_current_size") != 0 and time.time() < deadline:
+        time.sleep(0.05)
+    assert s.metric("lorax_batch_current_size") == 0 and s.metric("lorax_kv_cache_usage_ratio") == 0
+    assert s.stop() == 0
