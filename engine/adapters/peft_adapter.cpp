@@ -4,12 +4,14 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <regex>
 #include <set>
 #include <sstream>
 #include <thread>
 
 #include <nlohmann/json.hpp>
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -31,16 +33,39 @@ struct PeftConfig {
   std::map<std::string, double> alpha_pattern;
 };
 
-// The first pattern key matching `module` the way PEFT does: `(.*\.)?KEY$`.
+// True when `key` (a PEFT rank_pattern/alpha_pattern regex) matches all of `module`
+// the way PEFT does: `(.*\.)?KEY$`. PCRE2 with a match limit, not std::regex: the key
+// comes from a client's adapter_config.json, and a backtracking pattern such as
+// `(a|a)*b` kept a loader thread busy for minutes (found by the adapter_config fuzz target).
+bool pattern_matches(const std::string& key, const std::string& module, const std::string& id) {
+  const std::string pattern = "(?:.*\\.)?(?:" + key + ")";
+  int error = 0;
+  PCRE2_SIZE offset = 0;
+  pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.c_str()), pattern.size(),
+                                   PCRE2_ANCHORED | PCRE2_ENDANCHORED, &error, &offset, nullptr);
+  if (!code)  // not a regex: PEFT would fail; a literal suffix match is the kind reading
+    return module == key || (module.size() > key.size() &&
+                             module.compare(module.size() - key.size() - 1, std::string::npos, "." + key) == 0);
+  pcre2_match_data* md = pcre2_match_data_create_from_pattern(code, nullptr);
+  pcre2_match_context* ctx = pcre2_match_context_create(nullptr);
+  pcre2_set_match_limit(ctx, 200000);
+  pcre2_set_depth_limit(ctx, 10000);
+  const int rc = pcre2_match(code, reinterpret_cast<PCRE2_SPTR>(module.c_str()), module.size(), 0, 0, md, ctx);
+  pcre2_match_context_free(ctx);
+  pcre2_match_data_free(md);
+  pcre2_code_free(code);
+  if (rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_DEPTHLIMIT)
+    throw AdapterError("adapter " + id + ": a rank_pattern/alpha_pattern key is too costly to match");
+  return rc >= 0;
+}
+
+// The first pattern key matching `module`.
 template <typename T>
-std::optional<T> match_pattern(const std::map<std::string, T>& patterns, const std::string& module) {
+std::optional<T> match_pattern(const std::map<std::string, T>& patterns, const std::string& module,
+                               const std::string& id) {
   for (auto& [key, value] : patterns) {
-    try {
-      if (std::regex_match(module, std::regex("(.*\\.)?" + key))) return value;
-    } catch (const std::regex_error&) {
-      if (module == key || (module.size() > key.size() && module.compare(module.size() - key.size() - 1, std::string::npos, "." + key) == 0))
-        return value;
-    }
+    if (key.size() > 512) throw AdapterError("adapter " + id + ": a rank_pattern/alpha_pattern key is over 512 characters");
+    if (pattern_matches(key, module, id)) return value;
   }
   return std::nullopt;
 }
@@ -176,14 +201,14 @@ std::vector<PlannedPair> plan_pairs(const Checkpoint& ckpt, const PeftConfig& cf
         throw AdapterError("adapter " + id + ": tensor '" + t->name + "' has dtype " + t->dtype +
                            "; expected F32, F16 or BF16");
     const int rank = static_cast<int>(a.shape[0]);
-    const int configured = match_pattern(cfg.rank_pattern, module).value_or(cfg.r);
+    const int configured = match_pattern(cfg.rank_pattern, module, id).value_or(cfg.r);
     if (configured != rank)
       throw AdapterError("adapter " + id + ": '" + module + "' has rank " + std::to_string(rank) +
                          " but adapter_config.json says " + std::to_string(configured));
     if (backend.max_lora_rank() > 0 && rank > backend.max_lora_rank())
       throw AdapterError("adapter " + id + ": '" + module + "' has rank " + std::to_string(rank) + "; the " +
                          backend.name() + " backend serves ranks up to " + std::to_string(backend.max_lora_rank()));
-    const double alpha = match_pattern(cfg.alpha_pattern, module).value_or(cfg.alpha);
+    const double alpha = match_pattern(cfg.alpha_pattern, module, id).value_or(cfg.alpha);
     PlannedPair p;
     p.target = *target;
     p.rank = rank;

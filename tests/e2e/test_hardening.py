@@ -108,7 +108,8 @@ def adapter_with(tmp_path, name, **config):
 @pytest.fixture
 def adapters_server(start_server, tmp_path):
     for name, cfg in {"dora-int": {"use_dora": 1}, "bias-str": {"lora_bias": "yes"}, "r-wraps": {"r": 2**32 + 8},
-                      "alpha-huge": {"lora_alpha": 1e308}, "good": {}}.items():
+                      "alpha-huge": {"lora_alpha": 1e308}, "regex-bomb": {"rank_pattern": {"(\\w|\\w|\\.)*\\d\\d\\d\\d": 4}},
+                      "good": {}}.items():
         adapter_with(tmp_path / "root", name, **cfg)
     outside = tmp_path / "outside"
     shutil.copytree(ATTN, outside)
@@ -126,6 +127,7 @@ def adapters_server(start_server, tmp_path):
     ("bias-str", ["lora_bias", "boolean"]),
     ("r-wraps", ["`r`"]),
     ("alpha-huge", ["lora_alpha"]),
+    ("regex-bomb", ["too costly to match"]),  # std::regex backtracked for minutes on a loader thread
 ])
 def test_bad_adapter_configs_are_422(adapters_server, name, words):
     check_error(gen(adapters_server, adapter_id=name, max_new_tokens=2), 422, words=words)
