@@ -117,6 +117,11 @@ SafetensorsFile::SafetensorsFile(const std::string& path, bool map_data) {
       info.name = name;
       info.file = path;
       info.dtype = meta.at("dtype").get<std::string>();
+      // Integers only: nlohmann's get<int64_t> of 4.6e24 is an undefined float-to-int cast (UBSan, fuzzing).
+      for (const auto* field : {"shape", "data_offsets"})
+        for (const auto& v : meta.at(field))
+          if (!v.is_number_integer())
+            throw ModelError(path + ": tensor '" + name + "' has a non-integer " + field);
       info.shape = meta.at("shape").get<std::vector<int64_t>>();
       auto offsets = meta.at("data_offsets").get<std::vector<uint64_t>>();
       if (offsets.size() != 2 || offsets[0] > offsets[1])
