@@ -31,6 +31,7 @@ int64_t as_int(const Value& v) { return v.type == T::Bool ? v.boolean : v.intege
 }
 
 Value repeat(const List& items, int64_t n, bool tuple) {
+  RenderBudget::check(RenderBudget::times(RenderBudget::times(static_cast<size_t>(n), items.size()), sizeof(Value)));
   List out;
   for (int64_t i = 0; i < n; ++i) out.insert(out.end(), items.begin(), items.end());
   return Value::from_list(std::move(out), tuple);
@@ -123,8 +124,10 @@ List iterate(const Value& v) {
       return keys;
     }
     case T::String: {
+      const std::u32string u = utf8::decode(v.str);
+      RenderBudget::charge(RenderBudget::times(u.size(), sizeof(Value)));  // one string per character
       List chars;
-      for (char32_t c : utf8::decode(v.str)) {
+      for (char32_t c : u) {
         std::string s;
         utf8::append(s, c);
         chars.push_back(S(s));
@@ -202,6 +205,7 @@ Value binary_op(const std::string& op, const Value& a, const Value& b) {
       int64_t n = std::max<int64_t>(0, as_int(*cnt));
       if (n > 1000000) throw TemplateError("repetition count too large");
       if (seq->type == T::String) {
+        RenderBudget::check(RenderBudget::times(static_cast<size_t>(n), seq->str.size()));
         std::string out;
         for (int64_t i = 0; i < n; ++i) out += seq->str;
         return S(out);

@@ -49,14 +49,22 @@ void sort_values(List& items, bool reverse, const std::function<Value(const Valu
 }
 
 std::string indent_text(const std::string& input, const Value& width, bool first, bool blank) {
-  std::string ind = width.type == T::String ? width.str : std::string(to_index(width, "width"), ' ');
+  const int64_t w = width.type == T::String ? 0 : to_index(width, "width");
+  RenderBudget::check(w < 0 ? 0 : static_cast<size_t>(w));
+  std::string ind = width.type == T::String ? width.str : std::string(std::max<int64_t>(w, 0), ' ');
   std::vector<std::string> lines = splitlines(input + "\n", false);
   std::string rv;
   if (blank) {
-    for (size_t i = 0; i < lines.size(); ++i) rv += (i ? "\n" + ind : "") + lines[i];
+    for (size_t i = 0; i < lines.size(); ++i) {
+      rv += (i ? "\n" + ind : "") + lines[i];
+      RenderBudget::check(rv.size());
+    }
   } else {
     rv = lines.empty() ? "" : lines[0];
-    for (size_t i = 1; i < lines.size(); ++i) rv += "\n" + (lines[i].empty() ? "" : ind + lines[i]);
+    for (size_t i = 1; i < lines.size(); ++i) {
+      rv += "\n" + (lines[i].empty() ? "" : ind + lines[i]);
+      RenderBudget::check(rv.size());
+    }
   }
   return first ? ind + rv : rv;
 }
@@ -209,6 +217,7 @@ const std::map<std::string, FilterFn>& filters() {
       std::string s = soft_str(x);
       int64_t len = static_cast<int64_t>(utf8::length(s)), w = to_index(b[0], "width");
       if (w <= len) return S(s);
+      RenderBudget::check(static_cast<size_t>(w - len) + s.size());
       // Python's str.center puts the odd extra space on the left when the width is odd.
       int64_t total = w - len, left = total / 2 + (total & w & 1);
       return S(std::string(left, ' ') + s + std::string(total - left, ' '));
@@ -329,6 +338,7 @@ const std::map<std::string, FilterFn>& filters() {
         if (!first) out += sep;
         first = false;
         out += soft_str(b[1].is_none() ? item : attr_path(item, b[1]));
+        RenderBudget::check(out.size());
       }
       return S(out);
     };

@@ -156,8 +156,14 @@ class Renderer {
 
   Flow exec_one(const Stmt& s, const FramePtr& frame, std::string& out) {
     switch (s.kind) {
-      case Stmt::Kind::Data: out += s.text; return Flow::Normal;
-      case Stmt::Kind::Output: out += to_str(eval(*s.expr, frame)); return Flow::Normal;
+      case Stmt::Kind::Data:
+        out += s.text;
+        RenderBudget::check(out.size());
+        return Flow::Normal;
+      case Stmt::Kind::Output:
+        out += to_str(eval(*s.expr, frame));
+        RenderBudget::check(out.size());
+        return Flow::Normal;
       case Stmt::Kind::If:
         for (const auto& [test, body] : s.branches)
           if (eval(*test, frame).truthy()) return exec(body, frame, out);
@@ -189,6 +195,7 @@ class Renderer {
         eval_args(c, frame, args, kwargs);
         kwargs.emplace_back("caller", caller);
         out += to_str(call(fn, args, kwargs));
+        RenderBudget::check(out.size());
         return Flow::Normal;
       }
       case Stmt::Kind::FilterBlock: {
@@ -199,6 +206,7 @@ class Renderer {
         Value v = Value::from_string(captured);
         for (const auto& f : s.filters) v = apply_filter_expr(*f, v, frame);
         out += to_str(v);
+        RenderBudget::check(out.size());
         return Flow::Normal;
       }
       case Stmt::Kind::With: {
@@ -555,6 +563,7 @@ std::string Template::render(const Value& context) const {
   r.set_root(root.get());
   std::string out;
   RenderCells cells;  // after the frames: emptied while they still hold what the template made
+  RenderBudget budget;
   r.exec(body_, root, out);
   return out;
 }

@@ -98,6 +98,7 @@ Value string_method(const Value& obj, const std::string& name) {
         if (!first) out += s;
         first = false;
         out += need_str(v, "sequence item");
+        RenderBudget::check(out.size());
       }
       return S(out);
     });

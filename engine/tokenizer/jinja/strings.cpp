@@ -10,6 +10,11 @@
 
 namespace lorax::jinja {
 
+namespace {
+// Pieces of a split become list items: bounded like the list they make.
+void check_pieces(size_t n) { RenderBudget::check(RenderBudget::times(n, sizeof(Value))); }
+}  // namespace
+
 std::vector<std::string> split_ws(const std::string& s, int64_t maxsplit) {
   std::u32string u = utf8::decode(s);
   std::vector<std::string> out;
@@ -26,6 +31,7 @@ std::vector<std::string> split_ws(const std::string& s, int64_t maxsplit) {
     size_t j = i;
     while (j < u.size() && !utf8::is_space(u[j])) ++j;
     out.push_back(utf8::encode(u.substr(i, j - i)));
+    check_pieces(out.size());
     i = j;
   }
   return out;
@@ -40,6 +46,7 @@ std::vector<std::string> split_sep(const std::string& s, const std::string& sep,
     size_t p = s.find(sep, start);
     if (p == std::string::npos) break;
     out.push_back(s.substr(start, p - start));
+    check_pieces(out.size());
     start = p + sep.size();
   }
   out.push_back(s.substr(start));
@@ -55,6 +62,7 @@ std::vector<std::string> rsplit_sep(const std::string& s, const std::string& sep
     size_t p = s.rfind(sep, end - sep.size());
     if (p == std::string::npos) break;
     out.push_back(s.substr(p + sep.size(), end - p - sep.size()));
+    check_pieces(out.size());
     end = p;
   }
   out.push_back(s.substr(0, end));
@@ -77,6 +85,7 @@ std::vector<std::string> splitlines(const std::string& s, bool keepends) {
     size_t eol = i + 1;
     if (c == '\r' && eol < u.size() && u[eol] == '\n') ++eol;
     out.push_back(utf8::encode(u.substr(start, (keepends ? eol : i) - start)));
+    check_pieces(out.size());
     start = i = eol;
   }
   if (start < u.size()) out.push_back(utf8::encode(u.substr(start)));
@@ -95,6 +104,7 @@ std::string replace_all(const std::string& s, const std::string& old, const std:
         ++n;
       }
       if (i < u.size()) utf8::append(out, u[i]);
+      RenderBudget::check(out.size());
     }
     return out;
   }
@@ -104,6 +114,7 @@ std::string replace_all(const std::string& s, const std::string& old, const std:
     size_t p = s.find(old, start);
     if (p == std::string::npos) break;
     out += s.substr(start, p - start) + rep;
+    RenderBudget::check(out.size());
     start = p + old.size();
     ++n;
   }
@@ -219,6 +230,7 @@ std::string py_format(const std::string& fmt, std::vector<Value>& args, Kwargs& 
         if (!v) throw TemplateError("KeyError: '" + field + "'");
       }
       out += to_str(*v);
+      RenderBudget::check(out.size());
       i = e;
     } else if (c == '}') {
       throw TemplateError("Single '}' encountered in format string");
@@ -313,6 +325,7 @@ std::string percent_format(const std::string& fmt, const Value& rhs) {
       throw TemplateError(std::string("unsupported format character '") + conv + "'");
     }
     out += piece;
+    RenderBudget::check(out.size());
   }
   if (!mapping_like && next < args.size()) throw TemplateError("not all arguments converted during string formatting");
   return out;

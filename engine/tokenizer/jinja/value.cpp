@@ -17,7 +17,16 @@ void check_depth(uint32_t depth) {
 }
 }  // namespace
 
+Value Value::from_string(std::string s) {
+  RenderBudget::charge(s.size());
+  Value v;
+  v.type = Type::String;
+  v.str = std::move(s);
+  return v;
+}
+
 Value Value::from_list(List items, bool tuple) {
+  RenderBudget::charge(items.size() * sizeof(Value));
   Value v;
   v.type = tuple ? Type::Tuple : Type::List;
   uint32_t d = 0;
@@ -66,7 +75,25 @@ Dict::~Dict() {
 
 namespace {
 thread_local RenderCells* current_cells = nullptr;
+thread_local RenderBudget* current_budget = nullptr;
 }  // namespace
+
+RenderBudget::RenderBudget() : previous_(current_budget) { current_budget = this; }
+RenderBudget::~RenderBudget() { current_budget = previous_; }
+
+void RenderBudget::check(size_t bytes) {
+  if (bytes > kMaxBytes)
+    throw TemplateError("the template built a value of more than " + std::to_string(kMaxBytes >> 20) + " MB");
+}
+
+void RenderBudget::charge(size_t bytes) {
+  check(bytes);
+  if (RenderBudget* b = current_budget) {
+    b->used_ += bytes;
+    if (b->used_ > kMaxTotalBytes)
+      throw TemplateError("the template built more than " + std::to_string(kMaxTotalBytes >> 20) + " MB of text and lists");
+  }
+}
 
 RenderCells::RenderCells() : previous_(current_cells) { current_cells = this; }
 
@@ -369,6 +396,7 @@ std::string to_repr(const Value& v) {
       for (size_t i = 0; i < v.list->size(); ++i) {
         if (i) out += ", ";
         out += to_repr((*v.list)[i]);
+        RenderBudget::check(out.size());
       }
       if (tuple && v.list->size() == 1) out += ",";
       out += tuple ? ")" : "]";
@@ -383,6 +411,7 @@ std::string to_repr(const Value& v) {
         if (!first) out += ", ";
         first = false;
         out += to_repr(k) + ": " + to_repr(val);
+        RenderBudget::check(out.size());
       }
       return out + "}";
     }
@@ -441,6 +470,8 @@ void dump(std::string& out, const Value& v, const DumpOptions& o, int level) {
   using T = Value::Type;
   bool indented = o.indent >= 0 || o.indent_is_string;
   auto newline = [&](int lvl) {
+    const size_t unit = o.indent_is_string ? o.indent_str.size() : static_cast<size_t>(std::max(o.indent, 0));
+    RenderBudget::check(out.size() + RenderBudget::times(static_cast<size_t>(lvl), unit));
     out.push_back('\n');
     for (int i = 0; i < lvl; ++i) out += o.indent_is_string ? o.indent_str : std::string(o.indent, ' ');
   };
@@ -461,6 +492,7 @@ void dump(std::string& out, const Value& v, const DumpOptions& o, int level) {
         if (i) out += o.item_sep;
         if (indented) newline(level + 1);
         dump(out, (*v.list)[i], o, level + 1);
+        RenderBudget::check(out.size());
       }
       if (indented) newline(level);
       out.push_back(']');
@@ -493,6 +525,7 @@ void dump(std::string& out, const Value& v, const DumpOptions& o, int level) {
         }
         out += o.key_sep;
         dump(out, e->second, o, level + 1);
+        RenderBudget::check(out.size());
       }
       if (indented) newline(level);
       out.push_back('}');

@@ -3,6 +3,7 @@
 // None, list, tuple, dict, Undefined, namespace, callables). Printing and
 // comparisons follow Python so output is byte-identical to jinja2.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -56,12 +57,12 @@ struct Value {
   static Value from_bool(bool b) { Value v; v.type = Type::Bool; v.boolean = b; return v; }
   static Value from_int(int64_t i) { Value v; v.type = Type::Int; v.integer = i; return v; }
   static Value from_float(double d) { Value v; v.type = Type::Float; v.real = d; return v; }
-  static Value from_string(std::string s) { Value v; v.type = Type::String; v.str = std::move(s); return v; }
+  static Value from_string(std::string s);  // counts against the RenderBudget
   // markupsafe.Markup (what escape/safe return): a str that is never escaped again
   // and escapes plain strings added to it. Marked by `boolean` on a String.
   static Value markup(std::string s) { Value v = from_string(std::move(s)); v.boolean = true; return v; }
   bool is_markup() const { return type == Type::String && boolean; }
-  static Value from_list(List items, bool tuple = false);
+  static Value from_list(List items, bool tuple = false);  // counts against the RenderBudget
   static Value from_dict(Dict d);
   static Value new_namespace();
   static Value function(std::string name, std::function<Value(std::vector<Value>&, Kwargs&)> fn);
@@ -119,6 +120,38 @@ class RenderCells {
   std::vector<std::weak_ptr<std::optional<Value>>> memories_;
   size_t compact_at_ = 4096;
   RenderCells* previous_;
+};
+
+// What one render may build, so that a template cannot exhaust memory or time
+// with text or lists that keep growing (jinja2 has no such bound; a chat prompt is
+// a few MB). Active on the thread while a Template renders, like RenderCells;
+// without one, only the per-value bound applies.
+// The fuzz build lowers both (LORAX_FUZZ in CMakeLists.txt), as it does the loop limit.
+class RenderBudget {
+ public:
+#ifdef LORAX_JINJA_MAX_VALUE_BYTES
+  static constexpr size_t kMaxBytes = LORAX_JINJA_MAX_VALUE_BYTES;
+  static constexpr size_t kMaxTotalBytes = LORAX_JINJA_MAX_RENDER_BYTES;
+#else
+  static constexpr size_t kMaxBytes = size_t{64} << 20;       // one string, one list, the output
+  static constexpr size_t kMaxTotalBytes = size_t{1} << 30;  // every string and list one render builds
+#endif
+  RenderBudget();
+  ~RenderBudget();
+  RenderBudget(const RenderBudget&) = delete;
+  RenderBudget& operator=(const RenderBudget&) = delete;
+  // A string or list of `bytes` is built: TemplateError when it or the render's total is over.
+  static void charge(size_t bytes);
+  // A string being built has reached `bytes` (checked while it grows, before it is a Value).
+  static void check(size_t bytes);
+  static size_t times(size_t a, size_t b) {  // a * b, saturating
+    size_t r = 0;
+    return __builtin_mul_overflow(a, b, &r) ? SIZE_MAX : r;
+  }
+
+ private:
+  size_t used_ = 0;
+  RenderBudget* previous_;
 };
 
 // Python semantics.

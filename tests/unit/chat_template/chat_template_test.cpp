@@ -261,6 +261,30 @@ TEST(ChatTemplateErrors, NumbersOutOfRange) {
     EXPECT_THROW(render(t, "{}"), lorax::TemplateError) << t;
 }
 
+// Found probing after the chat_template fuzz target's first findings: nothing
+// bounded what a render builds, so a template could take all memory or, with a
+// string grown by concatenation in a loop, run for hours.
+TEST(ChatTemplateErrors, RenderBudget) {
+  for (const char* t : {R"J({{ ("x"*1000000)*1000000 }})J", R"J({{ (range(1000)|list)*1000000 }})J",
+                        R"J({% set s = "x"*1000000 %}{% for i in range(100) %}{{ s }}{% endfor %})J",
+                        R"J({% set s = "x"*1000000 %}{% set ns = namespace(a="") %}{% for i in range(3000) %}{% set ns.a = ns.a ~ s %}{% endfor %})J",
+                        R"J({{ (("a,"*1000000)*20).split(",")|length }})J", R"J({{ (("a"*1000000)*40)|list|length }})J",
+                        R"J({{ 'a\nb'|indent(1000000000) }})J", R"J({{ 'x'|center(1000000000) }})J",
+                        R"J({% set l = ["x"*1000000]*100 %}{{ l|join(",")|length }})J",
+                        R"J({% set l = ["x"*1000000]*100 %}{{ l|tojson|length }})J",
+                        R"J({{ ('x'*100000)|replace('', 'y'*1000) }})J"}) {
+    try {
+      render(t, "{}");
+      ADD_FAILURE() << "no error for " << t;
+    } catch (const lorax::TemplateError& e) {
+      EXPECT_NE(std::string(e.what()).find("the template built"), std::string::npos) << t << ": " << e.what();
+    }
+  }
+  // Below the bounds nothing changes; a negative indent width is no indent, as in Python.
+  EXPECT_EQ(render(R"J({{ ("x"*1000000)|length }} {{ 'a\nb'|indent(-3) }} {{ ("ab,"*1000).split(",")|length }})J", "{}"),
+            "1000000 a\nb 1001");
+}
+
 TEST(ChatTemplateGlobals, RaiseExceptionMessage) {
   expect_error(R"J({% if messages|length == 0 %}{{ raise_exception('No messages provided.') }}{% endif %})J", R"J({"messages": []})J", R"J(No messages provided.)J");
 }
