@@ -31,7 +31,7 @@ int64_t as_int(const Value& v) { return v.type == T::Bool ? v.boolean : v.intege
 }
 
 Value repeat(const List& items, int64_t n, bool tuple) {
-  RenderBudget::check(RenderBudget::times(RenderBudget::times(static_cast<size_t>(n), items.size()), sizeof(Value)));
+  RenderBudget::check(RenderBudget::times(static_cast<size_t>(n), RenderBudget::footprint(items)));
   List out;
   for (int64_t i = 0; i < n; ++i) out.insert(out.end(), items.begin(), items.end());
   return Value::from_list(std::move(out), tuple);
@@ -179,6 +179,7 @@ Value binary_op(const std::string& op, const Value& a, const Value& b) {
       return Value::markup((a.is_markup() ? a.str : html_escape(a.str)) + (b.is_markup() ? b.str : html_escape(b.str)));
     }
     if (a.type == b.type && a.is_sequence()) {
+      RenderBudget::check(RenderBudget::footprint(*a.list) + RenderBudget::footprint(*b.list));
       List out = *a.list;
       out.insert(out.end(), b.list->begin(), b.list->end());
       return Value::from_list(std::move(out), a.type == T::Tuple);

@@ -30,7 +30,12 @@ Value Value::from_list(List items, bool tuple) {
   Value v;
   v.type = tuple ? Type::Tuple : Type::List;
   uint32_t d = 0;
-  for (const auto& e : items) d = std::max(d, e.depth);
+  size_t text = 0;
+  for (const auto& e : items) {
+    d = std::max(d, e.depth);
+    text += e.str.size();
+  }
+  RenderBudget::charge_total(text);
   v.depth = d + 1;
   check_depth(v.depth);
   v.list = std::make_shared<List>(std::move(items));
@@ -86,8 +91,18 @@ void RenderBudget::check(size_t bytes) {
     throw TemplateError("the template built a value of more than " + std::to_string(kMaxBytes >> 20) + " MB");
 }
 
+size_t RenderBudget::footprint(const List& items) {
+  size_t bytes = items.size() * sizeof(Value);
+  for (const auto& e : items) bytes += e.str.size();
+  return bytes;
+}
+
 void RenderBudget::charge(size_t bytes) {
   check(bytes);
+  charge_total(bytes);
+}
+
+void RenderBudget::charge_total(size_t bytes) {
   if (RenderBudget* b = current_budget) {
     b->used_ += bytes;
     if (b->used_ > kMaxTotalBytes)

@@ -144,6 +144,10 @@ class RenderBudget {
   static void charge(size_t bytes);
   // A string being built has reached `bytes` (checked while it grows, before it is a Value).
   static void check(size_t bytes);
+  // Copies of strings the template made (a list copies its strings' text): the render's total only.
+  static void charge_total(size_t bytes);
+  // Bytes a list takes with the text of its strings (a Value holds its string by value).
+  static size_t footprint(const List& items);
   static size_t times(size_t a, size_t b) {  // a * b, saturating
     size_t r = 0;
     return __builtin_mul_overflow(a, b, &r) ? SIZE_MAX : r;

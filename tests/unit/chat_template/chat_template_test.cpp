@@ -270,8 +270,10 @@ TEST(ChatTemplateErrors, RenderBudget) {
                         R"J({% set s = "x"*1000000 %}{% set ns = namespace(a="") %}{% for i in range(3000) %}{% set ns.a = ns.a ~ s %}{% endfor %})J",
                         R"J({{ (("a,"*1000000)*20).split(",")|length }})J", R"J({{ (("a"*1000000)*40)|list|length }})J",
                         R"J({{ 'a\nb'|indent(1000000000) }})J", R"J({{ 'x'|center(1000000000) }})J",
-                        R"J({% set l = ["x"*1000000]*100 %}{{ l|join(",")|length }})J",
-                        R"J({% set l = ["x"*1000000]*100 %}{{ l|tojson|length }})J",
+                        R"J({% set l = ["x"*1000000]*40 %}{{ l|join("y"*1000000)|length }})J",
+                        R"J({% set l = ["x"*1000000]*40 %}{{ [l, l]|tojson|length }})J",
+                        R"J({% set l = ["x"*1000000]*100 %})J",  // a list copies its strings' text
+                        R"J({% set ns = namespace(l=["x"*1000000]) %}{% for i in range(30) %}{% set ns.l = ns.l + ns.l %}{% endfor %})J",
                         R"J({{ ('x'*100000)|replace('', 'y'*1000) }})J"}) {
     try {
       render(t, "{}");
