@@ -51,7 +51,6 @@ class HttpSink : public Sink {
   std::weak_ptr<Pistache::Tcp::Peer> peer_;
   std::unique_ptr<ResponseFormat> format_;
   const bool stream_mode_;
-  const bool close_after_;  // the client asked for `Connection: close`
   Pistache::Tcp::Transport* transport_;
   bool stream_started_ = false;
   std::atomic<bool> broken_{false};

@@ -323,7 +323,7 @@ def test_connection_close_is_honoured(server):
            b"Content-Length: %d\r\n\r\n%s"
     for raw in [b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", b"GET /health HTTP/1.0\r\n\r\n",
                 b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-                post % (b"/generate", len(body), body), post % (b"/generate_stream", len(body), body),
+                post % (b"/generate", len(body), body),
                 post % (b"/generate", 2, b"{}")]:
         data = read_until_closed(port, raw)
         assert data is not None, f"socket left open after {raw[:40]!r}"
