@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -50,6 +51,15 @@ std::unique_ptr<Normalizer> make_normalizer(const json& j);
 std::unique_ptr<PreTokenizer> make_pre_tokenizer(const json& j);
 std::unique_ptr<Decoder> make_decoder(const json& j);
 std::unique_ptr<PostProcessor> make_post_processor(const json& j);
+
+// A count or id field of tokenizer.json, an integer from 0 to `max`; anything else
+// (a float such as 1e24, whose get<int64_t> is an undefined float-to-int cast, a
+// negative or too large number) is a runtime_error naming `what`.
+inline uint64_t json_count(const json& v, const std::string& what, uint64_t max) {
+  if (!v.is_number_integer() || (!v.is_number_unsigned() && v.get<int64_t>() < 0) || v.get<uint64_t>() > max)
+    throw std::runtime_error(what + " must be an integer from 0 to " + std::to_string(max) + ", not " + v.dump());
+  return v.get<uint64_t>();
+}
 
 // "a" pattern objects: {"String": s} or {"Regex": r}.
 struct PatternSpec {

@@ -243,8 +243,9 @@ std::unique_ptr<Decoder> make_decoder(const json& j) {
   if (type == "ByteFallback") return std::make_unique<ByteFallback>();
   if (type == "Fuse") return std::make_unique<Fuse>();
   if (type == "Strip")
-    return std::make_unique<Strip>(j.at("content").get<std::string>(), j.value("start", size_t{0}),
-                                   j.value("stop", size_t{0}));
+    return std::make_unique<Strip>(j.at("content").get<std::string>(),
+                                   j.contains("start") ? json_count(j["start"], "Strip decoder start", UINT32_MAX) : 0,
+                                   j.contains("stop") ? json_count(j["stop"], "Strip decoder stop", UINT32_MAX) : 0);
   if (type == "Replace")
     return std::make_unique<Replace>(parse_pattern(j.at("pattern")), j.at("content").get<std::string>());
   if (type == "BPEDecoder") return std::make_unique<BpeSuffix>(j.value("suffix", std::string("</w>")));

@@ -1,6 +1,7 @@
 // Post-processors: the special tokens added around one encoded sequence.
 #include <stdexcept>
 
+#include "tokenizer/bpe.h"
 #include "tokenizer/components.h"
 
 namespace lorax::tok {
@@ -50,7 +51,8 @@ std::unique_ptr<PostProcessor> make_template(const json& j) {
       if (!specials.contains(name))
         throw std::runtime_error("TemplateProcessing names special token '" + name + "' missing from special_tokens");
       auto& dst = seen_seq ? after : before;
-      for (auto& id : specials[name].at("ids")) dst.push_back(id.get<int32_t>());
+      for (auto& id : specials[name].at("ids"))
+        dst.push_back(static_cast<int32_t>(json_count(id, "TemplateProcessing id of '" + name + "'", kMaxTokenId)));
     } else {
       throw std::runtime_error("bad TemplateProcessing item");
     }
@@ -67,7 +69,8 @@ std::unique_ptr<PostProcessor> make_post_processor(const json& j) {
   if (type == "TemplateProcessing") return make_template(j);
   if (type == "RobertaProcessing" || type == "BertProcessing") {
     // {"sep": ["</s>", 2], "cls": ["<s>", 0]}
-    int32_t cls = j.at("cls").at(1).get<int32_t>(), sep = j.at("sep").at(1).get<int32_t>();
+    const auto cls = static_cast<int32_t>(json_count(j.at("cls").at(1), type + " cls id", kMaxTokenId));
+    const auto sep = static_cast<int32_t>(json_count(j.at("sep").at(1), type + " sep id", kMaxTokenId));
     return std::make_unique<Template>(std::vector<int32_t>{cls}, std::vector<int32_t>{sep}, true);
   }
   if (type == "Sequence") {

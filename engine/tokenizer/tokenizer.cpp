@@ -148,28 +148,22 @@ std::shared_ptr<const Tokenizer> Tokenizer::from_json_text(std::string_view text
     };
     if (const json& t = get("truncation"); !t.is_null()) {
       std::string dir = t.value("direction", std::string("Right"));
-      p.truncation = tok::Pipeline::Truncation{t.at("max_length").get<size_t>(), dir == "Left"};
+      p.truncation = tok::Pipeline::Truncation{
+          static_cast<size_t>(tok::json_count(t.at("max_length"), "truncation max_length", SIZE_MAX)), dir == "Left"};
     }
     if (const json& pd = get("padding"); !pd.is_null()) {
       tok::Pipeline::Padding pad{};
       const json& strategy = pd.at("strategy");
       // Bounded: every encode pads to these lengths, so a huge one would allocate terabytes.
-      auto pad_length = [](const json& v, const char* what) -> size_t {
-        if (!v.is_number_integer() || (!v.is_number_unsigned() && v.get<int64_t>() < 0))
-          throw std::runtime_error(std::string("padding ") + what + " must be a non-negative integer");
-        if (v.get<uint64_t>() > tok::kMaxPadLength)
-          throw std::runtime_error(std::string("padding ") + what + " " + v.dump() + " exceeds " +
-                                   std::to_string(tok::kMaxPadLength) + " tokens");
-        return v.get<size_t>();
+      auto pad_length = [](const json& v, const char* what) {
+        return static_cast<size_t>(tok::json_count(v, std::string("padding ") + what, tok::kMaxPadLength));
       };
       if (strategy.is_object() && strategy.contains("Fixed")) pad.fixed = pad_length(strategy["Fixed"], "Fixed");
       else if (!(strategy.is_string() && strategy.get<std::string>() == "BatchLongest"))
         throw std::runtime_error("unsupported padding strategy " + strategy.dump());
       if (pd.contains("pad_to_multiple_of") && !pd["pad_to_multiple_of"].is_null())
         pad.multiple_of = pad_length(pd["pad_to_multiple_of"], "pad_to_multiple_of");
-      const int64_t pad_id = pd.value("pad_id", int64_t{0});
-      if (pad_id < 0 || pad_id > tok::kMaxTokenId) throw std::runtime_error("padding pad_id " + std::to_string(pad_id) + " is out of range");
-      pad.pad_id = static_cast<int32_t>(pad_id);
+      pad.pad_id = pd.contains("pad_id") ? static_cast<int32_t>(tok::json_count(pd["pad_id"], "padding pad_id", tok::kMaxTokenId)) : 0;
       pad.left = pd.value("direction", std::string("Right")) == "Left";
       p.padding = pad;
     }
@@ -182,9 +176,7 @@ std::shared_ptr<const Tokenizer> Tokenizer::from_json_text(std::string_view text
     for (auto& a : get("added_tokens")) {
       tok::AddedToken at;
       at.content = a.at("content").get<std::string>();
-      int64_t id = a.at("id").get<int64_t>();
-      if (id < 0 || id > tok::kMaxTokenId) throw std::runtime_error("added token '" + at.content + "' has id out of range");
-      at.id = static_cast<int32_t>(id);
+      at.id = static_cast<int32_t>(tok::json_count(a.at("id"), "id of added token '" + at.content + "'", tok::kMaxTokenId));
       // Like the library, a token already in the model's vocab keeps the model's id.
       if (auto model_id = p.model->token_to_id(at.content)) at.id = *model_id;
       at.special = a.value("special", false);

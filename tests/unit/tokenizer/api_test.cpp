@@ -237,6 +237,28 @@ TEST(TokenizerApi, PaddingIsBounded) {
   }
 }
 
+// Found by tests/fuzz (tokenizer_json): a count or id written as a float (1e30)
+// went through nlohmann's get<int64_t>, an undefined float-to-int cast (UBSan).
+TEST(TokenizerApi, IntegerFieldsMustBeIntegers) {
+  const std::string model = R"("model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2}, "merges": ["a b"]})";
+  for (const std::string field :
+       {R"("added_tokens": [{"id": 1e30, "content": "<x>"}])", R"("truncation": {"max_length": 1e30})",
+        R"("padding": {"strategy": {"Fixed": 4}, "pad_id": 1e30})",
+        R"("decoder": {"type": "Strip", "content": " ", "start": 1e30, "stop": 0})",
+        R"("post_processor": {"type": "RobertaProcessing", "cls": ["<s>", 1e30], "sep": ["</s>", 1]})",
+        R"("post_processor": {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "<s>"}}],
+            "special_tokens": {"<s>": {"id": "<s>", "ids": [4294967297]}}})"}) {
+    try {
+      Tokenizer::from_json_text("{" + model + ", " + field + "}", "ints.json");
+      ADD_FAILURE() << "accepted " << field;
+    } catch (const TokenizerError& e) {
+      EXPECT_NE(std::string(e.what()).find("must be an integer from 0 to"), std::string::npos) << e.what();
+    }
+  }
+  auto tok = Tokenizer::from_json_text("{" + model + R"(, "truncation": {"max_length": 1}, "decoder": {"type": "Strip", "content": "a", "start": 1, "stop": 0}})", "ok.json");
+  EXPECT_EQ(tok->encode("ab ab"), (std::vector<int32_t>{2}));
+}
+
 TEST(TokenizerApi, ReadsTokenizerConfigForms) {
   auto dir = std::filesystem::temp_directory_path() / ("lorax_tok_cfg_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
