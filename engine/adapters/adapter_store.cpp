@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <limits>
+
+#include <openssl/crypto.h>
 #include <set>
 
 namespace lorax {
@@ -110,10 +112,8 @@ std::string access_key(const AdapterRequest& req) {
   return source + '\n' + req.api_token;
 }
 
-bool same_key(const std::string& a, const std::string& b) {  // constant time over b
-  unsigned diff = a.size() == b.size() ? 0u : 1u;
-  for (size_t i = 0; i < b.size(); ++i) diff |= static_cast<unsigned char>(b[i]) ^ (i < a.size() ? a[i] : 0);
-  return diff == 0;
+bool same_key(const std::string& a, const std::string& b) {  // holds a token: constant time
+  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "common/json_integer.h"
 #include "model/checkpoint_layout.h"
 #include "model/safetensors.h"
 
@@ -73,9 +74,7 @@ std::optional<T> match_pattern(const std::map<std::string, T>& patterns, const s
 // A rank as the file states it, refused unless 1..65536: nlohmann's get<int> would
 // turn 2^32+8 into 8 and load an adapter that is not the one on disk.
 int rank_value(const json& v, const char* field, const std::string& id) {
-  const bool ok = v.is_number_unsigned() ? v.get<uint64_t>() >= 1 && v.get<uint64_t>() <= 65536
-                                         : v.is_number_integer() && v.get<int64_t>() >= 1 && v.get<int64_t>() <= 65536;
-  if (!ok) throw AdapterError("adapter " + id + ": adapter_config.json `" + field + "` must be an integer from 1 to 65536");
+  if (!json_integer_in(v, 1, 65536)) throw AdapterError("adapter " + id + ": adapter_config.json `" + field + "` must be an integer from 1 to 65536");
   return static_cast<int>(v.get<int64_t>());
 }
 

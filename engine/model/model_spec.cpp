@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/json_integer.h"
 #include "model/model_spec.h"
 
 namespace lorax {
@@ -34,7 +35,7 @@ struct ConfigReader {
   int require_int(const char* key) const {
     if (!has(key)) throw ModelError(source + ": missing required field '" + key + "'");
     // Bounded before the narrowing get<int>, which would wrap 2^32+8 to 8.
-    if (!j[key].is_number_integer() || j[key].get<long long>() <= 0 || j[key].get<long long>() > (1ll << 30))
+    if (!json_integer_in(j[key], 1, 1ll << 30))
       throw ModelError(source + ": field '" + key + "' must be a positive integer (at most 2^30)");
     return j[key].get<int>();
   }

@@ -1,5 +1,7 @@
 #include "model/safetensors.h"
 
+#include "common/json_integer.h"
+
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -117,11 +119,11 @@ SafetensorsFile::SafetensorsFile(const std::string& path, bool map_data) {
       info.name = name;
       info.file = path;
       info.dtype = meta.at("dtype").get<std::string>();
-      // Integers only: nlohmann's get<int64_t> of 4.6e24 is an undefined float-to-int cast (UBSan, fuzzing).
+      // Non-negative integers only (a float 4.6e24 was an undefined cast to int64; UBSan, fuzzing).
       for (const auto* field : {"shape", "data_offsets"})
         for (const auto& v : meta.at(field))
-          if (!v.is_number_integer())
-            throw ModelError(path + ": tensor '" + name + "' has a non-integer " + field);
+          if (!json_integer_in(v, 0, INT64_MAX))
+            throw ModelError(path + ": tensor '" + name + "' has a " + field + " entry that is not a non-negative integer");
       info.shape = meta.at("shape").get<std::vector<int64_t>>();
       auto offsets = meta.at("data_offsets").get<std::vector<uint64_t>>();
       if (offsets.size() != 2 || offsets[0] > offsets[1])

@@ -64,7 +64,7 @@ void HttpSink::refuse(Http::Code code, const std::string& message, const std::st
 
 bool HttpSink::alive() const { return !broken_.load() && !peer_.expired(); }
 
-void HttpSink::write_raw(std::string bytes, bool then_close) {
+void HttpSink::write_raw(std::string bytes) {
   if (broken_) return;
   auto peer = peer_.lock();
   if (!peer) {
@@ -72,8 +72,7 @@ void HttpSink::write_raw(std::string bytes, bool then_close) {
     return;
   }
   const size_t n = bytes.size();
-  auto sent = transport_->asyncWrite(peer->fd(), Pistache::RawBuffer(std::move(bytes), n));
-  if (then_close) close_once_sent(sent, peer_);
+  transport_->asyncWrite(peer->fd(), Pistache::RawBuffer(std::move(bytes), n));
 }
 
 void HttpSink::write_stream(const std::string& text) {
@@ -85,8 +84,8 @@ void HttpSink::write_stream(const std::string& text) {
 
 void HttpSink::end_stream() {
   if (!stream_started_) return;
-  // Not shut down after a stream even when asked: doing so made a benchmark stream end
-  // without events once under load (not understood yet); the stream says keep-alive.
+  // Not shut down after a stream even when the client asked (Connection: close):
+  // doing so made a benchmark stream end without events once under load, cause not found.
   write_raw("0\r\n\r\n");
   stream_started_ = false;
   if (auto peer = peer_.lock()) peer->setIdle(true);  // the keep-alive timer may reap it again

@@ -42,7 +42,7 @@ class HttpSink : public Sink {
   void refuse(Pistache::Http::Code code, const std::string& message, const std::string& error_type);
 
  private:
-  void write_raw(std::string bytes, bool then_close = false);
+  void write_raw(std::string bytes);
   void write_stream(const std::string& text);  // one chunk
   void end_stream();
   void deliver(const FinishInfo& info);

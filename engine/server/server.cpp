@@ -6,6 +6,7 @@
 #include <mutex>
 #include <thread>
 
+#include <openssl/crypto.h>
 #include <pistache/endpoint.h>
 #include <pistache/http.h>
 
@@ -241,10 +242,7 @@ class RestHandler : public Http::Handler {
     const std::string& v = h->value();
     if (v.size() < 7 || strncasecmp(v.c_str(), "Bearer ", 7) != 0) return false;
     const std::string_view given = std::string_view(v).substr(7);
-    unsigned diff = given.size() == key.size() ? 0u : 1u;
-    for (size_t i = 0; i < key.size(); ++i)
-      diff |= static_cast<unsigned char>(key[i]) ^ static_cast<unsigned char>(i < given.size() ? given[i] : 0);
-    return diff == 0;
+    return given.size() == key.size() && CRYPTO_memcmp(given.data(), key.data(), key.size()) == 0;
   }
 
   json info() const {
@@ -330,7 +328,7 @@ class RestHandler : public Http::Handler {
         if (body.contains("parameters") && body["parameters"].is_object() &&
             body["parameters"].contains("return_k_alternatives")) {
           const ojson& k = body["parameters"]["return_k_alternatives"];
-          if (!k.is_null() && !(k.is_number_integer() && integer_in_range(k, 0, 0)))
+          if (!k.is_null() && !(k.is_number_integer() && json_integer_in(k, 0, 0)))
             throw ValidationError("`return_k_alternatives` is not supported");
           body["parameters"].erase("return_k_alternatives");
         }

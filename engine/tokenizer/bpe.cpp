@@ -40,12 +40,7 @@ BpeModel::BpeModel(const json& m) {
   vocab_.reserve(vocab.size());
   int32_t max_id = -1;
   for (auto it = vocab.begin(); it != vocab.end(); ++it) {
-    // An integer first: get<int64_t> of 1e24 is an undefined float-to-int cast (UBSan, fuzzing).
-    if (!it.value().is_number_integer()) throw std::runtime_error("vocab id of '" + it.key() + "' is not an integer");
-    const int64_t id = it.value().is_number_unsigned() && it.value().get<uint64_t>() > static_cast<uint64_t>(kMaxTokenId)
-                           ? -1
-                           : it.value().get<int64_t>();
-    if (id < 0 || id > kMaxTokenId) throw std::runtime_error("vocab id out of range for '" + it.key() + "'");
+    const auto id = static_cast<int64_t>(json_count(it.value(), "the vocab id of '" + it.key() + "'", kMaxTokenId));
     vocab_[it.key()] = static_cast<int32_t>(id);
     max_id = std::max(max_id, static_cast<int32_t>(id));
   }

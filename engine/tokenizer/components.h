@@ -2,6 +2,7 @@
 // decoder, post-processor), each built from its JSON description. Behaviour follows
 // the `tokenizers` library; see the .cpp files for the details it depends on.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <stdexcept>
@@ -10,6 +11,8 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
+
+#include "common/json_integer.h"
 
 namespace lorax::tok {
 
@@ -56,7 +59,7 @@ std::unique_ptr<PostProcessor> make_post_processor(const json& j);
 // (a float such as 1e24, whose get<int64_t> is an undefined float-to-int cast, a
 // negative or too large number) is a runtime_error naming `what`.
 inline uint64_t json_count(const json& v, const std::string& what, uint64_t max) {
-  if (!v.is_number_integer() || (!v.is_number_unsigned() && v.get<int64_t>() < 0) || v.get<uint64_t>() > max)
+  if (!json_integer_in(v, 0, static_cast<int64_t>(std::min<uint64_t>(max, INT64_MAX))))
     throw std::runtime_error(what + " must be an integer from 0 to " + std::to_string(max) + ", not " + v.dump());
   return v.get<uint64_t>();
 }
