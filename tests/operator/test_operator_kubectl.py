@@ -1,26 +1,21 @@
-"""The real kubectl against the double: it finds our kinds by short name through discovery
-(names taken from the CRD files) and `kubectl scale` goes through the CRD's scale subresource,
-which the operator turns into engine replicas."""
+"""The real kubectl (v1.35, .venv/bin/kubectl from scripts/install-kube-tools) against the double: it finds our
+kinds by short name through discovery (names taken from the CRD files) and `kubectl scale` goes through the CRD's
+scale subresource, which the operator turns into engine replicas."""
 import json
-import shutil
 import subprocess
-
-import pytest
 
 from op_harness import cluster, start_operator, wait_for  # noqa: F401 (fixtures)
 from test_operator_ldep import SPEC, available, spec_with_engine_port
 
-KUBECTL = shutil.which("kubectl")
-pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl not installed")
 
+def test_kubectl_scale_and_get_by_short_name(cluster, start_operator, tmp_path, kubectl_bin):
+    # kubectl_bin (tests/conftest.py) fails the test when .venv/bin/kubectl is missing: no skip
+    def kubectl(kc, *args):
+        r = subprocess.run([str(kubectl_bin), "--kubeconfig", str(kc), "--cache-dir", str(kc.parent / "kcache"), *args],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+        return r.stdout
 
-def kubectl(kc, *args):
-    r = subprocess.run([KUBECTL, "--kubeconfig", str(kc), "--cache-dir", str(kc.parent / "kcache"), *args], capture_output=True, text=True, timeout=30)
-    assert r.returncode == 0, r.stderr
-    return r.stdout
-
-
-def test_kubectl_scale_and_get_by_short_name(cluster, start_operator, tmp_path):
     start_operator()
     kc = cluster.api.write_kubeconfig(tmp_path / "kc-kubectl", "kubectl")
     cluster.create_ldep("m1", spec_with_engine_port(cluster, SPEC))
