@@ -9,10 +9,10 @@
 #include <regex>
 #include <thread>
 
-#include <cpprest/http_client.h>
-#include <cpprest/rawptrstream.h>
-#include <openssl/evp.h>
 #include <unistd.h>
+
+#include "download/http_get.h"
+#include "download/sha256.h"
 
 namespace lorax {
 
@@ -59,34 +59,6 @@ std::string local_dir(const std::string& id, const fs::path& path, const Adapter
   return canon.string();
 }
 
-std::string hex(const unsigned char* d, unsigned n) {
-  static const char* digits = "0123456789abcdef";
-  std::string s;
-  for (unsigned i = 0; i < n; ++i) {
-    s += digits[d[i] >> 4];
-    s += digits[d[i] & 15];
-  }
-  return s;
-}
-
-std::string sha256_string(const std::string& text) {
-  unsigned char d[EVP_MAX_MD_SIZE];
-  unsigned n = 0;
-  EVP_Digest(text.data(), text.size(), d, &n, EVP_sha256(), nullptr);
-  return hex(d, n);
-}
-
-// The result of a cpprestsdk task; when the server stops meanwhile, the request is
-// cancelled (the task then throws) instead of being waited for until its timeout.
-template <typename T>
-T await(pplx::task<T> task, pplx::cancellation_token_source& cancel, const AdapterSourceConfig& cfg) {
-  while (!task.is_done()) {
-    if (cfg.cancelled && cfg.cancelled->load()) cancel.cancel();
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  return task.get();
-}
-
 // The hosts a download may reach: the allow-list plus the configured endpoints.
 UrlPolicy url_policy(const AdapterSourceConfig& cfg) {
   UrlPolicy p{cfg.url_allow};
@@ -99,83 +71,55 @@ UrlPolicy url_policy(const AdapterSourceConfig& cfg) {
   return p;
 }
 
-// The response to GET `url`, following at most four redirects by hand: each hop is
-// checked against the policy, a hop to another host only when an allow entry names
-// that host, and the bearer token goes to the first host only.
-web::http::http_response get_checked(const std::string& id, const std::string& url, const AdapterRequest& req,
-                                     const AdapterSourceConfig& cfg, pplx::cancellation_token_source& cancel) {
-  using namespace web::http;
-  const UrlPolicy policy = url_policy(cfg);
-  const UrlTarget origin = parse_url_target(url);
-  std::string current = url;
-  for (int hop = 0;; ++hop) {
-    check_url_allowed(current, policy, id);
-    const UrlTarget t = parse_url_target(current);
-    const bool same_origin = t.scheme == origin.scheme && t.host == origin.host && t.port == origin.port;
-    client::http_client_config hc;
-    hc.set_timeout(std::chrono::seconds(cfg.timeout_s));
-    hc.set_max_redirects(0);
-    client::http_client client(current, hc);
-    http_request get(methods::GET);
-    if (!req.api_token.empty() && same_origin) get.headers().add("Authorization", "Bearer " + req.api_token);
-    http_response resp = await(client.request(get, cancel.get_token()), cancel, cfg);
-    const int code = resp.status_code();
-    if (code < 300 || code >= 400 || !resp.headers().has("Location")) return resp;
-    if (hop == 4) throw AdapterError("adapter `" + id + "`: more than 4 redirects");
-    const std::string next = web::uri(current).resolve_uri(resp.headers()["Location"]);
-    const UrlTarget n = parse_url_target(next);
-    const bool named = std::any_of(policy.allow.begin(), policy.allow.end(),
-                                   [&](const std::string& e) { return allow_entry_names(e, n); });
-    if (n.host != origin.host && !named)
-      throw AdapterForbidden("adapter `" + id + "`: a redirect from " + origin.host + " to another host (" + n.host +
-                             ") is refused; allow it with --adapter-url-allow");
-    current = next;
-  }
-}
-
-// GET `url` into `dest`, counting into `total` against the limit.
+// GET `url` into `dest`, counting into `total` against the limit. Every hop is
+// checked against the URL policy; a redirect to another host only when an allow
+// entry names that host (http_get sends the bearer token to the first host only).
 void download(const std::string& id, const std::string& url, const fs::path& dest, const AdapterRequest& req,
               const AdapterSourceConfig& cfg, uint64_t& total) {
-  using namespace web::http;
   // Error messages name the URL without its query (signatures, tokens) and never a local path.
   const std::string shown = url.substr(0, url.find('?'));
-  try {
-    pplx::cancellation_token_source cancel;
-    http_response resp = get_checked(id, url, req, cfg, cancel);
-    if (resp.status_code() == status_codes::NotFound)
-      throw AdapterNotFound("adapter `" + id + "` not found: GET " + shown + " answered 404");
-    if (resp.status_code() != status_codes::OK)
-      throw AdapterError("adapter `" + id + "`: GET " + shown + " answered " + std::to_string(resp.status_code()));
-    auto too_big = [&] {
-      return AdapterError("adapter `" + id + "`: download exceeds the limit of " + std::to_string(cfg.max_bytes) +
-                          " bytes (--adapter-max-bytes)");
-    };
-    if (resp.headers().content_length() > cfg.max_bytes - std::min(total, cfg.max_bytes)) {
-      cancel.cancel();
+  const UrlPolicy policy = url_policy(cfg);
+  const UrlTarget origin = parse_url_target(url);
+  HttpGetOptions o;
+  o.bearer_token = req.api_token;
+  o.timeout_s = cfg.timeout_s;
+  o.cancelled = cfg.cancelled;
+  o.check_url = [&](const std::string& hop, bool redirected) {
+    if (redirected) {
+      const UrlTarget n = parse_url_target(hop);
+      const bool named = std::any_of(policy.allow.begin(), policy.allow.end(),
+                                     [&](const std::string& e) { return allow_entry_names(e, n); });
+      if (n.host != origin.host && !named)
+        throw AdapterForbidden("adapter `" + id + "`: a redirect from " + origin.host + " to another host (" + n.host +
+                               ") is refused; allow it with --adapter-url-allow");
+    }
+    check_url_allowed(hop, policy, id);
+  };
+  auto too_big = [&] {
+    return AdapterError("adapter `" + id + "`: download exceeds the limit of " + std::to_string(cfg.max_bytes) +
+                        " bytes (--adapter-max-bytes)");
+  };
+  std::ofstream out(dest, std::ios::binary);
+  if (!out) throw AdapterError("adapter `" + id + "`: cannot write to the adapter cache");
+  o.on_response = [&](const HttpGetResult& head) {  // refused before reading a byte when the length says so
+    if (head.content_length > 0 &&
+        static_cast<uint64_t>(head.content_length) > cfg.max_bytes - std::min(total, cfg.max_bytes))
       throw too_big();
-    }
-    std::ofstream out(dest, std::ios::binary);
-    if (!out) throw AdapterError("adapter `" + id + "`: cannot write to the adapter cache");
-    auto body = resp.body();
-    std::vector<uint8_t> chunk(1 << 16);
-    for (;;) {
-      concurrency::streams::rawptr_buffer<uint8_t> buf(chunk.data(), chunk.size(), std::ios::out);
-      const size_t n = await(body.read(buf, chunk.size()), cancel, cfg);
-      if (n == 0) break;
+  };
+  HttpGetResult r;
+  try {
+    r = http_get(url, o, [&](const uint8_t* data, size_t n) {
       total += n;
-      if (total > cfg.max_bytes) {
-        cancel.cancel();
-        throw too_big();
-      }
-      out.write(reinterpret_cast<const char*>(chunk.data()), static_cast<std::streamsize>(n));
-    }
-    out.close();
-    if (!out) throw AdapterError("adapter `" + id + "`: writing to the adapter cache failed");
-  } catch (const AdapterError&) {
-    throw;
-  } catch (const std::exception& e) {
+      if (total > cfg.max_bytes) throw too_big();
+      out.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(n));
+    });
+  } catch (const HttpGetError& e) {
     throw AdapterError("adapter `" + id + "`: downloading " + shown + " failed: " + e.what());
   }
+  if (r.status == 404) throw AdapterNotFound("adapter `" + id + "` not found: GET " + shown + " answered 404");
+  if (r.status != 200) throw AdapterError("adapter `" + id + "`: GET " + shown + " answered " + std::to_string(r.status));
+  out.close();
+  if (!out) throw AdapterError("adapter `" + id + "`: writing to the adapter cache failed");
 }
 
 // `base` is an http(s) folder URL (ending in "/"); the two files are fetched
@@ -201,7 +145,7 @@ std::string fetch(const std::string& id, std::string base, std::string sha, cons
   const fs::path cache(cfg.cache_dir);
   // The token is part of the key: a download made with one client's credentials is
   // not handed to a client without them.
-  const fs::path final_dir = cache / sha256_string(base + query + "\n" + sha + "\n" + req.api_token).substr(0, 32);
+  const fs::path final_dir = cache / sha256_hex(base + query + "\n" + sha + "\n" + req.api_token).substr(0, 32);
   if (has_files(final_dir)) return final_dir.string();  // cache hit: no request at all
 
   static std::atomic<uint64_t> counter{0};
@@ -214,7 +158,12 @@ std::string fetch(const std::string& id, std::string base, std::string sha, cons
     uint64_t total = 0;
     for (const char* f : kFiles) download(id, base + f + query, tmp / f, req, cfg, total);
     if (!sha.empty()) {
-      const std::string got = sha256_file((tmp / kFiles[1]).string());
+      std::string got;
+      try {
+        got = sha256_file((tmp / kFiles[1]).string());
+      } catch (const std::runtime_error&) {
+        throw AdapterError("adapter `" + id + "`: cannot read the downloaded adapter_model.safetensors");
+      }
       if (got != sha)
         throw AdapterError("adapter `" + id + "`: sha256 of adapter_model.safetensors is " + got + ", expected " + sha);
     }
@@ -262,25 +211,8 @@ int adapter_error_status(const AdapterError& e) {
   return 422;
 }
 
-std::string sha256_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw AdapterError("cannot read " + path);
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
-  std::vector<char> buf(1 << 16);
-  while (in) {
-    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    EVP_DigestUpdate(ctx, buf.data(), static_cast<size_t>(in.gcount()));
-  }
-  unsigned char d[EVP_MAX_MD_SIZE];
-  unsigned n = 0;
-  EVP_DigestFinal_ex(ctx, d, &n);
-  EVP_MD_CTX_free(ctx);
-  return hex(d, n);
-}
-
 std::string resolve_adapter_dir(const AdapterRequest& req, const AdapterSourceConfig& cfg) {
-  const std::string& id = req.id;
+  const std::string& id = req.where();
   check_adapter_id(id);
   const bool is_url = id.rfind("http://", 0) == 0 || id.rfind("https://", 0) == 0;
   if (req.source == "url" || (req.source.empty() && is_url)) {

@@ -43,17 +43,21 @@ struct AdapterSourceConfig {
 };
 
 struct AdapterRequest {
+  AdapterRequest(std::string id_ = "", std::string source_ = "", std::string api_token_ = "", std::string sha256_ = "")
+      : id(std::move(id_)), source(std::move(source_)), api_token(std::move(api_token_)), sha256(std::move(sha256_)) {}
   std::string id;
   std::string source;     // "", "local", "url", "hub", "s3"
   std::string api_token;  // sent as a bearer token on downloads
   std::string sha256;     // of adapter_model.safetensors; also `#sha256=` on URLs
+  // Where to load from when it is not the id itself: a registered adapter
+  // (adapter_registry.h) is named by its id and loaded from here.
+  std::string location;
+  bool registered = false;
+  const std::string& where() const { return location.empty() ? id : location; }
 };
 
 // A local directory holding adapter_config.json and adapter_model.safetensors.
 // Throws AdapterNotFound / AdapterForbidden / AdapterError.
 std::string resolve_adapter_dir(const AdapterRequest& req, const AdapterSourceConfig& cfg);
-
-// Lower-case hex SHA-256 of a file (OpenSSL).
-std::string sha256_file(const std::string& path);
 
 }  // namespace lorax

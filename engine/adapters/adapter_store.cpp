@@ -107,6 +107,7 @@ namespace {
 // adapter another client fetched with its token would get it (or, naming another
 // source, get the wrong adapter).
 std::string access_key(const AdapterRequest& req) {
+  if (req.registered) return "registered\n" + req.source + '\n' + req.location + '\n' + req.api_token;
   const bool url_id = req.id.rfind("http://", 0) == 0 || req.id.rfind("https://", 0) == 0;
   const std::string source = req.source.empty() && url_id ? "url" : req.source;
   return source + '\n' + req.api_token;
@@ -118,16 +119,30 @@ bool same_key(const std::string& a, const std::string& b) {  // holds a token: c
 
 }  // namespace
 
-std::shared_ptr<AdapterTicket> AdapterStore::request(const AdapterRequest& req) {
+AdapterRequest AdapterStore::registered(const AdapterRequest& req) const {
+  if (!registry_ || !req.source.empty() || req.registered) return req;
+  if (auto r = registry_->lookup(req.id)) return *r;  // throws AdapterError: an unreadable token file
+  return req;
+}
+
+std::shared_ptr<AdapterTicket> AdapterStore::refused(const std::string& id, std::exception_ptr error) {
+  auto load = std::make_shared<AdapterLoad>();
+  load->complete(error);
+  return std::shared_ptr<AdapterTicket>(new AdapterTicket(life_, id, std::numeric_limits<uint64_t>::max(), load));
+}
+
+std::shared_ptr<AdapterTicket> AdapterStore::request(const AdapterRequest& client_req) {
+  AdapterRequest req;
+  try {
+    req = registered(client_req);
+  } catch (const AdapterError&) {
+    return refused(client_req.id, std::current_exception());
+  }
   std::lock_guard lock(mu_);
   auto it = entries_.find(req.id);
-  if (it != entries_.end() && !same_key(it->second.access, access_key(req))) {
-    auto refused = std::make_shared<AdapterLoad>();
-    refused->complete(std::make_exception_ptr(AdapterForbidden(
-        "adapter `" + req.id + "` is loaded from another source or with other credentials")));
-    return std::shared_ptr<AdapterTicket>(
-        new AdapterTicket(life_, req.id, std::numeric_limits<uint64_t>::max(), refused));
-  }
+  if (it != entries_.end() && !same_key(it->second.access, access_key(req)))
+    return refused(req.id, std::make_exception_ptr(AdapterForbidden(
+                               "adapter `" + req.id + "` is loaded from another source or with other credentials")));
   if (it == entries_.end()) {
     Entry e;
     e.generation = next_generation_++;

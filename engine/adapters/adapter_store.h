@@ -24,6 +24,7 @@
 #include <mutex>
 #include <thread>
 
+#include "adapters/adapter_registry.h"
 #include "adapters/adapter_source.h"
 #include "scheduler/adapter_residency.h"
 
@@ -123,6 +124,9 @@ class AdapterStore final : public AdapterResidency {
   enum class Unload { Ok, NotFound, InUse };
   Unload unload(const std::string& id);
   void set_observer(AdapterStoreObserver o) { observer_ = std::move(o); }
+  // --adapter-registry: ids a request names without adapter_source resolve here first.
+  void set_registry(std::shared_ptr<AdapterRegistry> r) { registry_ = std::move(r); }
+  AdapterRegistry* registry() const { return registry_.get(); }
   const AdapterStoreConfig& config() const { return config_; }
 
  private:
@@ -152,6 +156,8 @@ class AdapterStore final : public AdapterResidency {
   // Observer calls gathered under the lock and made after it.
   using Events = std::vector<std::function<void()>>;
 
+  AdapterRequest registered(const AdapterRequest& req) const;
+  std::shared_ptr<AdapterTicket> refused(const std::string& id, std::exception_ptr error);
   void loader();
   void finish_load(const Job& job, std::shared_ptr<const StagedAdapter> staged, const std::string& dir,
                    double seconds, std::exception_ptr error);
@@ -170,6 +176,7 @@ class AdapterStore final : public AdapterResidency {
   const ModelSpec& spec_;
   Backend& backend_;
   AdapterStoreObserver observer_;
+  std::shared_ptr<AdapterRegistry> registry_;
   mutable std::mutex mu_;
   std::condition_variable work_;
   std::condition_variable went_idle_;  // a loaded adapter went idle (a load may wait for host memory)

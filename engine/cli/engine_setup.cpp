@@ -1,6 +1,7 @@
 #include "cli/engine_setup.h"
 
 #include "adapters/url_policy.h"
+#include "cli/model_fetch.h"
 
 #include <filesystem>
 
@@ -16,13 +17,15 @@ const std::set<std::string>& engine_value_flags() {
       "max-total-tokens", "max-batch-total-tokens", "max-batch-prefill-tokens", "max-active-adapters",
       "max-loaded-adapters", "adapter-dir", "adapter-cycle-time-s", "num-shard", "max-running",
       "gpu-memory-utilization", "adapter-root", "adapter-cache-dir", "adapter-max-bytes", "max-host-adapters",
-      "max-host-adapter-bytes", "hub-endpoint", "s3-endpoint", "adapter-url-allow"};
+      "max-host-adapter-bytes", "hub-endpoint", "s3-endpoint", "adapter-url-allow", "model-cache-dir",
+      "model-revision", "adapter-registry"};
   return flags;
 }
 
 EngineSetup EngineSetup::create(const Args& args, const std::vector<GenerateBody>& planned) {
   EngineSetup s;
-  const std::string model_dir = args.require("model");
+  const std::string model_dir = resolve_model_dir(args);
+  s.model_dir = model_dir;
   const std::string device = args.get_or("device", "cpu");
   if (args.get_int("num-shard", 1) != 1) throw UsageError("--num-shard > 1 (tensor parallelism) is not implemented yet");
   if (device == "cpu") {
@@ -118,6 +121,7 @@ EngineSetup EngineSetup::create(const Args& args, const std::vector<GenerateBody
   // `generate --adapter DIR`: the operator named that folder on the command line.
   if (auto a = args.get("adapter"); a && std::filesystem::is_directory(*a)) ac.sources.roots.push_back(*a);
   s.adapters = std::make_unique<AdapterStore>(ac, spec, *s.backend);
+  if (auto registry = args.get("adapter-registry")) s.adapters->set_registry(std::make_shared<AdapterRegistry>(*registry));
   s.engine = std::make_unique<Engine>(*s.model, *s.kv, s.tokenizer, cfg, s.adapters.get());
   return s;
 }

@@ -20,7 +20,7 @@ namespace lorax::cli {
 // --max-input-length --max-total-tokens --max-batch-total-tokens --max-batch-prefill-tokens
 // --max-active-adapters --max-loaded-adapters --adapter-dir --adapter-cycle-time-s --num-shard
 // --adapter-root (repeatable) --adapter-cache-dir --adapter-max-bytes --max-host-adapters --max-host-adapter-bytes
-// --hub-endpoint --s3-endpoint
+// --hub-endpoint --s3-endpoint --model-cache-dir --model-revision --adapter-registry
 const std::set<std::string>& engine_value_flags();
 
 struct EngineSetup {
@@ -31,6 +31,7 @@ struct EngineSetup {
   std::unique_ptr<AdapterStore> adapters;  // before the engine, which asks it for residency (and goes first)
   std::unique_ptr<Engine> engine;
   RequestLimits limits;
+  std::string model_dir;  // the local folder --model names (an hf:// model once fetched)
 
   // `planned` (optional) sizes the KV cache for offline runs when no size is given.
   static EngineSetup create(const Args& args, const std::vector<GenerateBody>& planned = {});

@@ -9,6 +9,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/engine_setup.h"
+#include "cli/model_fetch.h"
 #include "server/server.h"
 
 namespace lorax::cli {
@@ -46,13 +47,15 @@ int run_serve(const std::vector<std::string>& argv) {
   if (!(cfg.keepalive_s > 0 && cfg.keepalive_s <= 3600)) throw UsageError("--keepalive-timeout-s must be in (0, 3600]");
   const double shutdown_s = args.get_double("shutdown-timeout-s", 30);
   if (!(shutdown_s >= 0)) throw UsageError("--shutdown-timeout-s must be >= 0");
-  cfg.model_dir = args.require("model");
-  cfg.model_id = args.get_or("model-id", cfg.model_dir);
-
   EngineSetup setup = EngineSetup::create(args);
+  cfg.model_dir = setup.model_dir;
+  // The served name: --model-id, else the hub name of an hf:// model, else the folder.
+  const std::string hub_name = hf_repo_of(args.require("model"));
+  cfg.model_id = args.get_or("model-id", hub_name.empty() ? setup.model_dir : hub_name);
   cfg.limits = setup.limits;
   // /info shows the engine settings, but not where files live on this machine.
-  static const std::set<std::string> paths = {"adapter-dir", "adapter-root", "adapter-cache-dir"};
+  static const std::set<std::string> paths = {"adapter-dir", "adapter-root", "adapter-cache-dir", "model-cache-dir",
+                                              "adapter-registry"};
   for (const std::string& f : engine_value_flags())
     if (auto v = args.get(f); v && !paths.count(f)) cfg.info_extra[f] = *v;
 

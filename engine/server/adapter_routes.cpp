@@ -1,5 +1,6 @@
 #include "server/adapter_routes.h"
 
+#include <algorithm>
 #include <set>
 #include <thread>
 
@@ -94,8 +95,25 @@ AdapterRouteResult handle_adapter_route(AdapterStore* store, const std::string& 
       if (i.id == req.id) return {200, adapter_info_json(i)};
     return error(409, "adapter `" + req.id + "` was evicted right after loading", "validation");
   }
-  if (method != "DELETE") return error(405, "method not allowed", "validation");
   const std::string id = url_decode(path.substr(std::string("/adapters/").size()));
+  if (method == "GET") {  // one adapter: whether this pod knows it (registry) and whether it is loaded
+    bool registered = false;
+    if (AdapterRegistry* reg = store->registry()) {
+      const std::vector<std::string> ids = reg->ids();
+      registered = std::find(ids.begin(), ids.end(), id) != ids.end();
+    }
+    json out = {{"adapter_id", id}, {"loaded", false}};
+    for (const AdapterInfo& i : store->list())
+      if (i.id == id) {
+        out = adapter_info_json(i);
+        out["loaded"] = true;
+      }
+    out["registered"] = registered;
+    if (!registered && !out["loaded"].get<bool>())
+      return error(404, "adapter `" + id + "` is neither registered nor loaded", "not_found");
+    return {200, out};
+  }
+  if (method != "DELETE") return error(405, "method not allowed", "validation");
   switch (store->unload(id)) {
     case AdapterStore::Unload::Ok: return {200, json{{"adapter_id", id}, {"unloaded", true}}};
     case AdapterStore::Unload::NotFound: return error(404, "adapter `" + id + "` is not loaded", "not_found");
