@@ -5,6 +5,7 @@
 #include <map>
 #include <mutex>
 
+#include "controllers/adapter_plan.h"
 #include "controllers/desired.h"
 #include "controllers/labels.h"
 #include "controllers/model_source.h"
@@ -51,13 +52,10 @@ static Result finalize(Context& ctx, json a, const std::string& ns, const std::s
   std::string key = ns + "/" + a["metadata"]["name"].get<std::string>();
   int port = port_of(ctx, ns, ldep_name);
   bool all_ok = true;
-  try {
-    EngineAdapterRef ref = engine_adapter_ref(a["spec"]["source"]);
-    for (auto& pod : ready_pods(ctx.caches, ns, ldep_name)) {
-      auto r = kube::http_call("DELETE", pod_url(pod, port, "/adapters/" + kube::url_encode(ref.adapter_id)), "", 10);
-      if (!(r.status >= 200 && r.status < 300) && r.status != 404) all_ok = false;
-    }
-  } catch (const std::invalid_argument&) {  // an invalid source was never loaded
+  const std::string id = plan_adapter(a, nullptr).id;
+  for (auto& pod : ready_pods(ctx.caches, ns, ldep_name)) {
+    auto r = kube::http_call("DELETE", pod_url(pod, port, "/adapters/" + kube::url_encode(id)), "", 10);
+    if (!(r.status >= 200 && r.status < 300) && r.status != 404) all_ok = false;
   }
   if (!all_ok && !give_up_unloading(a["metadata"].value("uid", ""))) return {true, 0};
   json fins = json::array();
@@ -79,26 +77,25 @@ Result reconcile_adapter(Context& ctx, const std::string& key) {
   std::string ldep_name = spec.value("deploymentRef", json::object()).value("name", "");
   if (a["metadata"].contains("deletionTimestamp")) return finalize(ctx, a, ns, ldep_name);
 
-  std::string reason, invalid;
-  EngineAdapterRef ref;
-  try {
-    ref = engine_adapter_ref(spec.value("source", ""));
-  } catch (const std::exception& e) {
-    reason = "InvalidSource";
-    invalid = e.what();
-  }
   auto ldep = ctx.caches.ldeps->get(ns, ldep_name);
-  if (invalid.empty() && !ldep) {
-    reason = "DeploymentNotFound";
-    invalid = "LoraxDeployment " + ns + "/" + ldep_name + " not found";
+  AdapterPlan plan = plan_adapter(a, ldep ? *ldep : json(nullptr));
+  std::string reason = plan.reason, invalid = plan.problem;
+  if (invalid.empty() && spec.contains("tokenSecretRef") &&
+      !adapter_tokens(ctx.client, ns, {a}).count(a["metadata"].value("name", ""))) {
+    reason = "SecretNotFound";
+    invalid = "Secret " + spec["tokenSecretRef"].value("name", "") + " (key " +
+              spec["tokenSecretRef"].value("key", "token") + ") not found in " + ns;
   }
-  if (invalid.empty() && spec.contains("baseModel") &&
-      spec["baseModel"] != (*ldep)["spec"]["model"].value("source", "")) {
-    reason = "BaseModelMismatch";
-    invalid = "baseModel " + spec["baseModel"].get<std::string>() + " differs from the deployment's model " +
-              (*ldep)["spec"]["model"].value("source", "");
+  if (invalid.empty()) {
+    for (const auto& other : adapters_of(ctx.caches, ns, ldep_name)) {
+      const std::string oname = other["metadata"].value("name", "");
+      if (oname < name && !other["metadata"].contains("deletionTimestamp") && plan_adapter(other, *ldep).id == plan.id) {
+        reason = "DuplicateId";
+        invalid = "Adapter " + oname + " already serves id " + plan.id + " on this deployment";
+      }
+    }
   }
-  bool preload = spec.value("preload", false);
+  const bool preload = plan.preload;
   if (invalid.empty() && preload && !has_finalizer(a)) {
     json obj = a;
     obj["metadata"]["finalizers"].push_back(kAdapterFinalizer);
@@ -107,21 +104,39 @@ Result reconcile_adapter(Context& ctx, const std::string& key) {
     return {};  // the update's watch event brings us back
   }
 
+  // Every ready pod is asked whether it knows the id (its registry, a mounted ConfigMap,
+  // may lag the operator by kubelet's sync period); preloaded adapters are then loaded.
   std::map<std::string, PodLoad> pods;
   json old_status = a.value("status", json::object());
   bool same_gen = old_status.value("observedGeneration", -1L) == a["metadata"].value("generation", 0L);
   std::map<std::string, std::string> before;
   for (auto& p : old_status.value("pods", json::array())) before[p.value("pod", "")] = p.value("state", "");
-  if (invalid.empty() && preload) {
+  if (invalid.empty()) {
     int port = engine_port(*ldep);
-    json body = {{"adapter_id", ref.adapter_id}, {"adapter_source", ref.adapter_source}};
+    const std::string path = "/adapters/" + kube::url_encode(plan.id);
+    const std::string done_state = preload ? "Loaded" : "Registered";
     for (auto& pod : ready_pods(ctx.caches, ns, ldep_name)) {
       std::string pname = pod["metadata"]["name"];
-      if (same_gen && before[pname] == "Loaded") {  // already loaded on this pod: no call
-        pods[pname] = {"Loaded", ""};
+      if (same_gen && before[pname] == done_state) {  // already there on this pod: no call
+        pods[pname] = {done_state, ""};
         continue;
       }
-      auto r = kube::http_call("POST", pod_url(pod, port, "/adapters"), body.dump(), 60);
+      auto r = kube::http_call("GET", pod_url(pod, port, path), "", 10);
+      json info = json::parse(r.body, nullptr, false);
+      const bool known = r.status == 200 && info.is_object() && info.value("registered", false);
+      if (r.status == 404 || (r.status == 200 && !known)) {
+        pods[pname] = {"Pending", "the pod has not seen the adapter registry update yet"};
+        continue;
+      }
+      if (r.status != 200) {
+        pods[pname] = {"Failed", r.status ? "HTTP " + std::to_string(r.status) + ": " + r.body.substr(0, 200) : r.body};
+        continue;
+      }
+      if (!preload || info.value("loaded", false)) {
+        pods[pname] = {done_state, ""};
+        continue;
+      }
+      r = kube::http_call("POST", pod_url(pod, port, "/adapters"), json{{"adapter_id", plan.id}}.dump(), 60);
       if (r.status >= 200 && r.status < 300) {
         pods[pname] = {"Loaded", ""};
         record_event(ctx.client, a, "Normal", "Loaded", "loaded on pod " + pname);
@@ -142,6 +157,9 @@ Result reconcile_adapter(Context& ctx, const std::string& key) {
   }
   bool any_failed = std::any_of(pods.begin(), pods.end(), [](auto& p) { return p.second.state == "Failed"; });
   if (any_failed) return {true, 0};
+  bool any_pending = std::any_of(pods.begin(), pods.end(), [](auto& p) { return p.second.state == "Pending"; });
+  if (any_pending) return {false, 2000};
+  if (!invalid.empty() && (reason == "NotMounted" || reason == "SecretNotFound")) return {false, 30000};
   if (!invalid.empty() && reason == "DeploymentNotFound") return {false, 30000};
   return {};
 }

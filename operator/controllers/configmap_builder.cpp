@@ -1,34 +1,37 @@
 #include <algorithm>
 
+#include "controllers/adapter_plan.h"
 #include "controllers/desired.h"
 #include "controllers/labels.h"
-#include "controllers/model_source.h"
 
 namespace lorax::op {
 
-json desired_adapter_configmap(const json& ldep, const std::vector<json>& adapters) {
+json desired_adapter_configmap(const json& ldep, const std::vector<json>& adapters, const AdapterTokens& tokens) {
   std::string name = ldep.at("metadata").at("name");
   json list = json::array();
   for (const auto& a : adapters) {
     if (a.at("metadata").contains("deletionTimestamp")) continue;  // leaving
-    EngineAdapterRef ref;
-    try {
-      ref = engine_adapter_ref(a.at("spec").at("source").get<std::string>());
-    } catch (const std::exception&) {
-      continue;  // invalid: reported on the Adapter's status
-    }
-    json entry = {{"name", a.at("metadata").at("name")},
-                  {"adapter_id", ref.adapter_id},
-                  {"adapter_source", ref.adapter_source},
-                  {"preload", a.at("spec").value("preload", false)}};
-    // POST /adapters has no checksum field: the engine finds it here for url sources.
-    if (a.at("spec").contains("sha256")) entry["sha256"] = a["spec"]["sha256"];
-    list.push_back(entry);
+    AdapterPlan p = plan_adapter(a, ldep);
+    if (!p.problem.empty()) continue;                                // reported on the Adapter's status
+    if (!p.token_key.empty() && !tokens.count(p.token_key)) continue;  // its Secret is missing: reported there too
+    list.push_back(registry_entry(p));
   }
-  // Sorted by name so the same set of adapters always gives the same bytes.
-  std::sort(list.begin(), list.end(), [](const json& x, const json& y) { return x["name"] < y["name"]; });
+  // Sorted by id so the same set of adapters always gives the same bytes; an id taken
+  // twice keeps the first Adapter by name (the second is reported as a duplicate).
+  std::stable_sort(list.begin(), list.end(), [](const json& x, const json& y) { return x["id"] < y["id"]; });
+  list.erase(std::unique(list.begin(), list.end(), [](const json& x, const json& y) { return x["id"] == y["id"]; }),
+             list.end());
   json obj = owned_object("v1", "ConfigMap", adapter_configmap_name(name), ldep);
   obj["data"] = {{"adapters.json", list.dump()}};
+  return obj;
+}
+
+json desired_adapter_token_secret(const json& ldep, const AdapterTokens& tokens) {
+  json obj = owned_object("v1", "Secret", adapter_token_secret_name(ldep.at("metadata").at("name")), ldep);
+  obj["type"] = "Opaque";
+  json data = json::object();
+  for (const auto& [key, b64] : tokens) data[key] = b64;
+  obj["data"] = data;
   return obj;
 }
 

@@ -6,7 +6,8 @@
 namespace lorax::op {
 
 struct Defaults {
-  std::string engine_image = "ghcr.io/lorax-plus/lorax-engine:latest";
+  // The engine of the same release (never :latest, which no rollout can pin).
+  std::string engine_image = std::string("ghcr.io/lorax-plus/lorax-engine:") + LORAX_VERSION;
   std::string image_pull_policy = "IfNotPresent";
   int max_active_adapters = 0;  // 0: leave the engine's own default
   int max_loaded_adapters = 0;

@@ -46,6 +46,7 @@ json owned_object(const char* api_version, const char* kind, const std::string& 
 }
 
 std::string adapter_configmap_name(const std::string& ldep_name) { return ldep_name + "-adapters"; }
+std::string adapter_token_secret_name(const std::string& ldep_name) { return ldep_name + "-adapter-tokens"; }
 
 std::string service_host(const json& ldep) {
   const json& m = ldep.at("metadata");

@@ -27,6 +27,7 @@ json controller_ref(const json& owner);
 json owned_object(const char* api_version, const char* kind, const std::string& name, const json& owner);
 
 std::string adapter_configmap_name(const std::string& ldep_name);
+std::string adapter_token_secret_name(const std::string& ldep_name);
 std::string service_host(const json& ldep);  // <name>.<ns>.svc
 
 }  // namespace lorax::op

@@ -21,6 +21,24 @@ std::vector<json> adapters_of(const Caches& c, const std::string& ns, const std:
   return out;
 }
 
+AdapterTokens adapter_tokens(kube::Client& client, const std::string& ns, const std::vector<json>& adapters) {
+  AdapterTokens out;
+  for (const auto& a : adapters) {
+    const json spec = a.value("spec", json::object());
+    if (!spec.contains("tokenSecretRef") || a["metadata"].contains("deletionTimestamp")) continue;
+    const json& ref = spec["tokenSecretRef"];
+    try {
+      json secret = client.get(kube::resources::kSecrets.item(ns, ref.value("name", "")));
+      const json data = secret.value("data", json::object());
+      const std::string key = ref.value("key", "token");
+      if (data.contains(key) && data[key].is_string()) out[a["metadata"].value("name", "")] = data[key];
+    } catch (const kube::ApiError& e) {
+      if (e.status != 404) throw;  // missing: the Adapter reports SecretNotFound and stays out of the registry
+    }
+  }
+  return out;
+}
+
 static const char* verb(ApplyOutcome o) { return o == ApplyOutcome::Created ? "Created" : "Updated"; }
 
 Result reconcile_deployment(Context& ctx, const std::string& key) {
@@ -34,13 +52,17 @@ Result reconcile_deployment(Context& ctx, const std::string& key) {
 
   std::string error;
   json dep_observed = nullptr;
+  const std::string invalid = spec_problem(ldep);
   try {
-    std::vector<json> desired = {desired_service(ldep), desired_adapter_configmap(ldep, adapters), desired_pdb(ldep)};
+    if (!invalid.empty()) throw std::invalid_argument(invalid);  // reported as Degraded: nothing is rolled out
+    const AdapterTokens tokens = adapter_tokens(ctx.client, ns, adapters);
+    std::vector<json> desired = {desired_service(ldep), desired_adapter_configmap(ldep, adapters, tokens),
+                                 desired_adapter_token_secret(ldep, tokens), desired_pdb(ldep)};
     if (ctx.discovery.has_service_monitors()) desired.push_back(desired_service_monitor(ldep));
     json hpa = desired_hpa(ldep);
     if (!hpa.is_null()) desired.push_back(hpa);
     // The Deployment comes from the informer cache; the rest are read on demand.
-    Applied dep = ensure_applied(ctx.client, desired_deployment(ldep, adapters, ctx.defaults),
+    Applied dep = ensure_applied(ctx.client, desired_deployment(ldep, ctx.defaults),
                                  ctx.caches.deployments->get(ns, name), true);
     dep_observed = dep.object;
     if (dep.outcome != ApplyOutcome::Unchanged)

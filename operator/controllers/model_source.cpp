@@ -38,16 +38,4 @@ Source parse_source(const std::string& uri, bool allow_https) {
   throw bad("scheme must be hf://, pvc://, file://" + std::string(allow_https ? " or https://" : ""));
 }
 
-EngineAdapterRef engine_adapter_ref(const std::string& uri) {
-  Source s = parse_source(uri, true);
-  switch (s.kind) {
-    case SourceKind::HuggingFace: return {s.repo, "hub"};
-    case SourceKind::Https: return {s.repo, "url"};
-    case SourceKind::File: return {s.path, "local"};
-    case SourceKind::Pvc:
-      return {std::string(kAdapterMountRoot) + "/" + s.claim + (s.path.empty() ? "" : "/" + s.path), "local"};
-  }
-  throw std::logic_error("unreachable");
-}
-
 }  // namespace lorax::op

@@ -17,15 +17,6 @@ struct Source {
 // Throws std::invalid_argument with a one-line reason.
 Source parse_source(const std::string& uri, bool allow_https);
 
-// The engine's POST /adapters body fields for an Adapter source:
-// hf -> ("org/name", "hub"), https -> (url, "url"), file -> (path, "local"),
-// pvc -> ("/adapters/<claim>/<path>", "local"), mounted there by the Deployment.
-struct EngineAdapterRef {
-  std::string adapter_id;
-  std::string adapter_source;
-};
-EngineAdapterRef engine_adapter_ref(const std::string& uri);
-
 inline constexpr const char* kAdapterMountRoot = "/adapters";
 
 }  // namespace lorax::op

@@ -5,6 +5,7 @@
 
 #include "controllers/context.h"
 #include "controllers/controller.h"
+#include "controllers/desired.h"
 
 namespace lorax::op {
 
@@ -14,5 +15,7 @@ Result reconcile_adapter(Context& ctx, const std::string& key);
 std::pair<std::string, std::string> split_key(const std::string& key);
 // Adapters in `ns` whose spec.deploymentRef.name is `ldep_name`.
 std::vector<json> adapters_of(const Caches& c, const std::string& ns, const std::string& ldep_name);
+// The tokens of the Adapters' spec.tokenSecretRef Secrets that exist (missing ones are left out).
+AdapterTokens adapter_tokens(kube::Client& client, const std::string& ns, const std::vector<json>& adapters);
 
 }  // namespace lorax::op

@@ -109,13 +109,16 @@ json adapter_status(const json& adapter, const std::string& invalid_reason, cons
     return st;
   }
   json plist = json::array();
-  int loaded = 0, failed = 0;
+  int loaded = 0, failed = 0, done = 0;
+  const bool preload = adapter.at("spec").value("preload", false);
+  const std::string done_state = preload ? "Loaded" : "Registered";
   std::string first_error;
   for (const auto& [pod, r] : pods) {  // std::map: sorted by pod name, stable
     json p = {{"pod", pod}, {"state", r.state}};
     if (!r.message.empty()) p["message"] = r.message;
     plist.push_back(p);
     if (r.state == "Loaded") ++loaded;
+    if (r.state == done_state) ++done;
     if (r.state == "Failed") {
       ++failed;
       if (first_error.empty()) first_error = pod + ": " + r.message;
@@ -123,15 +126,17 @@ json adapter_status(const json& adapter, const std::string& invalid_reason, cons
   }
   st["pods"] = plist;
   st["loadedPods"] = loaded;
-  bool preload = adapter.at("spec").value("preload", false);
   if (failed) conds = set_condition(conds, "Failed", true, "LoadFailed", first_error, gen, now);
   else conds = set_condition(conds, "Failed", false, "AsExpected", "", gen, now);
-  if (!preload) conds = set_condition(conds, "Ready", true, "Registered", "loaded by the engine on first use", gen, now);
-  else if (pods.empty()) conds = set_condition(conds, "Ready", false, "NoReadyPods", "no ready engine pod yet", gen, now);
-  else if (loaded == static_cast<int>(pods.size()))
-    conds = set_condition(conds, "Ready", true, "Loaded", "loaded on " + std::to_string(loaded) + " pods", gen, now);
-  else conds = set_condition(conds, "Ready", false, "Loading",
-                             std::to_string(loaded) + "/" + std::to_string(pods.size()) + " pods loaded", gen, now);
+  // Ready only once every ready engine pod reports the id: registered (loaded on first
+  // use) or, with preload, loaded.
+  const std::string counts = std::to_string(done) + "/" + std::to_string(pods.size()) + " pods";
+  if (pods.empty()) conds = set_condition(conds, "Ready", false, "NoReadyPods", "no ready engine pod yet", gen, now);
+  else if (done == static_cast<int>(pods.size()))
+    conds = set_condition(conds, "Ready", true, preload ? "Loaded" : "Registered",
+                          (preload ? "loaded on " : "registered on ") + counts, gen, now);
+  else conds = set_condition(conds, "Ready", false, preload ? "Loading" : "Registering",
+                             counts + (preload ? " loaded" : " registered"), gen, now);
   st["conditions"] = conds;
   return st;
 }

@@ -23,7 +23,7 @@ json ldep_status(const json& ldep, const json& deployment, const std::vector<jso
                  const std::string& error, const std::string& now);
 
 struct PodLoad {
-  std::string state;  // Loaded | Failed
+  std::string state;  // Registered | Loaded | Pending (registry not there yet) | Failed
   std::string message;
 };
 // `invalid`: why the Adapter cannot be served ("" when valid); `pods`: results per ready pod

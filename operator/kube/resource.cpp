@@ -6,7 +6,7 @@ namespace lorax::kube {
 
 Resource resource_for(const std::string& api_version, const std::string& kind) {
   using namespace resources;
-  for (const Resource* r : {&kLoraxDeployments, &kAdapters, &kDeployments, &kPods, &kServices, &kConfigMaps, &kEvents,
+  for (const Resource* r : {&kLoraxDeployments, &kAdapters, &kDeployments, &kPods, &kServices, &kConfigMaps, &kSecrets, &kEvents,
                             &kPdbs, &kHpas, &kServiceMonitors, &kLeases}) {
     std::string av = r->group.empty() ? r->version : r->group + "/" + r->version;
     if (av != api_version) continue;

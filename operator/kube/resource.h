@@ -28,6 +28,7 @@ inline const Resource kDeployments{"apps", "v1", "deployments"};
 inline const Resource kPods{"", "v1", "pods"};
 inline const Resource kServices{"", "v1", "services"};
 inline const Resource kConfigMaps{"", "v1", "configmaps"};
+inline const Resource kSecrets{"", "v1", "secrets"};
 inline const Resource kEvents{"", "v1", "events"};
 inline const Resource kPdbs{"policy", "v1", "poddisruptionbudgets"};
 inline const Resource kHpas{"autoscaling", "v2", "horizontalpodautoscalers"};

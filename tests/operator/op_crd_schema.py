@@ -24,6 +24,7 @@ def _close(schema):
     would silently prune unknown fields, which in our own objects means a bug."""
     if isinstance(schema, dict):
         if schema.get("type") == "object" and "properties" in schema and "additionalProperties" not in schema \
+                and not schema.get("x-kubernetes-preserve-unknown-fields") \
                 and set(schema["properties"]) != {"apiVersion", "kind", "metadata", "spec", "status"} | set():
             schema["additionalProperties"] = False
         for v in schema.values():

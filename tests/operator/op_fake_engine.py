@@ -1,4 +1,6 @@
-"""A fake engine pod: /health and the admin adapter endpoints of DESIGN.md §4, recording calls."""
+"""A fake engine pod: /health and the admin adapter endpoints of DESIGN.md §4, recording calls. Its adapter
+registry (engine --adapter-registry) is whatever `registry()` returns: the harness reads the deployment's adapter
+ConfigMap from the API-server double, as kubelet would mount it."""
 import http.server
 import json
 import socketserver
@@ -26,6 +28,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return self._send(200, {})
         if self.path == "/adapters":
             return self._send(200, sorted(eng.loaded))
+        if self.path.startswith("/adapters/"):
+            aid = urllib.parse.unquote(self.path[len("/adapters/"):])
+            with eng.lock:
+                eng.calls.append(("GET", aid))
+                registered, loaded = aid in eng.registry(), aid in eng.loaded
+            if not registered and not loaded:
+                return self._send(404, {"error": "unknown adapter", "error_type": "not_found"})
+            return self._send(200, {"adapter_id": aid, "registered": registered, "loaded": loaded})
         self._send(404, {"error": "not found", "error_type": "not_found"})
 
     def do_POST(self):
@@ -39,7 +49,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             if eng.fail_loads > 0:
                 eng.fail_loads -= 1
                 return self._send(422, {"error": "cannot load adapter", "error_type": "validation"})
-            if set(body) != {"adapter_id", "adapter_source"} or body["adapter_source"] not in ("local", "hub", "s3", "url"):
+            if set(body) == {"adapter_id"}:  # a registered id: loads from the registry's source
+                if body["adapter_id"] not in eng.registry():
+                    return self._send(404, {"error": "unknown adapter", "error_type": "not_found"})
+            elif set(body) != {"adapter_id", "adapter_source"} or \
+                    body["adapter_source"] not in ("local", "hub", "s3", "url"):
                 return self._send(422, {"error": "bad body", "error_type": "validation"})
             eng.loaded.add(body["adapter_id"])
         self._send(200, {"adapter_id": body["adapter_id"]})
@@ -63,11 +77,12 @@ class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
 
 
 class FakeEngine:
-    def __init__(self, ip, port):
+    def __init__(self, ip, port, registry=dict):
         self.lock = threading.Lock()
         self.calls = []
         self.loaded = set()
         self.fail_loads = 0
+        self.registry = registry  # () -> {id: registry entry}
         self.ip, self.port = ip, port
         self.httpd = _Server((ip, port), _Handler)
         self.httpd.engine = self

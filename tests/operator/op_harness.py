@@ -48,8 +48,17 @@ class Cluster:
         if pod not in self.engines:
             ip = f"127.0.0.{self._next_ip}"
             self._next_ip += 1
-            self.engines[pod] = FakeEngine(ip, self.engine_port)
+            self.engines[pod] = FakeEngine(ip, self.engine_port, registry=lambda: self.registry_of(pod))
         return self.engines[pod].ip
+
+    def registry_of(self, pod):
+        """The adapter registry a pod of Deployment <dep> sees: ConfigMap <dep>-adapters (pods are <dep>-<i>)."""
+        dep = pod.rsplit("-", 1)[0]
+        with self.api.store.cond:
+            cms = [o for (p, _, n), o in self.api.store.objects.items() if p == "configmaps" and n == f"{dep}-adapters"]
+        if not cms:
+            return {}
+        return {e["id"]: e for e in json.loads(cms[0]["data"]["adapters.json"])}
 
     # kubectl-like calls through HTTP, as a separate client ("kubectl" token)
     def _url(self, plural, ns, name=None, sub=None, group="lorax.dev/v1alpha1"):

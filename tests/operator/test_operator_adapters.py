@@ -1,11 +1,20 @@
-"""Adapters: preload on every ready engine pod (and new ones), per-pod status, finalizer unload,
-validation failures."""
+"""Adapters: every engine pod knows an Adapter by its name (the registry ConfigMap), preload on every ready pod
+(and new ones), per-pod status (Ready only when every ready pod reports the id), finalizer unload, validation
+failures; pvc:// and file:// adapters must be on the deployment's adapter volumes and never change the pod template;
+tokens go to the pods through the deployment's token Secret."""
+import base64
+import json
 import urllib.parse
 
 from op_harness import cluster, start_operator, wait_for  # noqa: F401 (fixtures)
 from test_operator_ldep import available, cond, spec_with_engine_port
 
 SPEC = {"model": {"source": "hf://org/base"}, "replicas": 2}
+
+
+def registry(cluster, ldep="m1"):
+    cm = cluster.get("configmaps", f"{ldep}-adapters")
+    return json.loads(cm["data"]["adapters.json"]) if cm else None
 
 
 def posts(cluster):
@@ -24,12 +33,11 @@ def test_preload_on_all_pods_new_pods_and_unload_on_delete(cluster, start_operat
     wait_for(lambda: available(cluster, ready=2), 20, "m1 Available")
     cluster.create_adapter("sql", {"deploymentRef": {"name": "m1"}, "source": "hf://org/sql-lora", "preload": True})
     a = wait_for(lambda: adapter_ready(cluster, "sql", 2), 15, "adapter loaded on 2 pods")
-    want = {"adapter_id": "org/sql-lora", "adapter_source": "hub"}
+    want = {"adapter_id": "sql"}  # the Adapter's name; the pods' registry says it loads from hub org/sql-lora
     assert posts(cluster) == {"m1-0": [want], "m1-1": [want]}
     assert [p["state"] for p in a["status"]["pods"]] == ["Loaded", "Loaded"]
     assert "lorax.dev/adapter-unload" in a["metadata"]["finalizers"]
-    wait_for(lambda: '"adapter_id":"org/sql-lora"' in cluster.get("configmaps", "m1-adapters")["data"]["adapters.json"],
-             10, "adapter in the deployment's ConfigMap")
+    assert registry(cluster) == [{"id": "sql", "source": "hub", "location": "org/sql-lora", "preload": True}]
     ld = wait_for(lambda: (o := cluster.get("loraxdeployments", "m1"))["status"]["adapters"]["ready"] == 1 and o,
                   10, "ldep adapter summary")
     assert ld["status"]["adapters"] == {"total": 1, "ready": 1, "failed": 0}
@@ -43,10 +51,8 @@ def test_preload_on_all_pods_new_pods_and_unload_on_delete(cluster, start_operat
     code, _ = cluster.kubectl("DELETE", "adapters", "default", "sql")
     assert code == 200
     wait_for(lambda: cluster.get("adapters", "sql") is None, 15, "adapter gone")
-    quoted = urllib.parse.quote("org/sql-lora", safe="")
-    assert quoted  # the engine sees the decoded id
     for pod, calls in cluster.engine_calls().items():
-        assert ("DELETE", "org/sql-lora") in calls, pod
+        assert ("DELETE", "sql") in calls, pod
         assert not cluster.engines[pod].loaded
     wait_for(lambda: cluster.get("configmaps", "m1-adapters")["data"]["adapters.json"] == "[]", 10,
              "configmap emptied")
@@ -57,6 +63,8 @@ def test_failed_load_is_reported_and_retried(cluster, start_operator):
     cluster.create_ldep("m1", spec_with_engine_port(cluster, {**SPEC, "replicas": 1}))
     wait_for(lambda: available(cluster, ready=1), 20, "m1 Available")
     cluster.engines["m1-0"].fail_loads = 1
+    cluster.edit("loraxdeployments", "m1", lambda o: o["spec"].update(adapters={"hostPaths": ["/loras"]}))
+    wait_for(lambda: available(cluster, ready=1), 20, "m1 Available again")
     cluster.create_adapter("x", {"deploymentRef": {"name": "m1"}, "source": "file:///loras/x", "preload": True})
     wait_for(lambda: adapter_ready(cluster, "x", 1), 15, "loaded after a retry")
     # one failure, then success; a retry already queued may load once more from a cache that has not
@@ -73,12 +81,74 @@ def test_invalid_adapters_fail_with_reason(cluster, start_operator):
     cluster.create_adapter("orphan", {"deploymentRef": {"name": "nope"}, "source": "hf://o/a"})
     cluster.create_adapter("wrongbase", {"deploymentRef": {"name": "m1"}, "source": "hf://o/b",
                                          "baseModel": "hf://other/model", "preload": True})
-    for name, reason in [("orphan", "DeploymentNotFound"), ("wrongbase", "BaseModelMismatch")]:
+    cluster.create_adapter("elsewhere", {"deploymentRef": {"name": "m1"}, "source": "pvc://other-claim/a"})
+    cluster.create_adapter("hostfile", {"deploymentRef": {"name": "m1"}, "source": "file:///etc/a"})
+    cluster.create_adapter("nosecret", {"deploymentRef": {"name": "m1"}, "source": "hf://o/p",
+                                        "tokenSecretRef": {"name": "missing"}})
+    for name, reason in [("orphan", "DeploymentNotFound"), ("wrongbase", "BaseModelMismatch"),
+                         ("elsewhere", "NotMounted"), ("hostfile", "NotMounted"), ("nosecret", "SecretNotFound")]:
         c = wait_for(lambda: cond(cluster.get("adapters", name), "Failed"), 10, f"{name} Failed")
         assert c["status"] == "True" and c["reason"] == reason
     assert posts(cluster)["m1-0"] == []  # nothing loaded for invalid adapters
+    assert registry(cluster) == []  # and no pod is told about them
+    assert cond(cluster.get("adapters", "elsewhere"), "Ready")["status"] == "False"
     # the schema rejects an adapter without deploymentRef before the operator sees it
     code, body = cluster.kubectl("POST", "adapters", "default", body={
         "apiVersion": "lorax.dev/v1alpha1", "kind": "Adapter", "metadata": {"name": "bad"},
         "spec": {"source": "hf://o/c"}})
     assert code == 422, body
+
+
+def test_every_adapter_by_name_on_every_pod_without_restarts(cluster, start_operator):
+    """The issue's probes: a file:// Adapter said Ready while the engine refused it; a pvc:// one changed the pod
+    template (restarting every pod) and was usable only by its path; the CR name was no usable id; an https://
+    Adapter's sha256 never reached the pods."""
+    start_operator()
+    spec = {**SPEC, "adapters": {"claims": ["loras"], "hostPaths": ["/srv/loras"]}}
+    cluster.create_ldep("m1", spec_with_engine_port(cluster, spec))
+    wait_for(lambda: available(cluster, ready=2), 20, "m1 Available")
+    template = cluster.get("deployments", "m1")["spec"]["template"]
+    sha = "ab" * 32
+    cluster.api.store.client_write("secrets", {"apiVersion": "v1", "kind": "Secret",
+                                               "metadata": {"name": "hub-token", "namespace": "default"},
+                                               "data": {"token": base64.b64encode(b"hf_abc").decode()}})
+    cluster.create_adapter("from-pvc", {"deploymentRef": {"name": "m1"}, "source": "pvc://loras/team/a"})
+    cluster.create_adapter("from-file", {"deploymentRef": {"name": "m1"}, "source": "file:///srv/loras/b"})
+    cluster.create_adapter("from-url", {"deploymentRef": {"name": "m1"}, "source": "https://h.example/c/",
+                                        "sha256": sha, "preload": True})
+    cluster.create_adapter("private", {"deploymentRef": {"name": "m1"}, "source": "hf://org/private",
+                                       "adapterId": "org/private-v2", "tokenSecretRef": {"name": "hub-token"}})
+    for name in ["from-pvc", "from-file", "private"]:
+        a = wait_for(lambda: (x := cluster.get("adapters", name)) and cond(x, "Ready")["status"] == "True" and x,
+                     15, f"{name} Ready")
+        assert [p["state"] for p in a["status"]["pods"]] == ["Registered", "Registered"]
+    wait_for(lambda: adapter_ready(cluster, "from-url", 2), 15, "from-url loaded")
+    entries = {e["id"]: e for e in registry(cluster)}
+    assert entries["from-pvc"] == {"id": "from-pvc", "source": "local", "location": "/adapters/loras/team/a",
+                                   "preload": False}
+    assert entries["from-file"]["location"] == "/srv/loras/b"
+    assert entries["from-url"]["sha256"] == sha and entries["from-url"]["location"] == "https://h.example/c/"
+    assert entries["org/private-v2"]["token_file"] == "/etc/lorax/adapter-tokens/private"
+    secret = cluster.get("secrets", "m1-adapter-tokens")
+    assert base64.b64decode(secret["data"]["private"]) == b"hf_abc"
+    # every pod was asked about the id, the name clients use
+    for pod, calls in cluster.engine_calls().items():
+        assert {("GET", "from-pvc"), ("GET", "org/private-v2")} <= {c for c in calls if c[0] == "GET"}, pod
+    assert cluster.get("deployments", "m1")["spec"]["template"] == template, "adding Adapters restarted the pods"
+    mounts = {m["mountPath"] for m in template["spec"]["containers"][0]["volumeMounts"]}
+    assert {"/adapters/loras", "/srv/loras", "/etc/lorax/adapters", "/etc/lorax/adapter-tokens"} <= mounts
+
+
+def test_ready_waits_until_every_pod_sees_the_registry(cluster, start_operator):
+    start_operator()
+    cluster.create_ldep("m1", spec_with_engine_port(cluster, SPEC))
+    wait_for(lambda: available(cluster, ready=2), 20, "m1 Available")
+    lagging = cluster.engines["m1-1"]
+    lagging.registry = dict  # kubelet has not synced this pod's ConfigMap volume yet
+    cluster.create_adapter("late", {"deploymentRef": {"name": "m1"}, "source": "hf://o/late"})
+    a = wait_for(lambda: (x := cluster.get("adapters", "late")) and
+                 [p["state"] for p in x["status"].get("pods", [])] == ["Registered", "Pending"] and x,
+                 15, "registered on the synced pod, pending on the other")
+    assert cond(a, "Ready")["status"] == "False"
+    lagging.registry = lambda: cluster.registry_of("m1-1")
+    wait_for(lambda: cond(cluster.get("adapters", "late"), "Ready")["status"] == "True", 15, "Ready once synced")

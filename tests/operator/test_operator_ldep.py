@@ -1,4 +1,5 @@
 """lorax-operator against the API-server double: LoraxDeployment lifecycle, drift, steady state."""
+import json
 import time
 
 import kubernetes_validate
@@ -176,3 +177,24 @@ def test_watches_only_configured_namespaces(cluster, start_operator):
     assert cluster.api.store.get("deployments", "team-b", "m2") is None
     paths = {r["path"] for r in cluster.api.since(0, "operator") if r["watch"]}
     assert paths and all("/namespaces/team-a/" in p for p in paths), paths  # no cluster-wide watch
+
+
+def test_spec_the_engine_would_refuse_is_rejected_or_reported(cluster, start_operator):
+    """numShard > 1 used to pass the CRD and ask for that many GPUs for an engine that refuses to start: now the
+    CRD's CEL rule rejects it, and an object stored before that rule is reported Degraded with nothing rolled out."""
+    start_operator()
+    code, body = cluster.kubectl("POST", "loraxdeployments", "default", body={
+        "apiVersion": "lorax.dev/v1alpha1", "kind": "LoraxDeployment", "metadata": {"name": "tp"},
+        "spec": spec_with_engine_port(cluster, {"model": {"source": "hf://o/m"}, "engine": {"numShard": 2}})})
+    assert code == 422 and "tensor parallelism" in json.dumps(body), body
+    old = {"apiVersion": "lorax.dev/v1alpha1", "kind": "LoraxDeployment",
+           "metadata": {"name": "old", "namespace": "default", "uid": "u-old", "generation": 1,
+                        "creationTimestamp": "2026-01-01T00:00:00Z"},
+           "spec": {"model": {"source": "hf://o/m"}, "replicas": 1,
+                    "engine": {"numShard": 4, "port": cluster.engine_port}}}
+    with cluster.api.store.cond:  # stored before the CEL rule existed: no validation on the way in
+        cluster.api.store._put("loraxdeployments", old, "ADDED")
+    c = wait_for(lambda: (x := cond(cluster.get("loraxdeployments", "old"), "Degraded")) and x["status"] == "True" and x,
+                 15, "Degraded")
+    assert "tensor parallelism" in c["message"]
+    assert cluster.get("deployments", "old") is None

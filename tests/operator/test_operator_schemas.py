@@ -11,7 +11,7 @@ import yaml
 
 from op_crd_schema import BUILD, CRD_FILES, apply_defaults, validate_cr
 
-K8S_VERSION = "1.30.0"
+K8S_VERSION = "1.35.0"
 
 
 def ldep(spec, name="llama"):
@@ -27,19 +27,28 @@ def adapter(spec, name="a1"):
 SPECS = [
     {"model": {"source": "hf://meta-llama/Llama-3.2-1B"}},
     {"model": {"source": "pvc://models/llama"}, "replicas": 3,
-     "engine": {"image": "r/e:1", "dtype": "bfloat16", "numShard": 2, "maxInputLength": 100, "maxTotalTokens": 200,
-                "args": ["--api-key", "x"]},
+     "engine": {"image": "r/e:1", "dtype": "bfloat16", "numShard": 1, "maxInputLength": 100, "maxTotalTokens": 200,
+                "args": ["--api-key", "x"], "modelId": "llama-3", "shutdownTimeoutSeconds": 60,
+                "env": [{"name": "AWS_REGION", "value": "eu-west-1"},
+                        {"name": "S3_KEY", "valueFrom": {"secretKeyRef": {"name": "s3", "key": "k"}}}]},
      "resources": {"requests": {"cpu": "4", "memory": "16Gi"}, "limits": {"memory": 17179869184}},
-     "adapters": {"maxActive": 4, "maxLoaded": 8, "cycleTimeSeconds": 1.5},
+     "adapters": {"maxActive": 4, "maxLoaded": 8, "cycleTimeSeconds": 1.5, "claims": ["loras"],
+                  "hostPaths": ["/srv/loras"], "urlAllow": ["models.internal:8443", "10.0.0.0/8"]},
+     "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+         {"matchExpressions": [{"key": "gpu", "operator": "In", "values": ["h200"]}]}]}}},
+     "podAnnotations": {"team": "ml"}, "priorityClassName": "inference", "imagePullSecrets": [{"name": "regcred"}],
      "service": {"type": "NodePort", "port": 8000}, "nodeSelector": {"gpu": "h100"},
      "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
      "autoscaling": {"minReplicas": 1, "maxReplicas": 4, "targetQueueSize": 5}},
     {"model": {"source": "file:///srv/models/gpt2"}, "engine": {"device": "cpu"}, "replicas": 0},
+    {"model": {"source": "hf://meta-llama/Llama-3.1-8B", "revision": "v1.0", "hubEndpoint": "https://hub.internal",
+               "tokenSecretRef": {"name": "hf", "key": "token"}}},
 ]
 ADAPTERS = [
     adapter({"deploymentRef": {"name": "llama"}, "source": "hf://org/lora", "preload": True}, "a-hub"),
     adapter({"deploymentRef": {"name": "llama"}, "source": "pvc://loras/sql"}, "a-pvc"),
-    adapter({"deploymentRef": {"name": "llama"}, "source": "https://h/x.tar", "sha256": "a" * 64}, "a-url"),
+    adapter({"deploymentRef": {"name": "llama"}, "source": "https://h/x.tar", "sha256": "a" * 64,
+             "tokenSecretRef": {"name": "t"}, "adapterId": "team/x-v1"}, "a-url"),
 ]
 
 
@@ -121,6 +130,14 @@ def test_default_spec_validates_after_defaulting():
     ldep({"model": {"source": "hf://o/m"}, "replicas": 9, "autoscaling": {"maxReplicas": 4}}),
     ldep({"model": {"source": "hf://o/m"}, "adapters": {"maxActive": 9, "maxLoaded": 2}}),
     ldep({"model": {"source": "hf://o/m"}, "engine": {"maxInputLength": 10, "maxTotalTokens": 10}}),
+    # what the engine refuses at start: no tensor parallelism yet, float32 only on cpu
+    ldep({"model": {"source": "hf://o/m"}, "engine": {"numShard": 2}}),
+    ldep({"model": {"source": "hf://o/m"}, "engine": {"device": "cpu", "dtype": "bfloat16"}}),
+    ldep({"model": {"source": "pvc://c/m", "revision": "main"}}),               # revision is for hf:// only
+    ldep({"model": {"source": "hf://o/m"}, "adapters": {"claims": ["Bad_Claim"]}}),
+    ldep({"model": {"source": "hf://o/m"}, "engine": {"env": [{"value": "no name"}]}}),
+    adapter({"deploymentRef": {"name": "x"}, "source": "pvc://c/a", "tokenSecretRef": {"name": "s"}}),
+    adapter({"deploymentRef": {"name": "x"}, "source": "hf://o/a", "adapterId": "has space"}),
 ], ids=lambda o: json.dumps(o["spec"])[:60])
 def test_invalid_resources_rejected(obj):
     with pytest.raises(jsonschema.ValidationError):
@@ -135,3 +152,19 @@ def test_validator_is_not_vacuous():
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "x"},
                                       "spec": {"portz": []}}, K8S_VERSION, strict=True)
+
+
+def test_conditions_schema_is_metav1_condition():
+    """Like kubebuilder's metav1.Condition: all five fields required, reason a CamelCase word."""
+    for kind in CRD_FILES:
+        crd = yaml.safe_load(CRD_FILES[kind].read_text())
+        item = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"][
+            "conditions"]["items"]
+        assert set(item["required"]) == {"type", "status", "reason", "message", "lastTransitionTime"}
+    good = {"type": "Ready", "status": "True", "reason": "Loaded", "message": "", "lastTransitionTime":
+            "2026-01-01T00:00:00Z"}
+    base = adapter({"deploymentRef": {"name": "x"}, "source": "hf://o/a"})
+    validate_cr({**base, "status": {"conditions": [good]}})
+    for bad in [{k: v for k, v in good.items() if k != "reason"}, {**good, "reason": "has space"}]:
+        with pytest.raises(jsonschema.ValidationError):
+            validate_cr({**base, "status": {"conditions": [bad]}})

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "controllers/adapter_plan.h"
 #include "controllers/desired.h"
 #include "controllers/labels.h"
 #include "controllers/model_source.h"
@@ -40,29 +41,54 @@ TEST(Sources, ParsesEveryScheme) {
   EXPECT_THROW(parse_source("", false), std::invalid_argument);
 }
 
-TEST(Sources, MapsAdaptersToEngineLoadRequests) {
-  // adapter_source values of POST /adapters are the engine's: local|hub|s3|url.
-  EXPECT_EQ(engine_adapter_ref("hf://org/lora").adapter_source, "hub");
-  EXPECT_EQ(engine_adapter_ref("hf://org/lora").adapter_id, "org/lora");
-  EXPECT_EQ(engine_adapter_ref("https://h/a.tgz").adapter_source, "url");
-  EXPECT_EQ(engine_adapter_ref("file:///a/b").adapter_id, "/a/b");
-  EXPECT_EQ(engine_adapter_ref("pvc://loras/x").adapter_id, "/adapters/loras/x");
+static json adapter(const std::string& name, json spec) {
+  spec["deploymentRef"] = {{"name", "llama"}};
+  return {{"metadata", {{"name", name}, {"namespace", "ml"}}}, {"spec", spec}};
+}
+
+TEST(Adapters, ClientIdAndRegistryEntryWhateverTheSource) {
+  // DESIGN.md §4: clients name an Adapter by metadata.name (or spec.adapterId) on every pod;
+  // the registry says where it loads from, in the engine's adapter_source terms.
+  json l = ldep({{"model", {{"source", "hf://o/m"}}},
+                 {"adapters", {{"claims", {"loras"}}, {"hostPaths", {"/srv/loras"}}}}});
+  AdapterPlan hub = plan_adapter(adapter("sql", {{"source", "hf://org/lora"}}), l);
+  EXPECT_EQ(hub.id, "sql");
+  EXPECT_EQ(hub.source, "hub");
+  EXPECT_EQ(hub.location, "org/lora");
+  AdapterPlan url = plan_adapter(adapter("u", {{"source", "https://h/a"}, {"sha256", std::string(64, 'a')},
+                                               {"adapterId", "team/u-v2"}, {"tokenSecretRef", {{"name", "s"}}}}), l);
+  EXPECT_EQ(url.id, "team/u-v2");
+  EXPECT_EQ(registry_entry(url)["sha256"], std::string(64, 'a'));
+  EXPECT_EQ(registry_entry(url)["token_file"], "/etc/lorax/adapter-tokens/u");
+  EXPECT_EQ(plan_adapter(adapter("p", {{"source", "pvc://loras/x"}}), l).location, "/adapters/loras/x");
+  EXPECT_EQ(plan_adapter(adapter("f", {{"source", "file:///srv/loras/x"}}), l).location, "/srv/loras/x");
+  EXPECT_TRUE(plan_adapter(adapter("f", {{"source", "file:///srv/loras/x"}}), l).problem.empty());
+  // Sources on volumes the deployment does not mount are refused, not reported Ready.
+  EXPECT_EQ(plan_adapter(adapter("p", {{"source", "pvc://other/x"}}), l).reason, "NotMounted");
+  EXPECT_EQ(plan_adapter(adapter("f", {{"source", "file:///srv/loras-evil/x"}}), l).reason, "NotMounted");
+  EXPECT_EQ(plan_adapter(adapter("f", {{"source", "file:///etc/x"}}), l).reason, "NotMounted");
+  EXPECT_EQ(plan_adapter(adapter("x", {{"source", "hf://o/a"}}), nullptr).reason, "DeploymentNotFound");
+  EXPECT_EQ(plan_adapter(adapter("x", {{"source", "ftp://o/a"}}), l).reason, "InvalidSource");
 }
 
 TEST(Deployment, MapsSpecToServeFlags) {
   json l = ldep({{"model", {{"source", "pvc://models/llama"}}},
                  {"replicas", 2},
                  {"engine",
-                  {{"dtype", "bfloat16"}, {"numShard", 2}, {"maxInputLength", 1024}, {"maxTotalTokens", 2048},
+                  {{"dtype", "bfloat16"}, {"numShard", 1}, {"modelId", "llama-7b"}, {"shutdownTimeoutSeconds", 45}, {"maxInputLength", 1024}, {"maxTotalTokens", 2048},
                    {"maxBatchTotalTokens", 8192}, {"maxBatchPrefillTokens", 4096}, {"args", {"--api-key", "k"}}}},
                  {"adapters", {{"maxActive", 8}, {"maxLoaded", 16}, {"cycleTimeSeconds", 2}}}});
-  json dep = desired_deployment(l, {}, Defaults{});
+  json dep = desired_deployment(l, Defaults{});
   auto a = args_of(dep);
   ASSERT_EQ(a[0], "serve");
   EXPECT_EQ(flag(a, "--model"), "/model/llama");
   EXPECT_EQ(flag(a, "--port"), "8080");
   EXPECT_EQ(flag(a, "--dtype"), "bfloat16");
-  EXPECT_EQ(flag(a, "--num-shard"), "2");
+  EXPECT_EQ(flag(a, "--num-shard"), "1");
+  EXPECT_EQ(flag(a, "--model-id"), "llama-7b");
+  EXPECT_EQ(flag(a, "--shutdown-timeout-s"), "45");
+  EXPECT_EQ(dep["spec"]["template"]["spec"]["terminationGracePeriodSeconds"], 60);  // longer than the drain
+  EXPECT_EQ(flag(a, "--adapter-registry"), "/etc/lorax/adapters/adapters.json");
   EXPECT_EQ(flag(a, "--max-input-length"), "1024");
   EXPECT_EQ(flag(a, "--max-total-tokens"), "2048");
   EXPECT_EQ(flag(a, "--max-batch-total-tokens"), "8192");
@@ -73,12 +99,12 @@ TEST(Deployment, MapsSpecToServeFlags) {
   EXPECT_EQ(flag(a, "--api-key"), "k");  // passthrough last
   EXPECT_EQ(dep["spec"]["replicas"], 2);
   const json& c = dep["spec"]["template"]["spec"]["containers"][0];
-  EXPECT_EQ(c["resources"]["limits"]["nvidia.com/gpu"], "2");  // GPUs = numShard
+  EXPECT_EQ(c["resources"]["limits"]["nvidia.com/gpu"], "1");  // GPUs = numShard
   EXPECT_EQ(c["readinessProbe"]["httpGet"]["path"], "/health");
   EXPECT_EQ(c["livenessProbe"]["httpGet"]["path"], "/health");
   const json& vols = dep["spec"]["template"]["spec"]["volumes"];
   EXPECT_EQ(vols[0]["emptyDir"]["medium"], "Memory");
-  EXPECT_EQ(vols[2]["persistentVolumeClaim"]["claimName"], "models");
+  EXPECT_EQ(vols.back()["persistentVolumeClaim"]["claimName"], "models");
   EXPECT_EQ(dep["spec"]["template"]["metadata"]["annotations"]["prometheus.io/scrape"], "true");
   EXPECT_EQ(dep["metadata"]["ownerReferences"][0]["uid"], "u-1");
   EXPECT_EQ(dep["metadata"]["ownerReferences"][0]["controller"], true);
@@ -86,24 +112,57 @@ TEST(Deployment, MapsSpecToServeFlags) {
   EXPECT_TRUE(is_subset(dep["spec"]["selector"]["matchLabels"], dep["spec"]["template"]["metadata"]["labels"]));
 }
 
-TEST(Deployment, ModelSourcesPickVolumes) {
-  json hf = desired_deployment(ldep({{"model", {{"source", "hf://org/m"}}}}), {}, Defaults{});
-  EXPECT_EQ(flag(args_of(hf), "--model"), "org/m");
-  EXPECT_TRUE(hf["spec"]["template"]["spec"]["volumes"][2].contains("emptyDir"));
-  json file = desired_deployment(ldep({{"model", {{"source", "file:///srv/m"}}}}), {}, Defaults{});
-  EXPECT_EQ(file["spec"]["template"]["spec"]["volumes"][2]["hostPath"]["path"], "/srv/m");
-  EXPECT_EQ(flag(args_of(file), "--model"), "/model");
-  json cpu = desired_deployment(ldep({{"model", {{"source", "hf://o/m"}}}, {"engine", {{"device", "cpu"}}}}), {},
-                                Defaults{});
-  EXPECT_FALSE(cpu["spec"]["template"]["spec"]["containers"][0].contains("resources"));  // no GPU on cpu
-  EXPECT_THROW(desired_deployment(ldep({{"model", {{"source", "s3://x"}}}}), {}, Defaults{}), std::invalid_argument);
+static const json* volume(const json& dep, const std::string& name) {
+  for (const auto& v : dep["spec"]["template"]["spec"]["volumes"])
+    if (v["name"] == name) return &v;
+  return nullptr;
 }
 
-TEST(Deployment, PvcAdaptersAreMounted) {
-  json a = {{"metadata", {{"name", "a1"}}}, {"spec", {{"source", "pvc://loras/a1"}}}};
-  json dep = desired_deployment(ldep({{"model", {{"source", "hf://o/m"}}}}), {a}, Defaults{});
-  auto mounts = dep["spec"]["template"]["spec"]["containers"][0]["volumeMounts"];
-  EXPECT_EQ(mounts.back()["mountPath"], "/adapters/loras");
+TEST(Deployment, ModelSourcesPickVolumes) {
+  json hf = desired_deployment(ldep({{"model", {{"source", "hf://org/m"}, {"revision", "v2"},
+                                               {"tokenSecretRef", {{"name", "hub"}}}}}}), Defaults{});
+  // hf://: a fetch-model init container of the same image downloads into the cache the
+  // server then reads (same --model arguments, so serve finds it complete).
+  const json& pod = hf["spec"]["template"]["spec"];
+  ASSERT_EQ(pod["initContainers"].size(), 1u);
+  auto fetch = pod["initContainers"][0]["args"].get<std::vector<std::string>>();
+  EXPECT_EQ(fetch[0], "download");
+  EXPECT_EQ(flag(fetch, "--model"), "hf://org/m");
+  EXPECT_EQ(flag(fetch, "--model-revision"), "v2");
+  EXPECT_EQ(flag(args_of(hf), "--model"), "hf://org/m");
+  EXPECT_EQ(flag(args_of(hf), "--model-cache-dir"), flag(fetch, "--model-cache-dir"));
+  ASSERT_NE(volume(hf, "model-cache"), nullptr);
+  EXPECT_TRUE(volume(hf, "model-cache")->contains("emptyDir"));
+  EXPECT_EQ(pod["initContainers"][0]["env"][0]["valueFrom"]["secretKeyRef"]["name"], "hub");
+  EXPECT_EQ(pod["containers"][0]["env"][0]["name"], "HF_TOKEN");
+  EXPECT_EQ(pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
+  EXPECT_EQ(pod["containers"][0]["securityContext"]["allowPrivilegeEscalation"], false);
+  json file = desired_deployment(ldep({{"model", {{"source", "file:///srv/m"}}}}), Defaults{});
+  EXPECT_EQ((*volume(file, "model"))["hostPath"]["path"], "/srv/m");
+  EXPECT_EQ(flag(args_of(file), "--model"), "/model");
+  EXPECT_FALSE(file["spec"]["template"]["spec"].contains("initContainers"));
+  json cpu = desired_deployment(ldep({{"model", {{"source", "hf://o/m"}}}, {"engine", {{"device", "cpu"}}}}), Defaults{});
+  EXPECT_FALSE(cpu["spec"]["template"]["spec"]["containers"][0].contains("resources"));  // no GPU on cpu
+  EXPECT_THROW(desired_deployment(ldep({{"model", {{"source", "s3://x"}}}}), Defaults{}), std::invalid_argument);
+  EXPECT_EQ(Defaults{}.engine_image, std::string("ghcr.io/lorax-plus/lorax-engine:") + LORAX_VERSION);
+}
+
+TEST(Deployment, AdapterVolumesComeFromTheDeploymentNotFromAdapters) {
+  json l = ldep({{"model", {{"source", "hf://o/m"}}},
+                 {"adapters", {{"claims", {"loras"}}, {"hostPaths", {"/srv/loras"}}, {"urlAllow", {"10.0.0.0/8"}}}}});
+  json dep = desired_deployment(l, Defaults{});
+  EXPECT_EQ((*volume(dep, "adapter-claim-0"))["persistentVolumeClaim"]["claimName"], "loras");
+  EXPECT_EQ((*volume(dep, "adapter-host-0"))["hostPath"]["path"], "/srv/loras");
+  EXPECT_EQ((*volume(dep, "adapter-registry"))["configMap"]["name"], "llama-adapters");
+  EXPECT_EQ((*volume(dep, "adapter-tokens"))["secret"]["secretName"], "llama-adapter-tokens");
+  auto a = args_of(dep);
+  EXPECT_EQ(flag(a, "--adapter-root"), "/srv/loras");
+  EXPECT_EQ(flag(a, "--adapter-url-allow"), "10.0.0.0/8");
+  EXPECT_EQ(spec_problem(ldep({{"model", {{"source", "hf://o/m"}}}, {"engine", {{"numShard", 2}}}})).empty(), false);
+  EXPECT_EQ(spec_problem(ldep({{"model", {{"source", "hf://o/m"}}}, {"engine", {{"device", "cpu"}, {"dtype", "bfloat16"}}}}))
+                .empty(),
+            false);
+  EXPECT_EQ(spec_problem(l), "");
 }
 
 TEST(Objects, ServicePdbHpaConfigMap) {
@@ -120,16 +179,20 @@ TEST(Objects, ServicePdbHpaConfigMap) {
   EXPECT_EQ(hpa["spec"]["metrics"][0]["pods"]["target"]["averageValue"], "4");
   EXPECT_TRUE(desired_hpa(ldep({{"model", {{"source", "hf://o/m"}}}})).is_null());
   EXPECT_EQ(desired_pdb(l)["spec"]["maxUnavailable"], 1);
-  json a2 = {{"metadata", {{"name", "b"}}}, {"spec", {{"source", "hf://o/b"}, {"preload", true}}}};
-  json a1 = {{"metadata", {{"name", "a"}}}, {"spec", {{"source", "https://h/x.tgz"}, {"sha256", std::string(64, 'f')}}}};
-  json bad = {{"metadata", {{"name", "c"}}}, {"spec", {{"source", "ftp://x"}}}};
-  json cm = desired_adapter_configmap(l, {a2, bad, a1});
+  json a2 = adapter("b", {{"source", "hf://o/b"}, {"preload", true}});
+  json a1 = adapter("a", {{"source", "https://h/x.tgz"}, {"sha256", std::string(64, 'f')}});
+  json bad = adapter("c", {{"source", "ftp://x"}});
+  json no_secret = adapter("d", {{"source", "hf://o/d"}, {"tokenSecretRef", {{"name", "gone"}}}});
+  json with_secret = adapter("e", {{"source", "hf://o/e"}, {"tokenSecretRef", {{"name", "here"}}}});
+  json cm = desired_adapter_configmap(l, {a2, bad, a1, no_secret, with_secret}, {{"e", "dG9r"}});
   json list = json::parse(cm["data"]["adapters.json"].get<std::string>());
-  ASSERT_EQ(list.size(), 2u);
-  EXPECT_EQ(list[0]["name"], "a");
-  EXPECT_EQ(list[1]["adapter_source"], "hub");
-  EXPECT_EQ(list[0]["adapter_source"], "url");
+  ASSERT_EQ(list.size(), 3u);
+  EXPECT_EQ(list[0]["id"], "a");
+  EXPECT_EQ(list[1]["source"], "hub");
+  EXPECT_EQ(list[0]["source"], "url");
   EXPECT_EQ(list[0]["sha256"], std::string(64, 'f'));
+  EXPECT_EQ(list[2]["token_file"], "/etc/lorax/adapter-tokens/e");
+  EXPECT_EQ(desired_adapter_token_secret(l, {{"e", "dG9r"}})["data"]["e"], "dG9r");
   EXPECT_EQ(cm["metadata"]["name"], "llama-adapters");
 }
 

@@ -132,6 +132,7 @@ TEST(Resource, Paths) {
             "/apis/lorax.dev/v1alpha1/namespaces/ns/loraxdeployments/m/status");
   EXPECT_EQ(resource_for("autoscaling/v2", "HorizontalPodAutoscaler").plural, "horizontalpodautoscalers");
   EXPECT_EQ(resource_for("policy/v1", "PodDisruptionBudget").plural, "poddisruptionbudgets");
-  EXPECT_THROW(resource_for("v1", "Secret"), std::invalid_argument);
+  EXPECT_EQ(resource_for("v1", "Secret").plural, "secrets");
+  EXPECT_THROW(resource_for("v1", "Widget"), std::invalid_argument);
   EXPECT_EQ(url_encode("a=b,c/d e"), "a%3Db%2Cc%2Fd%20e");
 }

@@ -17,8 +17,12 @@ int main(int argc, char** argv) {
     std::vector<json> adapters;
     for (int i = 2; i < argc; ++i) adapters.push_back(json::parse(std::ifstream(argv[i])));
     lorax::op::Defaults d;
-    json out = json::array({lorax::op::desired_deployment(ldep, adapters, d), lorax::op::desired_service(ldep),
-                            lorax::op::desired_adapter_configmap(ldep, adapters), lorax::op::desired_pdb(ldep),
+    lorax::op::AdapterTokens tokens;  // as if every tokenSecretRef Secret exists
+    for (const auto& a : adapters)
+      if (a["spec"].contains("tokenSecretRef")) tokens[a["metadata"]["name"]] = "dG9rZW4=";
+    json out = json::array({lorax::op::desired_deployment(ldep, d), lorax::op::desired_service(ldep),
+                            lorax::op::desired_adapter_configmap(ldep, adapters, tokens),
+                            lorax::op::desired_adapter_token_secret(ldep, tokens), lorax::op::desired_pdb(ldep),
                             lorax::op::desired_service_monitor(ldep)});
     json hpa = lorax::op::desired_hpa(ldep);
     if (!hpa.is_null()) out.push_back(hpa);
