@@ -6,7 +6,7 @@
 namespace lorax::op {
 
 struct Defaults {
-  // The engine of the same release (never :latest, which no rollout can pin).
+  // The engine of the same release (a floating tag could not be pinned by a rollout).
   std::string engine_image = std::string("ghcr.io/lorax-plus/lorax-engine:") + LORAX_VERSION;
   std::string image_pull_policy = "IfNotPresent";
   int max_active_adapters = 0;  // 0: leave the engine's own default
