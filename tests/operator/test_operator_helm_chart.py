@@ -53,7 +53,7 @@ def rbac_rules(docs, kinds=("ClusterRole", "Role")):
 
 def cluster_role_rules():
     per_ns = rbac_rules(rendered())
-    return per_ns[""] + per_ns["lorax-system"]
+    return per_ns.get("", []) + per_ns.get("lorax-system", [])
 
 
 def allowed(rules, group, resource, verb):
