@@ -58,19 +58,7 @@ class Fetcher {
                                " (a gated or private model needs a token: HF_TOKEN)");
     if (r.status == 404) throw ModelDownloadError(c_.repo + "@" + c_.revision + " not found on " + base_);
     if (r.status != 200) throw ModelDownloadError(c_.repo + ": GET " + url + " answered " + std::to_string(r.status));
-    nlohmann::json j = nlohmann::json::parse(body, nullptr, false);
-    if (j.is_discarded() || !j.is_object() || !j.contains("siblings") || !j["siblings"].is_array())
-      throw ModelDownloadError(c_.repo + ": the hub's answer to " + url + " has no `siblings` file list");
-    std::vector<std::string> files;
-    for (const auto& s : j["siblings"])
-      if (s.is_object() && s.contains("rfilename") && s["rfilename"].is_string() && wanted(s["rfilename"]))
-        files.push_back(s["rfilename"]);
-    auto has = [&](auto pred) { return std::any_of(files.begin(), files.end(), pred); };
-    if (!has([](const std::string& f) { return f == "config.json"; }))
-      throw ModelDownloadError(c_.repo + ": the repository has no config.json");
-    if (!has([](const std::string& f) { return f.size() > 12 && f.rfind(".safetensors") == f.size() - 12; }))
-      throw ModelDownloadError(c_.repo + ": the repository has no .safetensors weights");
-    return files;
+    return hub_model_files(body, c_.repo);
   }
 
   // Downloads `file` into `part` (appending to what an earlier run left), then checks it.
@@ -160,6 +148,23 @@ class Fetcher {
 };
 
 }  // namespace
+
+std::vector<std::string> hub_model_files(const std::string& body, const std::string& repo) {
+  nlohmann::json j = nlohmann::json::parse(body, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("siblings") || !j["siblings"].is_array())
+    throw ModelDownloadError(repo + ": the hub's model info has no `siblings` file list");
+  std::vector<std::string> files;
+  for (const auto& s : j["siblings"])
+    if (s.is_object() && s.contains("rfilename") && s["rfilename"].is_string() && wanted(s["rfilename"]) &&
+        std::find(files.begin(), files.end(), s["rfilename"]) == files.end())
+      files.push_back(s["rfilename"]);
+  auto has = [&](auto pred) { return std::any_of(files.begin(), files.end(), pred); };
+  if (!has([](const std::string& f) { return f == "config.json"; }))
+    throw ModelDownloadError(repo + ": the repository has no config.json");
+  if (!has([](const std::string& f) { return f.size() > 12 && f.compare(f.size() - 12, 12, ".safetensors") == 0; }))
+    throw ModelDownloadError(repo + ": the repository has no .safetensors weights");
+  return files;
+}
 
 std::string hf_repo_of(const std::string& model) {
   if (model.rfind("hf://", 0) != 0) return "";

@@ -12,6 +12,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace lorax {
 
@@ -33,6 +34,11 @@ struct ModelDownloadConfig {
 // "hf://ORG/NAME" -> "ORG/NAME"; "" when `model` is not an hf:// URI. Throws
 // ModelDownloadError when it is one but malformed.
 std::string hf_repo_of(const std::string& model);
+
+// The files to fetch from the hub's model info JSON (GET /api/models/ORG/NAME/revision/REV):
+// top-level *.json, *.safetensors and *.jinja names of `siblings`, each once. Throws
+// ModelDownloadError when the answer is not such a list or lacks config.json or weights.
+std::vector<std::string> hub_model_files(const std::string& body, const std::string& repo);
 
 // The directory of the complete model, downloading what is missing. Throws
 // ModelDownloadError with a one-line reason.

@@ -96,7 +96,8 @@ Result reconcile_adapter(Context& ctx, const std::string& key) {
     }
   }
   const bool preload = plan.preload;
-  if (invalid.empty() && preload && !has_finalizer(a)) {
+  // Every valid Adapter gets the finalizer: one loaded on first use must be unloaded too.
+  if (invalid.empty() && !has_finalizer(a)) {
     json obj = a;
     obj["metadata"]["finalizers"].push_back(kAdapterFinalizer);
     obj.erase("status");

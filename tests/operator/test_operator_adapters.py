@@ -137,6 +137,13 @@ def test_every_adapter_by_name_on_every_pod_without_restarts(cluster, start_oper
     assert cluster.get("deployments", "m1")["spec"]["template"] == template, "adding Adapters restarted the pods"
     mounts = {m["mountPath"] for m in template["spec"]["containers"][0]["volumeMounts"]}
     assert {"/adapters/loras", "/srv/loras", "/etc/lorax/adapters", "/etc/lorax/adapter-tokens"} <= mounts
+    # a deleted Adapter leaves the registry and is unloaded even where it was only loaded on first use
+    cluster.engines["m1-0"].loaded.add("from-pvc")
+    code, _ = cluster.kubectl("DELETE", "adapters", "default", "from-pvc")
+    assert code == 200
+    wait_for(lambda: cluster.get("adapters", "from-pvc") is None, 15, "from-pvc gone")
+    assert ("DELETE", "from-pvc") in cluster.engine_calls()["m1-0"] and "from-pvc" not in cluster.engines["m1-0"].loaded
+    wait_for(lambda: "from-pvc" not in {e["id"] for e in registry(cluster)}, 10, "from-pvc out of the registry")
 
 
 def test_ready_waits_until_every_pod_sees_the_registry(cluster, start_operator):
