@@ -2,12 +2,9 @@
 `helm template` renders grants every API call the operator was seen making against the double, with
 server-side applies that created an object counted as `create` (as the API server authorizes them),
 and grants nothing the operator never did."""
-import os
 import re
-import shutil
 import subprocess
 
-import pytest
 import yaml
 
 from op_crd_schema import REPO
@@ -29,15 +26,8 @@ def test_chart_files_match_repo():
         values["config"]["leaderElection"]["leaseDurationSeconds"]
 
 
-def helm():
-    path = shutil.which("helm", path=os.pathsep.join([str(REPO / ".venv" / "bin"), os.environ.get("PATH", "")]))
-    if path is None:
-        pytest.fail("helm is not installed: scripts/setup puts it in .venv/bin (scripts/install-kube-tools)")
-    return path
-
-
-def rendered(*set_args):
-    out = subprocess.run([helm(), "template", "lorax", str(CHART), "--namespace", "lorax-system", *set_args],
+def rendered(helm, *set_args):
+    out = subprocess.run([str(helm), "template", "lorax", str(CHART), "--namespace", "lorax-system", *set_args],
                          capture_output=True, text=True, timeout=60, check=True).stdout
     return [d for d in yaml.safe_load_all(out) if d]
 
@@ -51,8 +41,8 @@ def rbac_rules(docs, kinds=("ClusterRole", "Role")):
     return out
 
 
-def cluster_role_rules():
-    per_ns = rbac_rules(rendered())
+def cluster_role_rules(helm):
+    per_ns = rbac_rules(rendered(helm))
     return per_ns.get("", []) + per_ns.get("lorax-system", [])
 
 
@@ -72,7 +62,7 @@ PATH = re.compile(r"^/(?:api/v1|apis/(?P<g>[^/]+)/[^/]+)(?:/namespaces/[^/]+)?/(
                   r"(?:/(?P<sub>[^/]+))?$")
 
 
-def test_rbac_covers_every_call_the_operator_makes(cluster, start_operator):
+def test_rbac_covers_every_call_the_operator_makes(cluster, start_operator, helm_bin):
     cluster.api.store.serve_service_monitors = True
     start_operator()
     spec = spec_with_engine_port(cluster, {**SPEC, "autoscaling": {"maxReplicas": 3}})
@@ -85,7 +75,7 @@ def test_rbac_covers_every_call_the_operator_makes(cluster, start_operator):
     cluster.edit("loraxdeployments", "m1", lambda o: o["spec"].pop("autoscaling"))
     wait_for(lambda: cluster.get("horizontalpodautoscalers", "m1") is None, 15, "HPA removed")
     assert cluster.get("servicemonitors", "m1") is not None
-    rules = cluster_role_rules()
+    rules = cluster_role_rules(helm_bin)
     seen = set()
     for r in cluster.api.since(0, "operator"):
         m = PATH.match(r["path"])
@@ -107,8 +97,8 @@ def test_rbac_covers_every_call_the_operator_makes(cluster, start_operator):
     assert not extra, f"the chart grants {extra}, which the operator never used"
 
 
-def test_namespaced_install_uses_roles_not_a_cluster_role():
-    docs = rendered("--set", "config.namespaces={team-a,team-b}")
+def test_namespaced_install_uses_roles_not_a_cluster_role(helm_bin):
+    docs = rendered(helm_bin, "--set", "config.namespaces={team-a,team-b}")
     assert not [d for d in docs if d["kind"] in ("ClusterRole", "ClusterRoleBinding")]
     per_ns = rbac_rules(docs)
     assert set(per_ns) == {"team-a", "team-b", "lorax-system"}
