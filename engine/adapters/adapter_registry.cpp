@@ -48,6 +48,11 @@ std::map<std::string, AdapterRegistry::Entry> AdapterRegistry::parse(const std::
     e.req.sha256 = string_or_empty(o, "sha256");
     e.req.registered = true;
     e.token_file = string_or_empty(o, "token_file");
+    if (o.contains("generation")) {
+      if (!o["generation"].is_number_integer() || o["generation"].get<long long>() < 0)
+        throw AdapterError("adapter registry entry `" + e.req.id + "`: generation must be a non-negative integer");
+      e.generation = o["generation"].get<long long>();
+    }
     if (!out.emplace(e.req.id, e).second) throw AdapterError("adapter registry: id `" + e.req.id + "` is listed twice");
   }
   return out;
@@ -86,6 +91,14 @@ std::optional<AdapterRequest> AdapterRegistry::lookup(const std::string& id) {
     r.api_token = token;
   }
   return r;
+}
+
+std::optional<long long> AdapterRegistry::generation(const std::string& id) {
+  std::lock_guard lock(mu_);
+  refresh_locked(false);
+  auto it = entries_.find(id);
+  if (it == entries_.end()) return std::nullopt;
+  return it->second.generation;
 }
 
 std::vector<std::string> AdapterRegistry::ids() {

@@ -7,7 +7,9 @@
 // from the registered source, with the registered sha256 and token.
 //
 // File: a JSON array of {"id", "source": "hub"|"url"|"s3"|"local", "location",
-// "sha256"?, "token_file"?, "preload"?}. A file that fails to parse keeps the last
+// "sha256"?, "token_file"?, "preload"?, "generation"?} (generation: the Adapter's
+// metadata.generation, echoed by GET /adapters/{id} so the operator knows which
+// version a pod sees). A file that fails to parse keeps the last
 // good list (the error is printed once per change).
 #pragma once
 #include <chrono>
@@ -30,12 +32,15 @@ class AdapterRegistry {
   // The request for a registered id (source, location, sha256, token), or nullopt.
   std::optional<AdapterRequest> lookup(const std::string& id);
   std::vector<std::string> ids();
+  // The entry's "generation" (-1 when it has none); nullopt when `id` is not registered.
+  std::optional<long long> generation(const std::string& id);
   const std::string& path() const { return path_; }
 
  private:
   struct Entry {
     AdapterRequest req;
     std::string token_file;
+    long long generation = -1;
   };
   void refresh_locked(bool at_start);
   static std::map<std::string, Entry> parse(const std::string& text);

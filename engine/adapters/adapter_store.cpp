@@ -108,8 +108,9 @@ namespace {
 // source, get the wrong adapter).
 std::string access_key(const AdapterRequest& req) {
   // A registered adapter is the operator's: whoever names its id gets it, and a rotated
-  // token (the registry reads it at each load) does not lock out the copy already loaded.
-  if (req.registered) return "registered\n" + req.source + '\n' + req.location;
+  // token (the registry reads it at each load) does not lock out the copy already loaded;
+  // a new source, location or sha256 is a new version (request_entry replaces the old).
+  if (req.registered) return "registered\n" + req.source + '\n' + req.location + '\n' + req.sha256;
   const bool url_id = req.id.rfind("http://", 0) == 0 || req.id.rfind("https://", 0) == 0;
   const std::string source = req.source.empty() && url_id ? "url" : req.source;
   return source + '\n' + req.api_token;
@@ -140,11 +141,31 @@ std::shared_ptr<AdapterTicket> AdapterStore::request(const AdapterRequest& clien
   } catch (const AdapterError&) {
     return refused(client_req.id, std::current_exception());
   }
+  Events events;
+  std::shared_ptr<AdapterTicket> ticket = request_entry(req, events);
+  run(events);
+  return ticket;
+}
+
+std::shared_ptr<AdapterTicket> AdapterStore::request_entry(const AdapterRequest& req, Events& events) {
   std::lock_guard lock(mu_);
   auto it = entries_.find(req.id);
-  if (it != entries_.end() && !same_key(it->second.access, access_key(req)))
-    return refused(req.id, std::make_exception_ptr(AdapterForbidden(
-                               "adapter `" + req.id + "` is loaded from another source or with other credentials")));
+  if (it != entries_.end() && !same_key(it->second.access, access_key(req))) {
+    Entry& old = it->second;
+    if (!req.registered)
+      return refused(req.id, std::make_exception_ptr(AdapterForbidden(
+                                 "adapter `" + req.id + "` is loaded from another source or with other credentials")));
+    // Its registry entry changed (source, location or sha256): the copy held is replaced
+    // as soon as no request uses it.
+    if (!old.loaded() || !old.idle() || old.copy.memory)
+      return refused(req.id, std::make_exception_ptr(AdapterError(
+                                 "adapter `" + req.id + "` changed; the new version loads once the requests using the "
+                                 "old one finish")));
+    entries_.erase(it);
+    it = entries_.end();
+    if (observer_.residency) events.push_back([this, id = req.id] { observer_.residency(id, ""); });
+    tiers_locked(events);
+  }
   if (it == entries_.end()) {
     Entry e;
     e.generation = next_generation_++;

@@ -155,6 +155,7 @@ class AdapterStore final : public AdapterResidency {
   };
   // Observer calls gathered under the lock and made after it.
   using Events = std::vector<std::function<void()>>;
+  std::shared_ptr<AdapterTicket> request_entry(const AdapterRequest& req, Events& events);  // takes the lock
 
   AdapterRequest registered(const AdapterRequest& req) const;
   std::shared_ptr<AdapterTicket> refused(const std::string& id, std::exception_ptr error);

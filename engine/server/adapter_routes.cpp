@@ -1,6 +1,7 @@
 #include "server/adapter_routes.h"
 
 #include <algorithm>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -97,11 +98,9 @@ AdapterRouteResult handle_adapter_route(AdapterStore* store, const std::string& 
   }
   const std::string id = url_decode(path.substr(std::string("/adapters/").size()));
   if (method == "GET") {  // one adapter: whether this pod knows it (registry) and whether it is loaded
-    bool registered = false;
-    if (AdapterRegistry* reg = store->registry()) {
-      const std::vector<std::string> ids = reg->ids();
-      registered = std::find(ids.begin(), ids.end(), id) != ids.end();
-    }
+    std::optional<long long> generation;
+    if (AdapterRegistry* reg = store->registry()) generation = reg->generation(id);
+    const bool registered = generation.has_value();
     json out = {{"adapter_id", id}, {"loaded", false}};
     for (const AdapterInfo& i : store->list())
       if (i.id == id) {
@@ -109,6 +108,7 @@ AdapterRouteResult handle_adapter_route(AdapterStore* store, const std::string& 
         out["loaded"] = true;
       }
     out["registered"] = registered;
+    if (registered && *generation >= 0) out["registry_generation"] = *generation;
     if (!registered && !out["loaded"].get<bool>())
       return error(404, "adapter `" + id + "` is neither registered nor loaded", "not_found");
     return {200, out};

@@ -19,6 +19,7 @@ AdapterPlan plan_adapter(const json& adapter, const json& ldep) {
   const json spec = adapter.value("spec", json::object());
   p.id = spec.value("adapterId", adapter.at("metadata").value("name", ""));
   p.preload = spec.value("preload", false);
+  p.generation = adapter.at("metadata").value("generation", 0L);
   p.sha256 = spec.value("sha256", "");
   if (spec.contains("tokenSecretRef")) p.token_key = adapter["metadata"].value("name", "");
   Source s;
@@ -73,7 +74,8 @@ AdapterPlan plan_adapter(const json& adapter, const json& ldep) {
 }
 
 json registry_entry(const AdapterPlan& p) {
-  json e = {{"id", p.id}, {"source", p.source}, {"location", p.location}, {"preload", p.preload}};
+  json e = {{"id", p.id}, {"source", p.source}, {"location", p.location}, {"preload", p.preload},
+            {"generation", p.generation}};
   if (!p.sha256.empty()) e["sha256"] = p.sha256;
   if (!p.token_key.empty()) e["token_file"] = std::string(kAdapterTokenDir) + "/" + p.token_key;
   return e;

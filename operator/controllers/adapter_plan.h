@@ -20,6 +20,7 @@ struct AdapterPlan {
   std::string sha256;
   std::string token_key;  // key in the deployment's adapter-token Secret ("" without spec.tokenSecretRef)
   bool preload = false;
+  long generation = 0;  // the Adapter's metadata.generation: which version a pod's registry holds
   // Why the Adapter cannot be served as it stands ("" when it can): a condition reason and a message.
   std::string reason, problem;
 };

@@ -124,19 +124,23 @@ Result reconcile_adapter(Context& ctx, const std::string& key) {
       }
       auto r = kube::http_call("GET", pod_url(pod, port, path), "", 10);
       json info = json::parse(r.body, nullptr, false);
-      const bool known = r.status == 200 && info.is_object() && info.value("registered", false);
+      // Known once the pod's registry holds this generation of the Adapter (kubelet syncs
+      // a mounted ConfigMap within about a minute).
+      const bool known = r.status == 200 && info.is_object() && info.value("registered", false) &&
+                         info.value("registry_generation", -1L) == plan.generation;
       if (r.status == 404 || (r.status == 200 && !known)) {
-        pods[pname] = {"Pending", "the pod has not seen the adapter registry update yet"};
+        pods[pname] = {"Pending", "the pod has not seen this version in its adapter registry yet"};
         continue;
       }
       if (r.status != 200) {
         pods[pname] = {"Failed", r.status ? "HTTP " + std::to_string(r.status) + ": " + r.body.substr(0, 200) : r.body};
         continue;
       }
-      if (!preload || info.value("loaded", false)) {
+      if (!preload) {
         pods[pname] = {done_state, ""};
         continue;
       }
+      // Idempotent: answers at once when this version is loaded, replaces an idle older one.
       r = kube::http_call("POST", pod_url(pod, port, "/adapters"), json{{"adapter_id", plan.id}}.dump(), 60);
       if (r.status >= 200 && r.status < 300) {
         pods[pname] = {"Loaded", ""};

@@ -1,7 +1,7 @@
 """--adapter-registry (the operator's adapter ConfigMap mounted into the pod): a client names a registered adapter by
 its id alone and gets exactly what the adapter's source gives; an id added to the file later works without a
 restart; a broken update keeps the last good list; GET /adapters/{id} says whether the pod knows the id; an
-unreadable registry at start is a clear error."""
+unreadable registry at start is a clear error; a changed entry replaces the loaded copy once it is idle."""
 import json
 import pathlib
 import subprocess
@@ -59,6 +59,19 @@ def test_registered_ids_resolve_and_update_without_restart(start_server, tmp_pat
     code, direct = generate(s.url, adapter_id=str(ADAPTERS / "mlp-r1-layers"), adapter_source="local")
     assert tokens(sales) == tokens(direct)
 
+    # a new version of a loaded, idle adapter (another location) replaces the copy held
+    time.sleep(1.1)
+    write(reg, [{**entry("support-bot", "mlp-r1-layers"), "generation": 2}, entry("sales-bot", "mlp-r1-layers")])
+    time.sleep(1.1)
+    assert requests.get(s.url + "/adapters/support-bot", timeout=10).json()["registry_generation"] == 2
+    code, v2 = generate(s.url, adapter_id="support-bot")
+    assert code == 200 and tokens(v2) == tokens(direct) != tokens(by_id), v2
+
+    time.sleep(1.1)
+    write(reg, [entry("support-bot", "attn-r8"), entry("sales-bot", "mlp-r1-layers")])
+    time.sleep(1.1)
+    code, again = generate(s.url, adapter_id="support-bot")
+    assert code == 200 and tokens(again) == tokens(by_id)
     reg.write_text("{ not json")
     time.sleep(1.1)
     code, again = generate(s.url, adapter_id="support-bot")

@@ -32,10 +32,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             aid = urllib.parse.unquote(self.path[len("/adapters/"):])
             with eng.lock:
                 eng.calls.append(("GET", aid))
-                registered, loaded = aid in eng.registry(), aid in eng.loaded
+                reg = eng.registry()
+                registered, loaded = aid in reg, aid in eng.loaded
             if not registered and not loaded:
                 return self._send(404, {"error": "unknown adapter", "error_type": "not_found"})
-            return self._send(200, {"adapter_id": aid, "registered": registered, "loaded": loaded})
+            out = {"adapter_id": aid, "registered": registered, "loaded": loaded}
+            if registered and "generation" in reg[aid]:
+                out["registry_generation"] = reg[aid]["generation"]
+            return self._send(200, out)
         self._send(404, {"error": "not found", "error_type": "not_found"})
 
     def do_POST(self):
@@ -49,9 +53,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             if eng.fail_loads > 0:
                 eng.fail_loads -= 1
                 return self._send(422, {"error": "cannot load adapter", "error_type": "validation"})
-            if set(body) == {"adapter_id"}:  # a registered id: loads from the registry's source
-                if body["adapter_id"] not in eng.registry():
+            if set(body) == {"adapter_id"}:  # a registered id: loads (or reloads) the registry's current entry
+                entry = eng.registry().get(body["adapter_id"])
+                if entry is None:
                     return self._send(404, {"error": "unknown adapter", "error_type": "not_found"})
+                eng.loaded_from[body["adapter_id"]] = entry["location"]
             elif set(body) != {"adapter_id", "adapter_source"} or \
                     body["adapter_source"] not in ("local", "hub", "s3", "url"):
                 return self._send(422, {"error": "bad body", "error_type": "validation"})
@@ -83,6 +89,7 @@ class FakeEngine:
         self.loaded = set()
         self.fail_loads = 0
         self.registry = registry  # () -> {id: registry entry}
+        self.loaded_from = {}  # id -> the registry location it was last loaded from
         self.ip, self.port = ip, port
         self.httpd = _Server((ip, port), _Handler)
         self.httpd.engine = self

@@ -37,7 +37,8 @@ def test_preload_on_all_pods_new_pods_and_unload_on_delete(cluster, start_operat
     assert posts(cluster) == {"m1-0": [want], "m1-1": [want]}
     assert [p["state"] for p in a["status"]["pods"]] == ["Loaded", "Loaded"]
     assert "lorax.dev/adapter-unload" in a["metadata"]["finalizers"]
-    assert registry(cluster) == [{"id": "sql", "source": "hub", "location": "org/sql-lora", "preload": True}]
+    assert registry(cluster) == [{"id": "sql", "source": "hub", "location": "org/sql-lora", "preload": True,
+                                  "generation": 1}]
     ld = wait_for(lambda: (o := cluster.get("loraxdeployments", "m1"))["status"]["adapters"]["ready"] == 1 and o,
                   10, "ldep adapter summary")
     assert ld["status"]["adapters"] == {"total": 1, "ready": 1, "failed": 0}
@@ -47,6 +48,19 @@ def test_preload_on_all_pods_new_pods_and_unload_on_delete(cluster, start_operat
     wait_for(lambda: adapter_ready(cluster, "sql", 3), 15, "adapter loaded on the new pod")
     assert posts(cluster) == {"m1-0": [want], "m1-1": [want], "m1-2": [want]}
 
+    # a new source: each pod is asked to load again only once its registry holds the new generation
+    lagging = cluster.engines["m1-2"]
+    lagging.registry = lambda: {k: {**v, "generation": 1, "location": "org/sql-lora"}
+                                for k, v in cluster.registry_of("m1-2").items()}
+    cluster.edit("adapters", "sql", lambda o: o["spec"].update(source="hf://org/sql-lora-v2"))
+    a = wait_for(lambda: (x := cluster.get("adapters", "sql")) and x["status"]["observedGeneration"] == 2 and
+                 [p["state"] for p in x["status"]["pods"]] == ["Loaded", "Loaded", "Pending"] and x, 15,
+                 "two pods on v2, one pending")
+    assert cond(a, "Ready")["status"] == "False"
+    assert {e.loaded_from["sql"] for e in cluster.engines.values()} == {"org/sql-lora-v2", "org/sql-lora"}
+    lagging.registry = lambda: cluster.registry_of("m1-2")
+    wait_for(lambda: adapter_ready(cluster, "sql", 3), 15, "all pods on v2")
+    assert {e.loaded_from["sql"] for e in cluster.engines.values()} == {"org/sql-lora-v2"}
     # delete: the finalizer unloads from every pod before the object goes away
     code, _ = cluster.kubectl("DELETE", "adapters", "default", "sql")
     assert code == 200
@@ -125,7 +139,7 @@ def test_every_adapter_by_name_on_every_pod_without_restarts(cluster, start_oper
     wait_for(lambda: adapter_ready(cluster, "from-url", 2), 15, "from-url loaded")
     entries = {e["id"]: e for e in registry(cluster)}
     assert entries["from-pvc"] == {"id": "from-pvc", "source": "local", "location": "/adapters/loras/team/a",
-                                   "preload": False}
+                                   "preload": False, "generation": 1}
     assert entries["from-file"]["location"] == "/srv/loras/b"
     assert entries["from-url"]["sha256"] == sha and entries["from-url"]["location"] == "https://h.example/c/"
     assert entries["org/private-v2"]["token_file"] == "/etc/lorax/adapter-tokens/private"

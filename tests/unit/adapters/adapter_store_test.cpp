@@ -7,8 +7,11 @@
 
 #include <atomic>
 #include <filesystem>
+#include <fstream>
 #include <set>
 #include <thread>
+
+#include <unistd.h>
 
 #include "adapters/adapter_store.h"
 #include "fixture_reference.h"
@@ -259,6 +262,31 @@ TEST_F(StoreFixture, RotationServesARareAdapter) {
   EXPECT_EQ(rare_tokens, c.greedy_ids);
   EXPECT_EQ(engine.stats().max_adapters_in_batch, 1);
   engine.run_until_idle();
+}
+
+TEST_F(StoreFixture, ChangedRegistryEntryReplacesTheCopyOnlyWhenIdle) {
+  // The registry (--adapter-registry) maps "bot" to one fixture adapter, then to another:
+  // the loaded copy is replaced once no request holds it, never under a running request.
+  const fs::path reg = fs::temp_directory_path() / ("lorax-registry-" + std::to_string(::getpid()) + ".json");
+  auto write = [&](const std::string& adapter) {
+    std::ofstream(reg) << R"([{"id": "bot", "source": "local", "location": ")" +
+                              fs::absolute(kDir + "/" + adapter).string() + R"("}])";
+    fs::last_write_time(reg, fs::last_write_time(reg) + std::chrono::seconds(adapter == "attn-r8" ? 0 : 5));
+  };
+  write("attn-r8");
+  auto store = make(4);
+  store->set_registry(std::make_shared<AdapterRegistry>(reg.string()));
+  auto held = store->request({"bot"});
+  held->wait();
+  ASSERT_FALSE(held->error());
+  const int ranks_before = store->list().front().rank;
+  write("mlp-r1-layers");
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // the registry looks at most once a second
+  EXPECT_EQ(status_of(*store, {"bot"}), 422);                     // in use: the new version waits
+  held.reset();
+  EXPECT_EQ(status_of(*store, {"bot"}), 200);
+  EXPECT_NE(store->list().front().rank, ranks_before);            // attn-r8 is rank 8, mlp-r1-layers rank 1
+  fs::remove(reg);
 }
 
 }  // namespace
