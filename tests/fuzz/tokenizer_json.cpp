@@ -17,17 +17,18 @@
 namespace {
 
 // The streaming detokenizer decodes a window of recent ids; a Strip decoder that
-// removes more than one leading character ("start" > 1, which no published
-// tokenizer uses) can strip text at the window's start that is not at the start
-// of the whole text, so the two legitimately differ there.
-bool strips_window_start(const nlohmann::json& d) {
+// removes more than one leading character ("start" > 1) can strip text at the
+// window's start that is not at the start of the whole text, and one that removes
+// trailing characters ("stop" > 0) strips the end of every window, not only of the
+// whole text, so the two legitimately differ there. No published tokenizer does
+// either (Llama 2 and Mistral strip start 1, stop 0).
+bool strips_window_edges(const nlohmann::json& d) {
   if (!d.is_object()) return false;
-  if (d.contains("type") && d["type"] == "Strip" && d.contains("start") && d["start"].is_number() &&
-      d["start"].get<double>() > 1)
-    return true;
+  auto number = [&](const char* key) { return d.contains(key) && d[key].is_number() ? d[key].get<double>() : 0.0; };
+  if (d.contains("type") && d["type"] == "Strip" && (number("start") > 1 || number("stop") > 0)) return true;
   if (d.contains("decoders") && d["decoders"].is_array())
     for (const auto& e : d["decoders"])
-      if (strips_window_start(e)) return true;
+      if (strips_window_edges(e)) return true;
   return false;
 }
 
@@ -78,7 +79,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     lorax_fuzz::unexpected("Tokenizer::from_json_text");
   }
   const nlohmann::json j = nlohmann::json::parse(input, nullptr, false);
-  check_streaming = !(j.is_object() && j.contains("decoder") && strips_window_start(j["decoder"]));
+  check_streaming = !(j.is_object() && j.contains("decoder") && strips_window_edges(j["decoder"]));
   try {
     exercise(tok, "Hello world! Grüße aus 東京 <s></s><|endoftext|>  \t\n 123");
     exercise(tok, input.substr(0, 64));
