@@ -8,6 +8,7 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -120,17 +121,25 @@ TEST_F(StoreFixture, LruDemotesOnlyIdleAdapters) {
 TEST_F(StoreFixture, RequestReturnsATicketAndLoadsOffTheCallersThread) {
   auto store = make(4);
   const auto caller = std::this_thread::get_id();
+  std::mutex mu;
+  std::thread::id load_thread;  // where the store reported the load: its loader thread
+  AdapterStoreObserver o;
+  o.loaded = [&](const std::string& tier, double) {
+    std::lock_guard lock(mu);
+    if (tier == "host") load_thread = std::this_thread::get_id();
+  };
+  store->set_observer(o);
   std::atomic<bool> called{false};
-  std::thread::id callback_thread;
   auto ticket = store->request({"attn-r8", "", "", ""});
-  ticket->when_done([&] {
-    callback_thread = std::this_thread::get_id();
-    called = true;
-  });
+  ticket->when_done([&] { called = true; });  // at once on this thread when the load already finished
   ticket->wait();
   for (int i = 0; i < 1000 && !called; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   ASSERT_TRUE(called.load());
-  EXPECT_NE(callback_thread, caller) << "the load ran on the caller's thread";
+  {
+    std::lock_guard lock(mu);
+    EXPECT_NE(load_thread, std::thread::id()) << "the load was not reported";
+    EXPECT_NE(load_thread, caller) << "the load ran on the caller's thread";
+  }
   EXPECT_EQ(ticket->error(), nullptr);
   // Loaded into the host tier only: the device copy waits for the scheduler.
   ASSERT_EQ(store->list().size(), 1u);
