@@ -64,6 +64,11 @@ std::vector<std::string> engine_args(const json& ldep, const Defaults& d) {
   flag_int(engine, "maxBatchPrefillTokens", "--max-batch-prefill-tokens", 0);
   flag_int(adapters, "maxActive", "--max-active-adapters", d.max_active_adapters);
   flag_int(adapters, "maxLoaded", "--max-loaded-adapters", d.max_loaded_adapters);
+  // Zero is meaningful for these two (no host tier / no byte limit), so they are passed whenever set.
+  if (adapters.contains("maxHost"))
+    a.insert(a.end(), {"--max-host-adapters", std::to_string(adapters["maxHost"].get<long long>())});
+  if (adapters.contains("maxHostBytes"))
+    a.insert(a.end(), {"--max-host-adapter-bytes", std::to_string(adapters["maxHostBytes"].get<long long>())});
   if (adapters.contains("cycleTimeSeconds")) {
     json v = adapters["cycleTimeSeconds"];
     a.insert(a.end(), {"--adapter-cycle-time-s", v.is_number_integer() ? std::to_string(v.get<long>()) : v.dump()});

@@ -32,7 +32,8 @@ SPECS = [
                 "env": [{"name": "AWS_REGION", "value": "eu-west-1"},
                         {"name": "S3_KEY", "valueFrom": {"secretKeyRef": {"name": "s3", "key": "k"}}}]},
      "resources": {"requests": {"cpu": "4", "memory": "16Gi"}, "limits": {"memory": 17179869184}},
-     "adapters": {"maxActive": 4, "maxLoaded": 8, "cycleTimeSeconds": 1.5, "claims": ["loras"],
+     "adapters": {"maxActive": 4, "maxLoaded": 8, "cycleTimeSeconds": 1.5, "claims": ["loras"], "maxHost": 64,
+                  "maxHostBytes": 8589934592,
                   "hostPaths": ["/srv/loras"], "urlAllow": ["models.internal:8443", "10.0.0.0/8"]},
      "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
          {"matchExpressions": [{"key": "gpu", "operator": "In", "values": ["h200"]}]}]}}},
@@ -132,6 +133,7 @@ def test_default_spec_validates_after_defaulting():
     ldep({"model": {"source": "hf://o/m"}, "engine": {"maxInputLength": 10, "maxTotalTokens": 10}}),
     # what the engine refuses at start: no tensor parallelism yet, float32 only on cpu
     ldep({"model": {"source": "hf://o/m"}, "engine": {"numShard": 2}}),
+    ldep({"model": {"source": "hf://o/m"}, "adapters": {"maxHostBytes": -1}}),
     ldep({"model": {"source": "hf://o/m"}, "engine": {"device": "cpu", "dtype": "bfloat16"}}),
     ldep({"model": {"source": "pvc://c/m", "revision": "main"}}),               # revision is for hf:// only
     ldep({"model": {"source": "hf://o/m"}, "adapters": {"claims": ["Bad_Claim"]}}),

@@ -77,7 +77,8 @@ TEST(Deployment, MapsSpecToServeFlags) {
                  {"engine",
                   {{"dtype", "bfloat16"}, {"numShard", 1}, {"modelId", "llama-7b"}, {"shutdownTimeoutSeconds", 45}, {"maxInputLength", 1024}, {"maxTotalTokens", 2048},
                    {"maxBatchTotalTokens", 8192}, {"maxBatchPrefillTokens", 4096}, {"args", {"--api-key", "k"}}}},
-                 {"adapters", {{"maxActive", 8}, {"maxLoaded", 16}, {"cycleTimeSeconds", 2}}}});
+                 {"adapters", {{"maxActive", 8}, {"maxLoaded", 16}, {"cycleTimeSeconds", 2}, {"maxHost", 0},
+                               {"maxHostBytes", 17179869184LL}}}});
   json dep = desired_deployment(l, Defaults{});
   auto a = args_of(dep);
   ASSERT_EQ(a[0], "serve");
@@ -96,6 +97,8 @@ TEST(Deployment, MapsSpecToServeFlags) {
   EXPECT_EQ(flag(a, "--max-active-adapters"), "8");
   EXPECT_EQ(flag(a, "--max-loaded-adapters"), "16");
   EXPECT_EQ(flag(a, "--adapter-cycle-time-s"), "2");
+  EXPECT_EQ(flag(a, "--max-host-adapters"), "0");  // no host tier: a meaningful zero
+  EXPECT_EQ(flag(a, "--max-host-adapter-bytes"), "17179869184");
   EXPECT_EQ(flag(a, "--api-key"), "k");  // passthrough last
   EXPECT_EQ(dep["spec"]["replicas"], 2);
   const json& c = dep["spec"]["template"]["spec"]["containers"][0];
