@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -37,6 +38,13 @@ std::map<std::string, AdapterRegistry::Entry> AdapterRegistry::parse(const std::
   std::map<std::string, Entry> out;
   for (const auto& o : j) {
     if (!o.is_object()) throw AdapterError("adapter registry entries must be objects");
+    static const std::set<std::string> keys = {"id", "source", "location", "sha256", "token_file", "preload",
+                                               "generation"};
+    for (const auto& [k, v] : o.items())
+      if (!keys.count(k)) throw AdapterError("adapter registry: unknown key `" + k.substr(0, 64) + "`");
+    // preload is the operator's (it POSTs /adapters on every ready pod); checked here so a typo is not silent.
+    if (o.contains("preload") && !o["preload"].is_boolean())
+      throw AdapterError("adapter registry: preload must be a boolean");
     Entry e;
     e.req.id = string_or_empty(o, "id");
     check_adapter_id(e.req.id);

@@ -25,7 +25,11 @@ std::string default_cache_dir() {
 std::string resolve_model_dir(const Args& args) {
   const std::string model = args.require("model");
   const std::string repo = hf_repo_of(model);
-  if (repo.empty()) return model;
+  if (repo.empty()) {
+    for (const char* f : {"model-revision", "model-cache-dir"})
+      if (args.has(f)) throw UsageError(std::string("--") + f + " only applies to an hf://ORG/NAME --model");
+    return model;
+  }
   ModelDownloadConfig c;
   c.repo = repo;
   c.revision = args.get_or("model-revision", c.revision);

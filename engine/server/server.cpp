@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <strings.h>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include <openssl/crypto.h>
@@ -272,10 +273,19 @@ class RestHandler : public Http::Handler {
                               {"object", "model"},
                               {"created", s_->started},
                               {"owned_by", "lorax"}}});
-    if (s_->config.adapters)
-      for (const AdapterInfo& a : s_->config.adapters->list())
-        data.push_back({{"id", a.id}, {"object", "model"}, {"created", s_->started}, {"owned_by", "lorax"},
-                        {"parent", s_->config.model_id}});
+    // Loaded adapters, then the registered ones (--adapter-registry) not loaded yet: both are models a client may name.
+    auto add = [&](const std::string& id) {
+      data.push_back({{"id", id}, {"object", "model"}, {"created", s_->started}, {"owned_by", "lorax"},
+                      {"parent", s_->config.model_id}});
+    };
+    if (AdapterStore* store = s_->config.adapters) {
+      std::set<std::string> listed;
+      for (const AdapterInfo& a : store->list())
+        if (listed.insert(a.id).second) add(a.id);
+      if (AdapterRegistry* reg = store->registry())
+        for (const std::string& id : reg->ids())
+          if (listed.insert(id).second) add(id);
+    }
     return {{"object", "list"}, {"data", data}};
   }
 

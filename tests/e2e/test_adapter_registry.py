@@ -46,6 +46,8 @@ def test_registered_ids_resolve_and_update_without_restart(start_server, tmp_pat
     assert tokens(base) != tokens(by_id), "the adapter must change the output for this test to mean anything"
     info = requests.get(s.url + "/adapters/support-bot", timeout=10).json()
     assert info["registered"] is True and info["loaded"] is True
+    models = [m["id"] for m in requests.get(s.url + "/v1/models", timeout=10).json()["data"]]
+    assert models.count("support-bot") == 1  # loaded and registered: listed once
     code, body = generate(s.url, adapter_id="sales-bot")
     assert code == 404, body
 
@@ -54,6 +56,7 @@ def test_registered_ids_resolve_and_update_without_restart(start_server, tmp_pat
     time.sleep(1.1)
     info = requests.get(s.url + "/adapters/sales-bot", timeout=10).json()
     assert info == {**info, "registered": True, "loaded": False}
+    assert "sales-bot" in [m["id"] for m in requests.get(s.url + "/v1/models", timeout=10).json()["data"]]
     code, sales = generate(s.url, adapter_id="sales-bot")
     assert code == 200, sales
     code, direct = generate(s.url, adapter_id=str(ADAPTERS / "mlp-r1-layers"), adapter_source="local")
@@ -83,7 +86,9 @@ def test_registered_ids_resolve_and_update_without_restart(start_server, tmp_pat
 def test_bad_registry_at_start_is_a_clear_error(engine_bin, tmp_path):
     for content, words in [(None, "cannot read the adapter registry"), ("[1]", "entries must be objects"),
                            ('[{"id": "a", "source": "ftp", "location": "x"}]', "source must be"),
-                           ('[{"id": "a b", "source": "local", "location": "/x"}]', "printable ASCII")]:
+                           ('[{"id": "a b", "source": "local", "location": "/x"}]', "printable ASCII"),
+                           ('[{"id": "a", "source": "local", "location": "/x", "sha": "00"}]', "unknown key `sha`"),
+                           ('[{"id": "a", "source": "local", "location": "/x", "preload": "yes"}]', "boolean")]:
         reg = tmp_path / "r.json"
         if content is None:
             reg.unlink(missing_ok=True)

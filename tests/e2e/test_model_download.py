@@ -197,3 +197,6 @@ def test_token_from_hf_token_and_clear_errors(engine_bin, hub, tmp_path):
         assert r.returncode in (1, 2) and "hf://ORG/NAME" in r.stderr, (bad, r.stderr)
     r = run(engine_bin, "download", "--model", str(LLAMA))
     assert r.returncode == 2 and "hf://ORG/NAME" in r.stderr
+    # the hf:// flags are refused with a local model rather than ignored
+    r = run(engine_bin, "generate", "--model", str(LLAMA), "--prompt", "x", "--model-revision", "v2")
+    assert r.returncode == 2 and "--model-revision only applies to an hf://ORG/NAME --model" in r.stderr, r.stderr

@@ -140,6 +140,7 @@ def test_emitted_pod_runs_with_the_real_engine_and_clients(engine_bin, tmp_path)
             direct = oa.completions.create(model="loras/mlp-r1-layers", prompt="Hello there", max_tokens=6,
                                            temperature=0)
             assert got.choices[0].text == direct.choices[0].text
+            assert {"tiny", "by-file", "team/mlp-v1"} <= {m.id for m in oa.models.list()}
             info = requests.get(url + "/adapters/team%2Fmlp-v1", timeout=10).json()
             assert info["registered"] and info["loaded"] and info["registry_generation"] == 1
         finally:
