@@ -8,16 +8,21 @@ namespace lorax::op {
 
 json desired_adapter_configmap(const json& ldep, const std::vector<json>& adapters, const AdapterTokens& tokens) {
   std::string name = ldep.at("metadata").at("name");
+  // By name first: when two Adapters claim one id, the first by name keeps it (the other
+  // reports DuplicateId, see adapter_reconciler.cpp).
+  std::vector<json> by_name = adapters;
+  std::sort(by_name.begin(), by_name.end(), [](const json& x, const json& y) {
+    return x.at("metadata").value("name", "") < y.at("metadata").value("name", "");
+  });
   json list = json::array();
-  for (const auto& a : adapters) {
+  for (const auto& a : by_name) {
     if (a.at("metadata").contains("deletionTimestamp")) continue;  // leaving
     AdapterPlan p = plan_adapter(a, ldep);
     if (!p.problem.empty()) continue;                                // reported on the Adapter's status
     if (!p.token_key.empty() && !tokens.count(p.token_key)) continue;  // its Secret is missing: reported there too
     list.push_back(registry_entry(p));
   }
-  // Sorted by id so the same set of adapters always gives the same bytes; an id taken
-  // twice keeps the first Adapter by name (the second is reported as a duplicate).
+  // Sorted by id so the same set of adapters always gives the same bytes.
   std::stable_sort(list.begin(), list.end(), [](const json& x, const json& y) { return x["id"] < y["id"]; });
   list.erase(std::unique(list.begin(), list.end(), [](const json& x, const json& y) { return x["id"] == y["id"]; }),
              list.end());

@@ -99,12 +99,17 @@ def test_invalid_adapters_fail_with_reason(cluster, start_operator):
     cluster.create_adapter("hostfile", {"deploymentRef": {"name": "m1"}, "source": "file:///etc/a"})
     cluster.create_adapter("nosecret", {"deploymentRef": {"name": "m1"}, "source": "hf://o/p",
                                         "tokenSecretRef": {"name": "missing"}})
+    cluster.create_adapter("dup-a", {"deploymentRef": {"name": "m1"}, "source": "hf://o/a", "adapterId": "same"})
+    cluster.create_adapter("dup-b", {"deploymentRef": {"name": "m1"}, "source": "hf://o/b", "adapterId": "same"})
     for name, reason in [("orphan", "DeploymentNotFound"), ("wrongbase", "BaseModelMismatch"),
-                         ("elsewhere", "NotMounted"), ("hostfile", "NotMounted"), ("nosecret", "SecretNotFound")]:
+                         ("elsewhere", "NotMounted"), ("hostfile", "NotMounted"), ("nosecret", "SecretNotFound"),
+                         ("dup-b", "DuplicateId")]:
         c = wait_for(lambda: cond(cluster.get("adapters", name), "Failed"), 10, f"{name} Failed")
         assert c["status"] == "True" and c["reason"] == reason
     assert posts(cluster)["m1-0"] == []  # nothing loaded for invalid adapters
-    assert registry(cluster) == []  # and no pod is told about them
+    # no pod is told about them; of the two Adapters naming "same", the first by name keeps it
+    wait_for(lambda: registry(cluster) == [{"id": "same", "source": "hub", "location": "o/a", "preload": False,
+                                            "generation": 1}], 10, "registry with dup-a only")
     assert cond(cluster.get("adapters", "elsewhere"), "Ready")["status"] == "False"
     # the schema rejects an adapter without deploymentRef before the operator sees it
     code, body = cluster.kubectl("POST", "adapters", "default", body={

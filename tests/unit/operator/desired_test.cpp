@@ -196,6 +196,12 @@ TEST(Objects, ServicePdbHpaConfigMap) {
   EXPECT_EQ(list[0]["sha256"], std::string(64, 'f'));
   EXPECT_EQ(list[2]["token_file"], "/etc/lorax/adapter-tokens/e");
   EXPECT_EQ(desired_adapter_token_secret(l, {{"e", "dG9r"}})["data"]["e"], "dG9r");
+  // Two Adapters naming one id: the first by name keeps it, whatever the listing order.
+  json z = adapter("z", {{"source", "hf://o/z"}, {"adapterId", "shared"}});
+  json y = adapter("y", {{"source", "hf://o/y"}, {"adapterId", "shared"}});
+  json dup = json::parse(desired_adapter_configmap(l, {z, y}, {})["data"]["adapters.json"].get<std::string>());
+  ASSERT_EQ(dup.size(), 1u);
+  EXPECT_EQ(dup[0]["location"], "o/y");
   EXPECT_EQ(cm["metadata"]["name"], "llama-adapters");
 }
 
