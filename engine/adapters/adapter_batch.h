@@ -31,6 +31,11 @@ struct AdapterWeights {
   std::vector<std::array<std::vector<LoraSlot>, kNumProjections>> layers;
   std::optional<LoraPair> lm_head;
   size_t bytes = 0;
+  // What K/V computed with these weights are keyed by (prefix caching): the
+  // store gives every device copy of one load the same `load_identity`, so
+  // cached prefixes survive demotion and promotion; otherwise the uid.
+  uint64_t load_identity = 0;
+  uint64_t kv_identity() const { return load_identity ? load_identity : uid; }
 };
 
 struct AdapterBatch {

@@ -326,6 +326,7 @@ AdapterResidency::Result AdapterStore::resident_locked(const std::string& id, En
   }
   if (!e.copy.ready()) return {State::Pending, ""};
   e.device = adapter_weights_view(*e.staged, e.copy.memory);
+  e.device->load_identity = e.generation | (uint64_t{1} << 63);  // apart from uids, which count from 1
   e.copy = {};
   e.promote_seconds = seconds_since(e.copy_started);
   if (observer_.loaded) events.push_back([this, s = e.promote_seconds] { observer_.loaded("device", s); });

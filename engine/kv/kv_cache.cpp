@@ -1,12 +1,14 @@
 #include "kv/kv_cache.h"
 
 #include <atomic>
-
 #include <stdexcept>
 
 namespace lorax {
 
-BlockAllocator::BlockAllocator(int num_blocks) : ref_counts_(num_blocks, 0) {
+BlockAllocator::BlockAllocator(int num_blocks)
+    : ref_counts_(num_blocks > 0 ? num_blocks : 0, 0),
+      cached_(num_blocks > 0 ? num_blocks : 0, false),
+      lru_pos_(num_blocks > 0 ? num_blocks : 0) {
   if (num_blocks <= 0) throw std::invalid_argument("KV cache needs at least one block");
   free_.reserve(num_blocks);
   // Hand out low block ids first (pop from the back).
@@ -14,21 +16,44 @@ BlockAllocator::BlockAllocator(int num_blocks) : ref_counts_(num_blocks, 0) {
 }
 
 int32_t BlockAllocator::allocate() {
-  if (free_.empty()) throw std::runtime_error("KV cache exhausted");
-  int32_t b = free_.back();
-  free_.pop_back();
+  int32_t b;
+  if (!free_.empty()) {
+    b = free_.back();
+    free_.pop_back();
+  } else if (!lru_.empty()) {
+    b = lru_.front();
+    lru_.pop_front();
+    lru_pos_[b].reset();
+    cached_[b] = false;
+    if (on_evict_) on_evict_(b);
+  } else {
+    throw std::runtime_error("KV cache exhausted");
+  }
   ref_counts_[b] = 1;
   return b;
 }
 
 void BlockAllocator::retain(int32_t block) {
-  if (ref_counts_.at(block) <= 0) throw std::logic_error("retain of a free KV block");
+  if (ref_counts_.at(block) == 0) {
+    if (!lru_pos_[block]) throw std::logic_error("retain of a free KV block");
+    lru_.erase(*lru_pos_[block]);
+    lru_pos_[block].reset();
+  }
   ++ref_counts_[block];
 }
 
 void BlockAllocator::release(int32_t block) {
   if (ref_counts_.at(block) <= 0) throw std::logic_error("double release of a KV block");
-  if (--ref_counts_[block] == 0) free_.push_back(block);
+  if (--ref_counts_[block] > 0) return;
+  if (cached_[block])
+    lru_pos_[block] = lru_.insert(lru_.end(), block);
+  else
+    free_.push_back(block);
+}
+
+void BlockAllocator::set_cached(int32_t block) {
+  if (ref_counts_.at(block) <= 0) throw std::logic_error("caching a free KV block");
+  cached_[block] = true;
 }
 
 KvCache::KvCache(Backend& backend, int num_layers, int num_blocks, int block_size, int num_kv_heads, int head_dim)

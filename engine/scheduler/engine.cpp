@@ -24,6 +24,7 @@ const char* finish_reason_name(FinishReason r) {
 Engine::Engine(Model& model, KvCache& kv, std::shared_ptr<const Tokenizer> tokenizer, EngineConfig config,
                AdapterResidency* residency)
     : model_(model), kv_(kv), tokenizer_(std::move(tokenizer)), config_(config), residency_(residency) {
+  if (config_.prefix_caching) prefix_cache_ = std::make_unique<PrefixCache>(kv_.allocator(), kv_.block_size());
   for (int32_t id : model_.spec().eos_token_ids) eos_ids_.insert(id);
   if (tokenizer_ && tokenizer_->config().eos_token)
     if (auto id = tokenizer_->token_to_id(*tokenizer_->config().eos_token)) eos_ids_.insert(*id);
@@ -91,9 +92,36 @@ bool Engine::reserve_slots(Sequence& seq, int tokens) {
   return true;
 }
 
-void Engine::free_blocks(Sequence& seq) {
-  for (int32_t b : seq.blocks) kv_.allocator().release(b);
+uint64_t Engine::kv_identity(const Sequence& seq) const { return seq.adapter ? seq.adapter->kv_identity() : 0; }
+
+void Engine::reuse_cached_prefix(Sequence& seq) {
+  // Prompt log-probs need every prompt position's logits: see prefix_cache.h.
+  if (!prefix_cache_ || !seq.blocks.empty() || seq.req.prefill_details) return;
+  // The newest token is always computed (its logits are needed), so a chain
+  // never covers it: only blocks wholly before it are reused, and nothing is
+  // ever written into a shared block.
+  const int usable = (static_cast<int>(seq.tokens.size()) - 1) / kv_.block_size();
+  PrefixCache::Match m = prefix_cache_->match(kv_identity(seq), seq.tokens, usable);
+  const int reused = static_cast<int>(m.blocks.size()) * kv_.block_size();
+  seq.blocks = std::move(m.blocks);
+  seq.prefix = m.chain;
+  seq.computed = reused;
+}
+
+void Engine::publish_blocks(Sequence& seq) {
+  if (!prefix_cache_) return;
+  const int full = std::min<int>(seq.computed, static_cast<int>(seq.tokens.size())) / kv_.block_size();
+  if (full <= seq.prefix.blocks) return;
+  prefix_cache_->publish(kv_identity(seq), seq.tokens, seq.blocks, full, seq.prefix);
+}
+
+// Released last block first, so that the LRU reclaims a chain from its end and
+// the blocks a shorter shared prefix needs stay longest.
+void Engine::free_blocks(Sequence& seq, bool publish) {
+  if (publish) publish_blocks(seq);
+  for (auto it = seq.blocks.rbegin(); it != seq.blocks.rend(); ++it) kv_.allocator().release(*it);
   seq.blocks.clear();
+  seq.prefix = {};
 }
 
 void Engine::preempt(Sequence& seq) {
@@ -106,7 +134,7 @@ void Engine::preempt(Sequence& seq) {
 void Engine::finish(Sequence& seq, FinishReason reason, const std::string& error) {
   if (seq.finished) return;
   seq.finished = true;
-  free_blocks(seq);
+  free_blocks(seq, reason != FinishReason::Error);  // a failed request's K/V are not offered to others
   FinishInfo& info = seq.info;
   info.reason = reason;
   info.error = error;
@@ -191,6 +219,8 @@ bool Engine::step() {
   BuiltBatch batch = build_batch(plan, kv_.block_size());
   for (const ScheduledChunk& c : plan) c.seq->computed += c.count;
   run_batch(batch);
+  for (const ScheduledChunk& c : plan)
+    if (!c.seq->finished) publish_blocks(*c.seq);
   stats_.steps++;
   stats_.forward_tokens += batch.forward.num_tokens();
   stats_.last_batch_size = batch.forward.num_seqs();
@@ -299,10 +329,21 @@ void Engine::admit_waiting(std::vector<ScheduledChunk>& plan, int& prefill_budge
       ++it;
       continue;
     }
+    seq.adapter = adapter;  // its K/V identity, for the prefix cache
+    reuse_cached_prefix(seq);
     const int count = std::min(seq.remaining(), prefill_budget);
-    if (!reserve_slots(seq, count)) break;
+    if (!reserve_slots(seq, count)) {
+      free_blocks(seq, false);  // the reused blocks go back to the cache; it is retried later
+      seq.computed = 0;
+      seq.adapter.reset();
+      break;
+    }
+    if (prefix_cache_) {
+      stats_.prefix_queries += seq.tokens.size();
+      stats_.prefix_hits += seq.computed;
+      if (!seq.scheduled_once) seq.info.cached_tokens = std::min<int>(seq.computed, static_cast<int>(seq.prompt_len));
+    }
     if (seq.uses_adapter()) rotation_.admitted(seq.req.adapter_id, now);
-    seq.adapter = std::move(adapter);
     prefill_budget -= count;
     plan.push_back({&seq, count});
     running_.push_back(std::move(*it));
@@ -359,6 +400,7 @@ void Engine::run_batch(BuiltBatch& built) {
 }
 
 void Engine::update_stats() {
+  stats_.prefix_cached_blocks = prefix_cache_ ? prefix_cache_->cached_blocks() : 0;
   stats_.waiting = static_cast<int>(waiting_.size());
   stats_.running = static_cast<int>(running_.size());
   stats_.adapters.clear();

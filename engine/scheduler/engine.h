@@ -30,6 +30,7 @@ struct EngineConfig {
   int max_running = 256;                // sequences in the running batch
   int max_active_adapters = 1024;       // distinct adapters (base model excluded) in the running batch
   double adapter_cycle_time_s = 2.0;    // how long an adapter may keep admitting while others wait
+  bool prefix_caching = true;           // reuse the K/V of cached prompt prefixes (--prefix-caching)
 };
 
 // Requests of one adapter in the scheduler, for a LoRA-aware router's metrics.
@@ -42,6 +43,9 @@ struct EngineStats {
   uint64_t steps = 0;
   uint64_t preemptions = 0;
   uint64_t forward_tokens = 0;
+  uint64_t prefix_queries = 0;  // tokens of sequences looked up in the prefix cache
+  uint64_t prefix_hits = 0;     // of those, tokens whose K/V were reused
+  int prefix_cached_blocks = 0;
   int running = 0;
   int waiting = 0;
   int last_batch_size = 0;
@@ -81,7 +85,12 @@ class Engine {
   void run_batch(BuiltBatch& batch);
 
   bool reserve_slots(Sequence& seq, int tokens);
-  void free_blocks(Sequence& seq);
+  // Prefix caching: takes the cached blocks that start a sequence about to be
+  // admitted, and publishes the full blocks it has computed.
+  void reuse_cached_prefix(Sequence& seq);
+  void publish_blocks(Sequence& seq);
+  uint64_t kv_identity(const Sequence& seq) const;
+  void free_blocks(Sequence& seq, bool publish = true);
   void preempt(Sequence& seq);
   void finish(Sequence& seq, FinishReason reason, const std::string& error = "");
   void fail_waiting(const std::string& adapter_id, const std::string& error);
@@ -96,6 +105,7 @@ class Engine {
   std::shared_ptr<const Tokenizer> tokenizer_;
   EngineConfig config_;
   AdapterResidency* residency_;
+  std::unique_ptr<PrefixCache> prefix_cache_;  // null when prefix caching is off
   EngineStats stats_;
   std::set<int32_t> eos_ids_;
   uint64_t next_id_ = 1;

@@ -43,6 +43,7 @@ struct FinishInfo {
   std::vector<PrefillToken> prefill;
   std::vector<GeneratedToken> tokens;
   std::string error;  // for FinishReason::Error
+  int cached_tokens = 0;  // prompt tokens whose K/V came from the prefix cache when it was first scheduled
   double queue_seconds = 0, inference_seconds = 0, total_seconds = 0;
 };
 

@@ -7,6 +7,7 @@
 #include <optional>
 #include <vector>
 
+#include "kv/prefix_cache.h"
 #include "scheduler/request.h"
 #include "tokenizer/tokenizer.h"
 
@@ -21,6 +22,7 @@ struct Sequence {
   size_t prompt_len = 0;
   int computed = 0;             // tokens whose K/V are in the cache
   std::vector<int32_t> blocks;
+  PrefixChain prefix;           // how many of its full blocks the prefix cache knows
   // The device weights of its adapter while it runs (a lease: never evicted under
   // it); null for the base model and while it waits.
   std::shared_ptr<const AdapterWeights> adapter;

@@ -8,6 +8,7 @@
 
 #include "adapters/peft_adapter.h"
 #include "fixture_reference.h"
+#include "prefix_cache_check.h"
 
 namespace lorax {
 namespace {
@@ -36,6 +37,14 @@ TEST_P(AdapterFixture, MatchesPeft) {
   EXPECT_LT(testing::max_logprob_error(ref, got), 1e-3);
   for (size_t i = 0; i < ref.cases.size(); ++i)
     EXPECT_EQ(got[i].tokens, ref.cases[i].greedy_ids) << "case " << i << ": " << ref.cases[i].prompt;
+}
+
+TEST_P(AdapterFixture, PrefixCachingChangesNothing) {
+  Reference ref = testing::read_reference(GetParam());
+  auto backend = make_cpu_backend(0);
+  auto model = Model::load(base_model_dir(GetParam()).string(), *backend);
+  auto adapter = std::make_shared<AdapterWeights>(load_peft_adapter(GetParam().string(), ref.name, model->spec(), *backend));
+  testing::expect_prefix_cache_transparent(*model, ref, adapter);
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, AdapterFixture, ::testing::ValuesIn(adapter_dirs()),

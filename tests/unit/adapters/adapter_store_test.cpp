@@ -118,6 +118,19 @@ TEST_F(StoreFixture, LruDemotesOnlyIdleAdapters) {
   EXPECT_EQ(loads.load(), 4);
 }
 
+// Prefix caching keys K/V by kv_identity: one load keeps it across demotion and
+// promotion (same weights), another adapter or a reload gets another.
+TEST_F(StoreFixture, KvIdentityFollowsTheLoadNotTheDeviceCopy) {
+  auto store = make(1, 4);
+  const uint64_t attn = store->acquire({"attn-r8", "", "", ""})->kv_identity();
+  const uint64_t mlp = store->acquire({"mlp-r1-layers", "", "", ""})->kv_identity();  // attn-r8 demoted
+  EXPECT_NE(attn, mlp);
+  EXPECT_NE(attn, 0u) << "0 is the base model's";
+  EXPECT_EQ(store->acquire({"attn-r8", "", "", ""})->kv_identity(), attn) << "promoted from the host copy";
+  EXPECT_EQ(store->unload("attn-r8"), AdapterStore::Unload::Ok);
+  EXPECT_NE(store->acquire({"attn-r8", "", "", ""})->kv_identity(), attn) << "a reload may have new weights";
+}
+
 TEST_F(StoreFixture, RequestReturnsATicketAndLoadsOffTheCallersThread) {
   auto store = make(4);
   const auto caller = std::this_thread::get_id();

@@ -81,46 +81,103 @@ inline std::string fixture_param_name(const std::filesystem::path& dir) {
 struct Outcome {
   std::vector<std::optional<float>> prefill;
   std::vector<int32_t> tokens;
+  std::vector<float> token_logprobs;
+  int cached_tokens = 0;
 };
 
 struct RunOptions {
   int kv_blocks = 0;  // 0: room for every case at once
   int block_size = 4;
   bool solo = false;  // one request at a time
+  int rounds = 1;     // submits every prompt this many times, round after round; the last round's outcomes
+  bool prefill_details = true;
   EngineConfig config;
   std::shared_ptr<const AdapterWeights> adapter;
 };
 
-// Runs every case of `ref` (greedy, EOS ignored, prompt log-probs on) through one engine.
-inline std::vector<Outcome> run_cases(Model& model, const Reference& ref, const RunOptions& opt,
-                                      EngineStats* stats = nullptr) {
+// Runs every prompt (greedy, EOS ignored) through one engine.
+inline std::vector<Outcome> run_prompts(Model& model, const std::vector<std::vector<int32_t>>& prompts, int max_new,
+                                        const RunOptions& opt, EngineStats* stats = nullptr) {
   int blocks = opt.kv_blocks;
   if (blocks == 0)
-    for (auto& c : ref.cases)
-      blocks += (static_cast<int>(c.input_ids.size()) + ref.max_new_tokens + opt.block_size - 1) / opt.block_size + 1;
+    for (auto& p : prompts) blocks += (static_cast<int>(p.size()) + max_new + opt.block_size - 1) / opt.block_size + 1;
   KvCache kv(model.backend(), model.spec().num_layers, blocks, opt.block_size, model.spec().num_kv_heads,
              model.spec().head_dim);
   Engine engine(model, kv, nullptr, opt.config);
-  std::vector<Outcome> out(ref.cases.size());
-  for (size_t i = 0; i < ref.cases.size(); ++i) {
-    GenerationRequest req;
-    req.prompt_ids = ref.cases[i].input_ids;
-    req.prefill_details = true;
-    req.stopping.max_new_tokens = ref.max_new_tokens;
-    req.stopping.ignore_eos_token = true;
-    req.adapter = opt.adapter;
-    req.adapter_id = opt.adapter ? opt.adapter->id : "";
-    req.on_finish = [&out, i](const FinishInfo& info) {
-      for (auto& p : info.prefill) out[i].prefill.push_back(p.logprob);
-      for (auto& t : info.tokens) out[i].tokens.push_back(t.id);
-    };
-    engine.submit(std::move(req));
-    if (opt.solo) engine.run_until_idle();
+  std::vector<Outcome> out(prompts.size());
+  for (int round = 0; round < opt.rounds; ++round) {
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      GenerationRequest req;
+      req.prompt_ids = prompts[i];
+      req.prefill_details = opt.prefill_details;
+      req.stopping.max_new_tokens = max_new;
+      req.stopping.ignore_eos_token = true;
+      req.adapter = opt.adapter;
+      req.adapter_id = opt.adapter ? opt.adapter->id : "";
+      req.on_finish = [&out, i](const FinishInfo& info) {
+        out[i] = Outcome{};
+        for (auto& p : info.prefill) out[i].prefill.push_back(p.logprob);
+        for (auto& t : info.tokens) {
+          out[i].tokens.push_back(t.id);
+          out[i].token_logprobs.push_back(t.logprob);
+        }
+        out[i].cached_tokens = info.cached_tokens;
+      };
+      engine.submit(std::move(req));
+      if (opt.solo) engine.run_until_idle();
+    }
+    engine.run_until_idle();
   }
-  engine.run_until_idle();
   if (kv.allocator().num_free() != blocks) throw std::runtime_error("KV blocks leaked");
   if (stats) *stats = engine.stats();
   return out;
+}
+
+// Runs every case of `ref` (greedy, EOS ignored, prompt log-probs on) through one engine.
+inline std::vector<Outcome> run_cases(Model& model, const Reference& ref, const RunOptions& opt,
+                                      EngineStats* stats = nullptr) {
+  std::vector<std::vector<int32_t>> prompts;
+  for (auto& c : ref.cases) prompts.push_back(c.input_ids);
+  return run_prompts(model, prompts, ref.max_new_tokens, opt, stats);
+}
+
+// Prompts that share 0, 1 and many KV blocks of `block_size` with each other
+// and with the reference's own: every case, each case followed by the next
+// one, and the first block of each case followed by the case after next.
+inline std::vector<std::vector<int32_t>> sharing_prompts(const Reference& ref, int block_size) {
+  std::vector<std::vector<int32_t>> out;
+  const size_t n = ref.cases.size();
+  for (auto& c : ref.cases) out.push_back(c.input_ids);
+  for (size_t i = 0; i < n; ++i) {
+    std::vector<int32_t> p = ref.cases[i].input_ids;
+    p.insert(p.end(), ref.cases[(i + 1) % n].input_ids.begin(), ref.cases[(i + 1) % n].input_ids.end());
+    out.push_back(p);
+  }
+  for (size_t i = 0; i < n; ++i) {
+    const auto& head = ref.cases[i].input_ids;
+    std::vector<int32_t> p(head.begin(), head.begin() + std::min<size_t>(head.size(), block_size));
+    const auto& tail = ref.cases[(i + 2) % n].input_ids;
+    p.insert(p.end(), tail.begin(), tail.end());
+    out.push_back(p);
+  }
+  return out;
+}
+
+// Largest difference between two runs of the same prompts, INFINITY when their
+// tokens or the positions that carry log-probs differ.
+inline double max_outcome_difference(const std::vector<Outcome>& a, const std::vector<Outcome>& b) {
+  if (a.size() != b.size()) return INFINITY;
+  double worst = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (a[i].tokens != b[i].tokens || a[i].prefill.size() != b[i].prefill.size()) return INFINITY;
+    for (size_t t = 0; t < a[i].prefill.size(); ++t) {
+      if (a[i].prefill[t].has_value() != b[i].prefill[t].has_value()) return INFINITY;
+      if (a[i].prefill[t]) worst = std::max<double>(worst, std::abs(*a[i].prefill[t] - *b[i].prefill[t]));
+    }
+    for (size_t t = 0; t < a[i].token_logprobs.size(); ++t)
+      worst = std::max<double>(worst, std::abs(a[i].token_logprobs[t] - b[i].token_logprobs[t]));
+  }
+  return worst;
 }
 
 // Largest |logprob - reference| over all prompt positions.

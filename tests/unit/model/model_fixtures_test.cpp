@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "fixture_reference.h"
+#include "prefix_cache_check.h"
 
 namespace lorax {
 namespace {
@@ -42,6 +43,13 @@ TEST_P(ModelFixture, MatchesTransformers) {
   EngineStats stats;
   expect_matches(ref, run_cases(*model, ref, tight, &stats), "preemption");
   EXPECT_GT(stats.preemptions, 0u);
+}
+
+TEST_P(ModelFixture, PrefixCachingChangesNothing) {
+  Reference ref = testing::read_reference(GetParam());
+  auto backend = make_cpu_backend(0);
+  auto model = Model::load(ref.dir.string(), *backend);
+  testing::expect_prefix_cache_transparent(*model, ref);
 }
 
 std::vector<std::filesystem::path> model_dirs() { return testing::reference_dirs("tests/fixtures/models"); }
