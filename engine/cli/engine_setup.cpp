@@ -18,7 +18,7 @@ const std::set<std::string>& engine_value_flags() {
       "max-loaded-adapters", "adapter-dir", "adapter-cycle-time-s", "num-shard", "max-running",
       "gpu-memory-utilization", "adapter-root", "adapter-cache-dir", "adapter-max-bytes", "max-host-adapters",
       "max-host-adapter-bytes", "hub-endpoint", "s3-endpoint", "adapter-url-allow", "model-cache-dir",
-      "model-revision", "adapter-registry"};
+      "model-revision", "adapter-registry", "prefix-caching"};
   return flags;
 }
 
@@ -95,6 +95,12 @@ EngineSetup EngineSetup::create(const Args& args, const std::vector<GenerateBody
   if (cfg.max_active_adapters <= 0) throw UsageError("--max-active-adapters must be positive");
   if (!(cfg.adapter_cycle_time_s >= 0)) throw UsageError("--adapter-cycle-time-s must be >= 0");
   if (cfg.max_batch_prefill_tokens <= 0) throw UsageError("--max-batch-prefill-tokens must be positive");
+  // Exact for every model served (K/V depend only on the prefix and the
+  // adapter; window layers keep all blocks and mask by position), so on by default.
+  const std::string prefix_caching = args.get_or("prefix-caching", "on");
+  if (prefix_caching != "on" && prefix_caching != "off")
+    throw UsageError("--prefix-caching must be on or off, not '" + prefix_caching + "'");
+  cfg.prefix_caching = prefix_caching == "on";
 
   AdapterStoreConfig ac;
   ac.sources.adapter_dir = args.get_or("adapter-dir", "");

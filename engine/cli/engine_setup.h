@@ -20,7 +20,7 @@ namespace lorax::cli {
 // --max-input-length --max-total-tokens --max-batch-total-tokens --max-batch-prefill-tokens
 // --max-active-adapters --max-loaded-adapters --adapter-dir --adapter-cycle-time-s --num-shard
 // --adapter-root (repeatable) --adapter-cache-dir --adapter-max-bytes --max-host-adapters --max-host-adapter-bytes
-// --hub-endpoint --s3-endpoint --model-cache-dir --model-revision --adapter-registry
+// --hub-endpoint --s3-endpoint --model-cache-dir --model-revision --adapter-registry --prefix-caching
 const std::set<std::string>& engine_value_flags();
 
 struct EngineSetup {

@@ -208,10 +208,15 @@ void EngineLoop::publish_gauges() {
     for (const Job& job : pending_) ++queues[job.request.adapter_id].waiting;
     adapter_metrics_->publish_queues(queues);
   }
-  if (st.preemptions > preemptions_seen_) {
-    metrics_.preemptions.inc(static_cast<double>(st.preemptions - preemptions_seen_));
-    preemptions_seen_ = st.preemptions;
-  }
+  // The engine's counters only grow: forward what was added since the last step.
+  auto forward = [](metrics::Counter& counter, uint64_t now, uint64_t& seen) {
+    if (now > seen) counter.inc(static_cast<double>(now - seen));
+    seen = now;
+  };
+  forward(metrics_.preemptions, st.preemptions, preemptions_seen_);
+  forward(metrics_.prefix_cache_queries, st.prefix_queries, prefix_queries_seen_);
+  forward(metrics_.prefix_cache_hits, st.prefix_hits, prefix_hits_seen_);
+  metrics_.prefix_cache_blocks.set(st.prefix_cached_blocks);
 }
 
 void EngineLoop::run() {

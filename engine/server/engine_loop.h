@@ -106,7 +106,7 @@ class EngineLoop {
 
   std::atomic<bool> stopping_{false};
   std::atomic<size_t> in_flight_{0};
-  uint64_t preemptions_seen_ = 0;
+  uint64_t preemptions_seen_ = 0, prefix_queries_seen_ = 0, prefix_hits_seen_ = 0;
   std::unordered_map<uint64_t, std::shared_ptr<Active>> active_;  // engine thread only
   std::thread thread_;
 };

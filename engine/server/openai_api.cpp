@@ -142,10 +142,11 @@ OpenAIRequest parse_chat_request(const ojson& b) {
 
 const char* openai_finish_reason(FinishReason r) { return r == FinishReason::Length ? "length" : "stop"; }
 
-json usage_json(size_t prompt_tokens, size_t completion_tokens) {
-  return {{"prompt_tokens", prompt_tokens},
-          {"completion_tokens", completion_tokens},
-          {"total_tokens", prompt_tokens + completion_tokens}};
+json usage_json(const TokenUsage& usage) {
+  return {{"prompt_tokens", usage.prompt},
+          {"completion_tokens", usage.completion},
+          {"total_tokens", usage.prompt + usage.completion},
+          {"prompt_tokens_details", {{"cached_tokens", usage.cached}}}};
 }
 
 namespace {
@@ -155,23 +156,21 @@ json envelope(const OpenAIIds& ids, const char* object) {
 }
 }  // namespace
 
-json completion_response(const OpenAIIds& ids, const std::string& text, FinishReason reason, size_t prompt_tokens,
-                         size_t completion_tokens) {
+json completion_response(const OpenAIIds& ids, const std::string& text, FinishReason reason, const TokenUsage& usage) {
   json out = envelope(ids, "text_completion");
   out["choices"] = json::array(
       {{{"index", 0}, {"text", text}, {"logprobs", nullptr}, {"finish_reason", openai_finish_reason(reason)}}});
-  out["usage"] = usage_json(prompt_tokens, completion_tokens);
+  out["usage"] = usage_json(usage);
   return out;
 }
 
-json chat_response(const OpenAIIds& ids, const std::string& text, FinishReason reason, size_t prompt_tokens,
-                   size_t completion_tokens) {
+json chat_response(const OpenAIIds& ids, const std::string& text, FinishReason reason, const TokenUsage& usage) {
   json out = envelope(ids, "chat.completion");
   out["choices"] = json::array({{{"index", 0},
                                  {"message", {{"role", "assistant"}, {"content", text}}},
                                  {"logprobs", nullptr},
                                  {"finish_reason", openai_finish_reason(reason)}}});
-  out["usage"] = usage_json(prompt_tokens, completion_tokens);
+  out["usage"] = usage_json(usage);
   return out;
 }
 
@@ -193,10 +192,10 @@ json chat_chunk(const OpenAIIds& ids, const json& delta, const char* finish) {
   return out;
 }
 
-json usage_chunk(const OpenAIIds& ids, bool chat, size_t prompt_tokens, size_t completion_tokens) {
+json usage_chunk(const OpenAIIds& ids, bool chat, const TokenUsage& usage) {
   json out = envelope(ids, chat ? "chat.completion.chunk" : "text_completion");
   out["choices"] = json::array();
-  out["usage"] = usage_json(prompt_tokens, completion_tokens);
+  out["usage"] = usage_json(usage);
   return out;
 }
 

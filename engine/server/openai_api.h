@@ -35,15 +35,20 @@ struct OpenAIIds {
   std::string model;
 };
 
-nlohmann::json usage_json(size_t prompt_tokens, size_t completion_tokens);
+struct TokenUsage {
+  size_t prompt = 0, completion = 0;
+  size_t cached = 0;  // prompt tokens served from the prefix cache: usage.prompt_tokens_details.cached_tokens
+};
+
+nlohmann::json usage_json(const TokenUsage& usage);
 nlohmann::json completion_response(const OpenAIIds& ids, const std::string& text, FinishReason reason,
-                                   size_t prompt_tokens, size_t completion_tokens);
+                                   const TokenUsage& usage);
 nlohmann::json chat_response(const OpenAIIds& ids, const std::string& text, FinishReason reason,
-                             size_t prompt_tokens, size_t completion_tokens);
+                             const TokenUsage& usage);
 // One streamed chunk; `finish` null for content chunks.
 nlohmann::json completion_chunk(const OpenAIIds& ids, const std::string& text, const char* finish);
 nlohmann::json chat_chunk(const OpenAIIds& ids, const nlohmann::json& delta, const char* finish);
 // The final chunk of stream_options.include_usage: no choices, only usage.
-nlohmann::json usage_chunk(const OpenAIIds& ids, bool chat, size_t prompt_tokens, size_t completion_tokens);
+nlohmann::json usage_chunk(const OpenAIIds& ids, bool chat, const TokenUsage& usage);
 
 }  // namespace lorax::server

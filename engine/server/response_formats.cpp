@@ -27,6 +27,7 @@ std::string LoraxFormat::stream_finish(const FinishInfo& info) {
   if (!pending_) return "";  // nothing was generated (cancelled before the first token)
   json details = {{"finish_reason", finish_reason_name(info.reason)},
                   {"prompt_tokens", prompt_tokens_},
+                  {"cached_tokens", info.cached_tokens},
                   {"generated_tokens", info.tokens.size()},
                   {"seed", info.seed ? json(*info.seed) : json(nullptr)}};
   const std::string text = params_.return_full_text ? prompt_ + info.generated_text : info.generated_text;
@@ -38,7 +39,10 @@ std::string LoraxFormat::stream_finish(const FinishInfo& info) {
 
 json LoraxFormat::body(const FinishInfo& info) {
   json out = generate_response(info, params_, prompt_);
-  if (out.contains("details")) out["details"]["prompt_tokens"] = prompt_tokens_;
+  if (out.contains("details")) {
+    out["details"]["prompt_tokens"] = prompt_tokens_;
+    out["details"]["cached_tokens"] = info.cached_tokens;
+  }
   return as_list_ ? json::array({out}) : out;
 }
 
@@ -67,14 +71,14 @@ std::string OpenAIFormat::stream_finish(const FinishInfo& info) {
   json last = chat_ ? chat_chunk(ids_, tail.empty() ? json::object() : json{{"content", tail}}, reason)
                     : completion_chunk(ids_, tail, reason);
   out += sse_event(last.dump(-1, ' ', false, kUtf8Replace), true);
-  if (include_usage_) out += sse_event(usage_chunk(ids_, chat_, prompt_tokens_, info.tokens.size()).dump(-1, ' ', false, kUtf8Replace), true);
+  if (include_usage_) out += sse_event(usage_chunk(ids_, chat_, usage(info)).dump(-1, ' ', false, kUtf8Replace), true);
   out += sse_event("[DONE]", true);
   return out;
 }
 
 json OpenAIFormat::body(const FinishInfo& info) {
-  if (chat_) return chat_response(ids_, info.generated_text, info.reason, prompt_tokens_, info.tokens.size());
-  return completion_response(ids_, echo_ + info.generated_text, info.reason, prompt_tokens_, info.tokens.size());
+  if (chat_) return chat_response(ids_, info.generated_text, info.reason, usage(info));
+  return completion_response(ids_, echo_ + info.generated_text, info.reason, usage(info));
 }
 
 }  // namespace lorax::server

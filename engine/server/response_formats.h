@@ -64,6 +64,9 @@ class OpenAIFormat : public ResponseFormat {
   nlohmann::json body(const FinishInfo& info) override;
 
  private:
+  TokenUsage usage(const FinishInfo& info) const {
+    return {prompt_tokens_, info.tokens.size(), static_cast<size_t>(info.cached_tokens)};
+  }
   OpenAIIds ids_;
   bool chat_;
   size_t prompt_tokens_;

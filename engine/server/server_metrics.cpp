@@ -35,6 +35,11 @@ ServerMetrics::ServerMetrics(metrics::Registry& r)
       kv_cache_blocks_free(r.gauge("lorax_kv_cache_blocks_free", "Free KV-cache blocks").labels({})),
       kv_cache_blocks_total(r.gauge("lorax_kv_cache_blocks", "KV-cache blocks in the pool").labels({})),
       preemptions(r.counter("lorax_preemptions_total", "Sequences preempted (KV blocks freed, recomputed later)").labels({})),
+      prefix_cache_queries(r.counter("lorax_prefix_cache_queries_total",
+                                     "Tokens of sequences looked up in the prefix cache when scheduled").labels({})),
+      prefix_cache_hits(r.counter("lorax_prefix_cache_hits_total",
+                                  "Of those tokens, the ones whose K/V came from the prefix cache").labels({})),
+      prefix_cache_blocks(r.gauge("lorax_prefix_cache_blocks", "KV-cache blocks holding a cached prefix").labels({})),
       cancelled(r.counter("lorax_request_cancelled_total", "Requests cancelled because the client went away").labels({})) {}
 
 }  // namespace lorax::server

@@ -32,6 +32,9 @@ struct ServerMetrics {
   metrics::Gauge& kv_cache_blocks_free;
   metrics::Gauge& kv_cache_blocks_total;
   metrics::Counter& preemptions;
+  metrics::Counter& prefix_cache_queries;  // prompt tokens looked up in the prefix cache
+  metrics::Counter& prefix_cache_hits;     // of those, tokens whose K/V were reused
+  metrics::Gauge& prefix_cache_blocks;
   metrics::Counter& cancelled;
 
   void failure(const std::string& error_type) { request_failure.labels({error_type}).inc(); }
