@@ -110,6 +110,22 @@ def popularity_weights(spec, n):
 # Server and metrics
 
 
+def model_with_tokenizer(model, tokenizer, work):
+    """`model`, or with `tokenizer` given a folder under `work` holding the model's files and that tokenizer."""
+    model = pathlib.Path(model)
+    if not tokenizer:
+        return model
+    merged = work / "model"
+    merged.mkdir()
+    for f in model.iterdir():
+        (merged / f.name).symlink_to(f.resolve())
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        if (pathlib.Path(tokenizer) / name).exists():
+            shutil.copy(pathlib.Path(tokenizer) / name, merged / name)
+    return merged
+
+
+
 class Server:
     def __init__(self, engine, model, args, log_path):
         self.log = open(log_path, "w")
@@ -277,17 +293,8 @@ def main():
 
     work = pathlib.Path(tempfile.mkdtemp(prefix="serve-bench-"))
     try:
-        model = pathlib.Path(a.model)
-        cfg = json.loads((model / "config.json").read_text())
-        if a.tokenizer:  # a model folder with the shape's config and the given tokenizer
-            merged = work / "model"
-            merged.mkdir()
-            for f in model.iterdir():
-                (merged / f.name).symlink_to(f.resolve())
-            for name in ("tokenizer.json", "tokenizer_config.json"):
-                if (pathlib.Path(a.tokenizer) / name).exists():
-                    shutil.copy(pathlib.Path(a.tokenizer) / name, merged / name)
-            model = merged
+        cfg = json.loads((pathlib.Path(a.model) / "config.json").read_text())
+        model = model_with_tokenizer(a.model, a.tokenizer, work)
         phases = a.phases.split(",")
         adapters = []
         root = pathlib.Path(a.adapter_root) if a.adapter_root else work / "adapters"

@@ -31,3 +31,23 @@ def test_serving_benchmark_small_case(engine_bin, tmp_path):
     assert adapters["max_adapters_in_batch"] <= 2 and adapters["load_failures"] == 0
     assert probe["cold_loads"] == 2 and probe["tiers_after"] == ["device"], probe
     assert "| adapters (24 adapters, zipf:1.0) | 48 | 0 |" in out.stdout
+
+
+def test_prefix_caching_benchmark_small_case(engine_bin, tmp_path):
+    """bench/serving/prefix_bench.py: with the cache on, the shared system prompt is computed once (by the first
+    request) and the concurrent requests compute only their own words; with it off, everything."""
+    out = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "serving" / "prefix_bench.py"), "--engine", str(engine_bin),
+         "--model", str(REPO / "models" / "demo"), "--requests", "8", "--system-tokens", "128",
+         "--max-new-tokens", "4", "--log-dir", str(tmp_path), "--server-args", "--threads", "1"],
+        capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    rows = {r["mode"]: r for r in map(json.loads, (l for l in out.stdout.splitlines() if l.startswith("{")))}
+    off, on = rows["off"], rows["on"]
+    assert off["failures"] == on["failures"] == 0
+    assert off["prompt_tokens"] == on["prompt_tokens"] > 8 * 128
+    assert off["prompt_tokens_computed"] == off["prompt_tokens"] and off["prompt_tokens_reused"] == 0
+    # Each request reuses the full blocks of the shared prompt (default 16-token blocks).
+    assert on["prompt_tokens_reused"] >= 8 * (on["system_prompt_tokens"] // 16 - 1) * 16, on
+    assert on["answers_equal_to_other_mode"] == "8/8"
+    assert "prefix-bench: 8 requests sharing a" in out.stdout
