@@ -72,6 +72,20 @@ void check(const fs::path& ref_dir, const fs::path& model_dir, bool is_adapter) 
                 mode.name, name.c_str(), err, 100.0 * agree, tol, 100.0 * min_agree);
     EXPECT_LT(err, tol);
     EXPECT_GE(agree, min_agree);
+
+    // Prefix caching on the device: a second round of the same prompts reuses
+    // the first round's blocks (the attention kernels read a cached context
+    // they did not write in this step) and answers within the same limits.
+    RunOptions cached = opt;
+    cached.prefill_details = false;  // a prompt log-prob request would reuse nothing
+    cached.rounds = 2;
+    EngineStats stats;
+    const double cached_agree = testing::greedy_agreement(ref, run_cases(*model, ref, cached, &stats));
+    std::printf("GPU-FIXTURE %-9s %-40s prefix-cached round: %llu of %llu prompt tokens reused, greedy-agreement %5.1f%%\n",
+                mode.name, name.c_str(), static_cast<unsigned long long>(stats.prefix_hits),
+                static_cast<unsigned long long>(stats.prefix_queries), 100.0 * cached_agree);
+    EXPECT_GT(stats.prefix_hits, 0u);
+    EXPECT_GE(cached_agree, min_agree);
   }
 }
 
