@@ -18,8 +18,19 @@ const std::set<std::string>& engine_value_flags() {
       "max-loaded-adapters", "adapter-dir", "adapter-cycle-time-s", "num-shard", "max-running",
       "gpu-memory-utilization", "adapter-root", "adapter-cache-dir", "adapter-max-bytes", "max-host-adapters",
       "max-host-adapter-bytes", "hub-endpoint", "s3-endpoint", "adapter-url-allow", "model-cache-dir",
-      "model-revision", "adapter-registry", "prefix-caching"};
+      "model-revision", "adapter-registry", "prefix-caching", "kv-cache-dtype"};
   return flags;
+}
+
+// auto: the compute dtype; fp8: e4m3 with the checkpoint's per-layer scales
+// (1.0 without them), on every backend that can attend over it.
+DType kv_cache_dtype(const std::string& name, const Backend& backend) {
+  if (name == "auto") return backend.compute_dtype();
+  if (name != "fp8" && name != "fp8_e4m3")
+    throw UsageError("--kv-cache-dtype must be auto, fp8 or fp8_e4m3, not '" + name + "'");
+  if (!backend.supports_fp8_kv())
+    throw UsageError("--kv-cache-dtype fp8: the " + backend.name() + " backend cannot attend over an FP8 KV cache yet");
+  return DType::F8E4M3;
 }
 
 EngineSetup EngineSetup::create(const Args& args, const std::vector<GenerateBody>& planned) {
@@ -66,6 +77,7 @@ EngineSetup EngineSetup::create(const Args& args, const std::vector<GenerateBody
     throw UsageError("--max-total-tokens exceeds the model's " + std::to_string(spec.max_position_embeddings) +
                      " learned positions");
 
+  const DType kv_dtype = kv_cache_dtype(args.get_or("kv-cache-dtype", "auto"), *s.backend);
   const int block_size = static_cast<int>(args.get_int("block-size", 16));
   if (block_size <= 0) throw UsageError("--block-size must be positive");
   long long kv_tokens = args.get_int("kv-cache-tokens", 0);
@@ -77,14 +89,16 @@ EngineSetup EngineSetup::create(const Args& args, const std::vector<GenerateBody
     if (planned.empty() && s.backend->free_memory() > 0) {
       // GPU serving: the KV pool takes what weights leave, within --gpu-memory-utilization.
       const double util = args.get_double("gpu-memory-utilization", 0.9);
-      const double per_token = 2.0 * spec.num_layers * spec.kv_size() * dtype_size(s.backend->compute_dtype());
+      const double per_token = 2.0 * spec.num_layers * spec.kv_size() * dtype_size(kv_dtype);
       const double headroom = (1ull << 30) + 64.0 * args.get_int("max-batch-prefill-tokens", 4096) *
                                                  (spec.qkv_size() + 2 * spec.intermediate_size) ;
       kv_tokens = std::max<long long>(block_size, static_cast<long long>((s.backend->free_memory() * util - headroom) / per_token));
     }
   }
   const int blocks = static_cast<int>((kv_tokens + block_size - 1) / block_size);
-  s.kv = std::make_unique<KvCache>(*s.backend, spec.num_layers, blocks, block_size, spec.num_kv_heads, spec.head_dim);
+  s.kv = std::make_unique<KvCache>(*s.backend, spec.num_layers, blocks, block_size, spec.num_kv_heads, spec.head_dim,
+                                   kv_dtype);
+  if (kv_dtype == DType::F8E4M3 && !s.model->weights().kv_scales.empty()) s.kv->set_scales(s.model->weights().kv_scales);
 
   EngineConfig cfg;
   cfg.max_batch_prefill_tokens = static_cast<int>(args.get_int("max-batch-prefill-tokens", 4096));

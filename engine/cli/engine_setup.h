@@ -21,7 +21,9 @@ namespace lorax::cli {
 // --max-active-adapters --max-loaded-adapters --adapter-dir --adapter-cycle-time-s --num-shard
 // --adapter-root (repeatable) --adapter-cache-dir --adapter-max-bytes --max-host-adapters --max-host-adapter-bytes
 // --hub-endpoint --s3-endpoint --model-cache-dir --model-revision --adapter-registry --prefix-caching
+// --kv-cache-dtype
 const std::set<std::string>& engine_value_flags();
+DType kv_cache_dtype(const std::string& name, const Backend& backend);
 
 struct EngineSetup {
   std::unique_ptr<Backend> backend;

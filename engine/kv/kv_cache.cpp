@@ -1,6 +1,8 @@
 #include "kv/kv_cache.h"
 
 #include <atomic>
+#include <cmath>
+#include <string>
 #include <stdexcept>
 
 namespace lorax {
@@ -56,16 +58,35 @@ void BlockAllocator::set_cached(int32_t block) {
   cached_[block] = true;
 }
 
-KvCache::KvCache(Backend& backend, int num_layers, int num_blocks, int block_size, int num_kv_heads, int head_dim)
+KvCache::KvCache(Backend& backend, int num_layers, int num_blocks, int block_size, int num_kv_heads, int head_dim,
+                 std::optional<DType> dtype)
     : uid_([] {
         static std::atomic<uint64_t> next{1};
         return next++;
       }()),
       block_size_(block_size),
+      dtype_(dtype.value_or(backend.compute_dtype())),
       allocator_(num_blocks) {
   const int64_t slots = static_cast<int64_t>(num_blocks) * block_size;
-  for (int i = 0; i < num_layers; ++i)
-    layers_.push_back({backend.empty({slots, num_kv_heads, head_dim}), backend.empty({slots, num_kv_heads, head_dim})});
+  for (int i = 0; i < num_layers; ++i) {
+    KvLayer layer;
+    layer.k = backend.empty_as({slots, num_kv_heads, head_dim}, dtype_);
+    layer.v = backend.empty_as({slots, num_kv_heads, head_dim}, dtype_);
+    layers_.push_back(std::move(layer));
+  }
+}
+
+void KvCache::set_scales(const std::vector<std::pair<float, float>>& per_layer) {
+  if (per_layer.size() != layers_.size())
+    throw std::invalid_argument("KV scales for " + std::to_string(per_layer.size()) + " layers, the cache has " +
+                                std::to_string(layers_.size()));
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const auto [k, v] = per_layer[i];
+    if (!(k > 0 && std::isfinite(k)) || !(v > 0 && std::isfinite(v)))
+      throw std::invalid_argument("KV scales of layer " + std::to_string(i) + " must be positive and finite");
+    layers_[i].k_scale = k;
+    layers_[i].v_scale = v;
+  }
 }
 
 }  // namespace lorax

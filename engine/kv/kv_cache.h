@@ -48,7 +48,12 @@ class BlockAllocator {
 
 class KvCache {
  public:
-  KvCache(Backend& backend, int num_layers, int num_blocks, int block_size, int num_kv_heads, int head_dim);
+  // `dtype`: the backend's compute dtype unless given (DType::F8E4M3: --kv-cache-dtype fp8).
+  KvCache(Backend& backend, int num_layers, int num_blocks, int block_size, int num_kv_heads, int head_dim,
+          std::optional<DType> dtype = std::nullopt);
+  DType dtype() const { return dtype_; }
+  // FP8 scales of each layer (k, v); 1.0 until set.
+  void set_scales(const std::vector<std::pair<float, float>>& per_layer);
   int block_size() const { return block_size_; }
   BlockAllocator& allocator() { return allocator_; }
   const BlockAllocator& allocator() const { return allocator_; }
@@ -64,6 +69,7 @@ class KvCache {
  private:
   uint64_t uid_;
   int block_size_;
+  DType dtype_;
   BlockAllocator allocator_;
   std::vector<KvLayer> layers_;
 };

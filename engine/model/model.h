@@ -32,6 +32,10 @@ struct LayerWeights {
 struct ModelWeights {
   Tensor embed, pos_embed, final_norm_w, final_norm_b, lm_head;
   std::vector<LayerWeights> layers;
+  // Per layer (k, v) scales of an FP8 KV cache from the checkpoint's k_scale /
+  // v_scale (or kv_scale) scalars, as vLLM's FP8 checkpoints ship them; empty
+  // when it has none (the cache then uses 1.0, as vLLM does).
+  std::vector<std::pair<float, float>> kv_scales;
 };
 
 class Model {

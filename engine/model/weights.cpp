@@ -1,6 +1,9 @@
 // Checkpoint -> canonical weights: reads every part named by the architecture's
 // layout, checks shapes and dtypes, applies the layout transform (transpose,
 // NeoX regrouping), concatenates fused projections and uploads them.
+#include <algorithm>
+#include <cctype>
+#include <cmath>
 #include <set>
 
 #include "model/checkpoint_layout.h"
@@ -81,6 +84,47 @@ Tensor* slot_for(ModelWeights& mw, const std::string& name) {
 
 }  // namespace
 
+namespace {
+
+// The layer a tensor name belongs to: its first all-digit component
+// ("model.layers.3.self_attn.k_scale" -> 3), or -1.
+int layer_of(const std::string& name) {
+  size_t begin = 0;
+  while (begin <= name.size()) {
+    const size_t end = std::min(name.find('.', begin), name.size());
+    const std::string part = name.substr(begin, end - begin);
+    if (!part.empty() && part.size() < 9 && std::all_of(part.begin(), part.end(), ::isdigit)) return std::stoi(part);
+    begin = end + 1;
+  }
+  return -1;
+}
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+void read_kv_scales(const Checkpoint& ckpt, const ModelSpec& spec, ModelWeights& mw, std::set<std::string>& used) {
+  std::vector<std::pair<float, float>> scales(spec.num_layers, {1.0f, 1.0f});
+  bool any = false;
+  for (const std::string& name : ckpt.names()) {
+    const bool k = ends_with(name, ".k_scale"), v = ends_with(name, ".v_scale"), both = ends_with(name, ".kv_scale");
+    if (!k && !v && !both) continue;
+    const int layer = layer_of(name);
+    if (layer < 0 || layer >= spec.num_layers)
+      throw ModelError(ckpt.info(name).file + ": KV scale '" + name + "' names no layer of the model");
+    const std::vector<float> value = ckpt.read_f32(name);
+    if (value.size() != 1 || !(value[0] > 0) || !std::isfinite(value[0]))
+      throw ModelError(ckpt.info(name).file + ": KV scale '" + name + "' must be one positive finite number");
+    if (k || both) scales[layer].first = value[0];
+    if (v || both) scales[layer].second = value[0];
+    used.insert(name);
+    any = true;
+  }
+  if (any) mw.kv_scales = std::move(scales);
+}
+
+}  // namespace
+
 ModelWeights load_weights(const std::string& model_dir, const ModelSpec& spec, Backend& backend) {
   Checkpoint ckpt = Checkpoint::open_dir(model_dir);
   ModelWeights mw;
@@ -104,6 +148,7 @@ ModelWeights load_weights(const std::string& model_dir, const ModelSpec& spec, B
     }
     if (present) *slot_for(mw, w.name) = backend.upload(fused.data(), fused_shape(w));
   }
+  read_kv_scales(ckpt, spec, mw, used);
   for (const std::string& name : ckpt.names())
     if (!used.count(name) && !is_ignored_buffer(name))
       throw ModelError(ckpt.info(name).file + ": unexpected tensor '" + name + "' for model_type " + spec.model_type);

@@ -32,6 +32,11 @@ void Backend::reserve_host_memory(size_t bytes) {
   host_budget_->limit = bytes;
 }
 
+Tensor Backend::empty_as(const std::vector<int64_t>& shape, DType dtype) {
+  if (dtype == compute_dtype()) return empty(shape);
+  throw std::invalid_argument(name() + " backend: no " + dtype_name(dtype) + " storage");
+}
+
 void Backend::to_storage(const float* src, int64_t n, void* dst) const {
   if (compute_dtype() != DType::F32)
     throw std::logic_error(name() + " backend: to_storage for " + dtype_name(compute_dtype()) + " is not implemented");

@@ -30,9 +30,11 @@ struct AttentionParams {
 
 // K and V of one layer: [num_slots, num_kv_heads, head_dim] each, slot =
 // block * block_size + offset.
+// In an FP8 (e4m3) cache a slot holds round(x / scale) and reads back as code * scale.
 struct KvLayer {
   Tensor k;
   Tensor v;
+  float k_scale = 1.0f, v_scale = 1.0f;
 };
 
 // LoRA weights of one adapter for one projection: A [r, in], B [out, r].
@@ -73,6 +75,10 @@ class Backend {
 
   // Memory. `upload` converts host float32 to the backend's storage dtype.
   virtual Tensor empty(const std::vector<int64_t>& shape) = 0;
+  // Storage of another dtype (the FP8 KV cache); throws where the backend cannot hold it.
+  virtual Tensor empty_as(const std::vector<int64_t>& shape, DType dtype);
+  // Whether attention() reads and writes a KvLayer of DType::F8E4M3.
+  virtual bool supports_fp8_kv() const { return false; }
   virtual Tensor upload(const float* host, const std::vector<int64_t>& shape) = 0;
   virtual std::vector<float> download(const Tensor& t) = 0;
 

@@ -6,12 +6,14 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <random>
 #include <stdexcept>
 
 #include "runtime/backend.h"
+#include "runtime/fp8_e4m3.h"
 
 namespace lorax {
 namespace {
@@ -54,6 +56,17 @@ class CpuBackend final : public Backend {
     t.shape = shape;
     t.dtype = DType::F32;
     auto buf = std::shared_ptr<float[]>(new float[std::max<int64_t>(t.numel(), 1)]);
+    t.data = buf.get();
+    t.owner = buf;
+    return t;
+  }
+  bool supports_fp8_kv() const override { return true; }  // emulated: e4m3 codes in host memory
+  Tensor empty_as(const std::vector<int64_t>& shape, DType dtype) override {
+    if (dtype != DType::F8E4M3) return Backend::empty_as(shape, dtype);
+    Tensor t;
+    t.shape = shape;
+    t.dtype = dtype;
+    auto buf = std::shared_ptr<uint8_t[]>(new uint8_t[std::max<int64_t>(t.numel(), 1)]());
     t.data = buf.get();
     t.owner = buf;
     return t;
@@ -196,15 +209,34 @@ class CpuBackend final : public Backend {
     const int64_t T = qkv.rows(), width = qkv.cols();
     const int D = p.head_dim, Hq = p.num_heads, Hkv = p.num_kv_heads, group = Hq / Hkv;
     const int64_t kv_row = static_cast<int64_t>(Hkv) * D;
-    float* K = kv.k.as<float>();
-    float* V = kv.v.as<float>();
     // 1. Write this step's K/V so every query below sees its full context.
+    const bool fp8 = kv.k.dtype == DType::F8E4M3;
     for (int64_t t = 0; t < T; ++t) {
       const float* src = qkv.as<float>() + t * width + static_cast<int64_t>(Hq) * D;
       const int64_t slot = batch.slots[t];
-      std::memcpy(K + slot * kv_row, src, kv_row * sizeof(float));
-      std::memcpy(V + slot * kv_row, src + kv_row, kv_row * sizeof(float));
+      if (fp8) {
+        // Multiplying by the inverse, as the CUDA write does, so both round the same float.
+        const float k_inv = 1.0f / kv.k_scale, v_inv = 1.0f / kv.v_scale;
+        uint8_t* k = kv.k.as<uint8_t>() + slot * kv_row;
+        uint8_t* v = kv.v.as<uint8_t>() + slot * kv_row;
+        for (int64_t i = 0; i < kv_row; ++i) {
+          k[i] = fp8_e4m3_encode(src[i] * k_inv);
+          v[i] = fp8_e4m3_encode(src[kv_row + i] * v_inv);
+        }
+      } else {
+        std::memcpy(kv.k.as<float>() + slot * kv_row, src, kv_row * sizeof(float));
+        std::memcpy(kv.v.as<float>() + slot * kv_row, src + kv_row, kv_row * sizeof(float));
+      }
     }
+    // An FP8 row is read back decoded (code * scale) into `row`, a float row as it is.
+    const std::array<float, 256>& fp8_values = fp8_e4m3_values();
+    auto kv_row_of = [&](const Tensor& cache, float scale, int64_t slot, int kvh, float* row) -> const float* {
+      const int64_t off = slot * kv_row + static_cast<int64_t>(kvh) * D;
+      if (!fp8) return cache.as<float>() + off;
+      const uint8_t* codes = cache.as<uint8_t>() + off;
+      for (int d = 0; d < D; ++d) row[d] = fp8_values[codes[d]] * scale;
+      return row;
+    };
     // 2. Attend: query t at position pos sees positions [lo, pos] of its sequence.
 #pragma omp parallel for collapse(2) schedule(dynamic, 4) if (T * Hq * D * batch.max_s >= kParallelMin * 16)
     for (int64_t t = 0; t < T; ++t) {
@@ -215,11 +247,11 @@ class CpuBackend final : public Backend {
         const int32_t* table = batch.block_tables.data() + static_cast<int64_t>(seq) * batch.max_blocks;
         const float* q = qkv.as<float>() + t * width + static_cast<int64_t>(h) * D;
         const int kvh = h / group;
-        std::vector<float> scores(pos - lo + 1);
+        std::vector<float> scores(pos - lo + 1), decoded(fp8 ? D : 0);
         float max_score = -INFINITY;
         for (int j = lo; j <= pos; ++j) {
           const int64_t slot = static_cast<int64_t>(table[j / block_size]) * block_size + j % block_size;
-          const float* k = K + slot * kv_row + static_cast<int64_t>(kvh) * D;
+          const float* k = kv_row_of(kv.k, kv.k_scale, slot, kvh, decoded.data());
           float dot = 0;
           for (int d = 0; d < D; ++d) dot += q[d] * k[d];
           float s = dot * p.scale;
@@ -236,7 +268,7 @@ class CpuBackend final : public Backend {
         std::fill(o, o + D, 0.0f);
         for (int j = lo; j <= pos; ++j) {
           const int64_t slot = static_cast<int64_t>(table[j / block_size]) * block_size + j % block_size;
-          const float* v = V + slot * kv_row + static_cast<int64_t>(kvh) * D;
+          const float* v = kv_row_of(kv.v, kv.v_scale, slot, kvh, decoded.data());
           const float w = static_cast<float>(scores[j - lo] / denom);
           for (int d = 0; d < D; ++d) o[d] += w * v[d];
         }

@@ -9,6 +9,7 @@ size_t dtype_size(DType dt) {
     case DType::F32: return 4;
     case DType::F16:
     case DType::BF16: return 2;
+    case DType::F8E4M3: return 1;
   }
   return 0;
 }
@@ -18,6 +19,7 @@ std::string dtype_name(DType dt) {
     case DType::F32: return "float32";
     case DType::F16: return "float16";
     case DType::BF16: return "bfloat16";
+    case DType::F8E4M3: return "float8_e4m3";
   }
   return "?";
 }

@@ -10,7 +10,8 @@
 
 namespace lorax {
 
-enum class DType { F32, F16, BF16 };
+// F8E4M3: the OCP float8 e4m3fn format (storage only: the FP8 KV cache).
+enum class DType { F32, F16, BF16, F8E4M3 };
 
 size_t dtype_size(DType dt);
 std::string dtype_name(DType dt);

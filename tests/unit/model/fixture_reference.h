@@ -32,8 +32,10 @@ struct Reference {
   std::vector<ReferenceCase> cases;
 };
 
-inline Reference read_reference(const std::filesystem::path& dir) {
-  std::ifstream in(dir / "reference.json");
+// `file`: reference.json, or reference-fp8-kv.json (scripts/make-fp8-kv-references.py:
+// transformers with its keys and values rounded through e4m3).
+inline Reference read_reference(const std::filesystem::path& dir, const std::string& file = "reference.json") {
+  std::ifstream in(dir / file);
   nlohmann::json j = nlohmann::json::parse(in);
   Reference ref;
   ref.name = j.at("name");
@@ -93,6 +95,8 @@ struct RunOptions {
   bool prefill_details = true;
   EngineConfig config;
   std::shared_ptr<const AdapterWeights> adapter;
+  std::optional<DType> kv_dtype;                    // the backend's compute dtype unless set
+  std::vector<std::pair<float, float>> kv_scales;   // FP8 (k, v) scales per layer; empty: the model's
 };
 
 // Runs every prompt (greedy, EOS ignored) through one engine.
@@ -102,7 +106,9 @@ inline std::vector<Outcome> run_prompts(Model& model, const std::vector<std::vec
   if (blocks == 0)
     for (auto& p : prompts) blocks += (static_cast<int>(p.size()) + max_new + opt.block_size - 1) / opt.block_size + 1;
   KvCache kv(model.backend(), model.spec().num_layers, blocks, opt.block_size, model.spec().num_kv_heads,
-             model.spec().head_dim);
+             model.spec().head_dim, opt.kv_dtype);
+  const auto& scales = opt.kv_scales.empty() ? model.weights().kv_scales : opt.kv_scales;
+  if (!scales.empty()) kv.set_scales(scales);
   Engine engine(model, kv, nullptr, opt.config);
   std::vector<Outcome> out(prompts.size());
   for (int round = 0; round < opt.rounds; ++round) {

@@ -1,8 +1,9 @@
-// Writes small safetensors files of zero-filled tensors for tests of the
-// loaders' checks (shapes, dtypes, truncation), which never look at the values.
+// Writes small safetensors files for tests of the loaders' checks (shapes,
+// dtypes, truncation): zero-filled tensors, or F32 ones with given values.
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -16,6 +17,7 @@ struct TensorSpec {
   std::string name;
   std::string dtype;  // "F32", "BF16", "F16", "I32"
   std::vector<int64_t> shape;
+  std::vector<float> values = {};  // F32 only; empty: zeros
 };
 
 // `truncate_by` bytes are cut off the end, as a partly copied file would be.
@@ -34,7 +36,13 @@ inline void write_safetensors(const std::filesystem::path& path, const std::vect
   const uint64_t len = h.size();
   std::string blob(reinterpret_cast<const char*>(&len), 8);
   blob += h;
-  blob += std::string(offset, '\0');
+  std::string data(offset, '\0');
+  size_t at = 0;
+  for (const auto& t : tensors) {
+    std::memcpy(data.data() + at, t.values.data(), t.values.size() * sizeof(float));
+    at += static_cast<size_t>(header[t.name]["data_offsets"][1].get<size_t>() - header[t.name]["data_offsets"][0].get<size_t>());
+  }
+  blob += data;
   blob.resize(blob.size() - truncate_by);
   std::ofstream(path, std::ios::binary) << blob;
 }
