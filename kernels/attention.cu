@@ -71,7 +71,9 @@ __device__ __forceinline__ void load_lanes(const T* row, int lane, int D, float 
 // on 32 / LPP positions at once: with 16-byte lanes (EPL * sizeof(T) == 16) a
 // 128-dim bf16 row takes 16 lanes and each dot product needs 4 shuffles, not 5,
 // for twice the positions per load instruction. MAXG: query heads per CTA at most.
-template <typename T, int EPL, int MAXG, int LPP>
+// C: the KV cache's storage type (T, or __nv_fp8_e4m3 whose codes are scaled
+// back: k_scale folds into the query, v_scale into the output).
+template <typename T, typename C, int EPL, int MAXG, int LPP>
 __global__ void __launch_bounds__(kWarps * 32) attention_kernel(AttentionArgs a, int hg, int splits, int chunk) {
   constexpr int kMaxGroup = MAXG;
   constexpr int kPerWarp = 32 / LPP;  // positions a warp works on at once
@@ -88,10 +90,11 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(AttentionArgs a,
   int begin, end;
   if (!split_range(a, a.positions[t], split, chunk, begin, end)) return;
   const T* qkv = static_cast<const T*>(a.qkv);
-  const T* kc = static_cast<const T*>(a.k_cache);
-  const T* vc = static_cast<const T*>(a.v_cache);
+  const C* kc = static_cast<const C*>(a.k_cache);
+  const C* vc = static_cast<const C*>(a.v_cache);
   const int32_t* table = a.block_tables + static_cast<int64_t>(a.seq_of_token[t]) * a.max_blocks;
   const int64_t kv_row = static_cast<int64_t>(a.kv_heads) * D;
+  const float q_scale = a.quant.fp8 ? a.scale * a.quant.k_scale : a.scale;
 
   float q[kMaxGroup][EPL], acc[kMaxGroup][EPL], m[kMaxGroup], l[kMaxGroup];
 #pragma unroll
@@ -104,7 +107,7 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(AttentionArgs a,
     for (int e = 0; e < EPL; ++e) {
       const bool inside = g < hg && part * EPL + e < D;
       acc[g][e] = 0.0f;
-      q[g][e] = inside ? q[g][e] * a.scale : 0.0f;
+      q[g][e] = inside ? q[g][e] * q_scale : 0.0f;
     }
   }
   // Each warp takes kUnroll * kPerWarp positions per iteration: their K/V loads
@@ -122,8 +125,8 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(AttentionArgs a,
       valid[u] = j < end;
       const int jj = valid[u] ? j : begin;
       const int64_t slot = paged_slot(table, jj, a.block_size);
-      load_lanes<T, EPL, LPP>(kc + slot * kv_row + static_cast<int64_t>(kv_head) * D, part, D, k[u]);
-      load_lanes<T, EPL, LPP>(vc + slot * kv_row + static_cast<int64_t>(kv_head) * D, part, D, v[u]);
+      load_lanes<C, EPL, LPP>(kc + slot * kv_row + static_cast<int64_t>(kv_head) * D, part, D, k[u]);
+      load_lanes<C, EPL, LPP>(vc + slot * kv_row + static_cast<int64_t>(kv_head) * D, part, D, v[u]);
     }
 #pragma unroll
     for (int g = 0; g < kMaxGroup; ++g) {
@@ -173,6 +176,11 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(AttentionArgs a,
       }
       m[g] = M;
     }
+  if (a.quant.fp8)  // V's scale, once per output element
+#pragma unroll
+    for (int g = 0; g < kMaxGroup; ++g)
+#pragma unroll
+      for (int e = 0; e < EPL; ++e) acc[g][e] *= a.quant.v_scale;
   // Merge the warps' partial softmaxes through shared memory.
   __shared__ float sm_m[kWarps][kMaxGroup], sm_l[kWarps][kMaxGroup];
   __shared__ float sm_acc[kWarps][kMaxGroup][LPP * EPL];
@@ -220,14 +228,14 @@ __global__ void merge_splits_kernel(AttentionArgs a, int splits, int chunk) {
   }
 }
 
-template <typename T, int EPL, int LPP>
-void launch(Dt dt, const AttentionArgs& a, cudaStream_t s) {
+template <typename T, typename C, int EPL, int LPP>
+void launch_for_cache(Dt dt, const AttentionArgs& a, cudaStream_t s) {
   const int hg = heads_per_cta(a.q_heads / a.kv_heads);
   // Fewer register-resident heads when the group is small.
-  auto kernel = hg == 1   ? attention_kernel<T, EPL, 1, LPP>
-                : hg <= 4 ? attention_kernel<T, EPL, 4, LPP>
-                          : attention_kernel<T, EPL, 8, LPP>;
-  const bool tc = !a.no_tensor_cores && decode_attention_tc_shape(dt, a.q_heads, a.kv_heads, a.head_dim);
+  auto kernel = hg == 1   ? attention_kernel<T, C, EPL, 1, LPP>
+                : hg <= 4 ? attention_kernel<T, C, EPL, 4, LPP>
+                          : attention_kernel<T, C, EPL, 8, LPP>;
+  const bool tc = !a.no_tensor_cores && !a.quant.fp8 && decode_attention_tc_shape(dt, a.q_heads, a.kv_heads, a.head_dim);
   const int chunk = split_chunk(a.T, a.q_heads, a.kv_heads, a.max_context, tc);
   const int splits = num_splits(a.max_context, chunk);
   // Splits are sized for all T tokens (the workspace is), also when only some are launched.
@@ -237,6 +245,14 @@ void launch(Dt dt, const AttentionArgs& a, cudaStream_t s) {
     launch_pdl(kernel, grid, kWarps * 32, 0, s, a, hg, splits, chunk);
   }
   if (splits > 1) launch_pdl(merge_splits_kernel<T>, dim3(tokens, static_cast<unsigned>(a.q_heads)), 128, 0, s, a, splits, chunk);
+}
+
+template <typename T, int EPL, int LPP>
+void launch(Dt dt, const AttentionArgs& a, cudaStream_t s) {
+  if (a.quant.fp8)
+    launch_for_cache<T, __nv_fp8_e4m3, EPL, LPP>(dt, a, s);
+  else
+    launch_for_cache<T, T, EPL, LPP>(dt, a, s);
 }
 
 }  // namespace

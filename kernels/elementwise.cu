@@ -4,6 +4,8 @@
 #include <stdexcept>
 #include <string>
 
+#include <type_traits>
+
 #include "kernels/common.cuh"
 
 namespace lorax::kernels {
@@ -119,10 +121,24 @@ __global__ void rope_kernel(T* qkv, const int32_t* pos, const float* inv_freq, i
 // rotated k and the matching v head written into the cache slot. (A block per
 // (token, head) spent a 2k-token prefill mostly scheduling its 80k tiny blocks:
 // 100 us per layer with Llama-3-8B shapes on an H100.)
-template <typename T, int E>
+// E elements into a cache of storage type C: as they are, or each times
+// `inv_scale` converted (an FP8 cache).
+template <typename C, typename T, int E>
+__device__ __forceinline__ void store_kv(C* dst, const Pack<T, E>& x, float inv_scale) {
+  if constexpr (std::is_same_v<C, T>) {
+    *reinterpret_cast<Pack<T, E>*>(dst) = x;
+  } else {
+    Pack<C, E> q;
+#pragma unroll
+    for (int e = 0; e < E; ++e) q.v[e] = from_f<C>(to_f(x.v[e]) * inv_scale);
+    *reinterpret_cast<Pack<C, E>*>(dst) = q;
+  }
+}
+
+template <typename T, typename C, int E>
 __global__ void rope_kv_write_kernel(T* qkv, const int32_t* pos, const float* inv_freq, const int32_t* slots,
-                                     int64_t width, int q_heads, int kv_heads, int head_dim, int rotary_dim, T* k,
-                                     T* v) {
+                                     int64_t width, int q_heads, int kv_heads, int head_dim, int rotary_dim, C* k,
+                                     C* v, float k_inv, float v_inv) {
   using P = Pack<T, E>;
   __shared__ float cos_s[kMaxRotaryHalf], sin_s[kMaxRotaryHalf];
   const int64_t t = blockIdx.x;
@@ -153,18 +169,18 @@ __global__ void rope_kv_write_kernel(T* qkv, const int32_t* pos, const float* in
       *a = r1;
       *bp = r2;
       if (h >= q_heads) {
-        T* dst = k + slot + static_cast<int64_t>(h - q_heads) * head_dim + c;
-        *reinterpret_cast<P*>(dst) = r1;
-        *reinterpret_cast<P*>(dst + half) = r2;
+        C* dst = k + slot + static_cast<int64_t>(h - q_heads) * head_dim + c;
+        store_kv(dst, r1, k_inv);
+        store_kv(dst + half, r2, k_inv);
       }
     } else if (i < n_rot + n_tail) {  // the unrotated tail of a k head
       const int j = i - n_rot, h = j / tail, c = 2 * half + (j % tail) * E;
-      *reinterpret_cast<P*>(k + slot + static_cast<int64_t>(h) * head_dim + c) =
-          *reinterpret_cast<const P*>(row + static_cast<int64_t>(q_heads + h) * head_dim + c);
+      store_kv(k + slot + static_cast<int64_t>(h) * head_dim + c,
+               *reinterpret_cast<const P*>(row + static_cast<int64_t>(q_heads + h) * head_dim + c), k_inv);
     } else {  // v heads sit kv_heads heads after their k heads
       const int j = i - n_rot - n_tail, h = j / per_head, c = (j % per_head) * E;
-      *reinterpret_cast<P*>(v + slot + static_cast<int64_t>(h) * head_dim + c) =
-          *reinterpret_cast<const P*>(row + static_cast<int64_t>(q_heads + kv_heads + h) * head_dim + c);
+      store_kv(v + slot + static_cast<int64_t>(h) * head_dim + c,
+               *reinterpret_cast<const P*>(row + static_cast<int64_t>(q_heads + kv_heads + h) * head_dim + c), v_inv);
     }
   }
 }
@@ -337,21 +353,30 @@ void rope(Dt dt, void* qkv, const int32_t* pos, const float* inv_freq, int64_t n
 
 void rope_kv_write(Dt dt, void* qkv, const int32_t* pos, const float* inv_freq, const int32_t* slots, int64_t n_tok,
                    int64_t width, int q_heads, int kv_heads, int head_dim, int rotary_dim, void* k_cache,
-                   void* v_cache, cudaStream_t s) {
+                   void* v_cache, const KvQuant& quant, cudaStream_t s) {
   if (n_tok == 0) return;
   const int half = inv_freq ? rotary_dim / 2 : 0;
   if (half > kMaxRotaryHalf)
     throw std::invalid_argument("rope: rotary dim " + std::to_string(rotary_dim) + " exceeds the supported " +
                                 std::to_string(2 * kMaxRotaryHalf));
+  // Multiplying by the inverse, as the CPU backend does, so both round the same float.
+  const float k_inv = 1.0f / quant.k_scale, v_inv = 1.0f / quant.v_scale;
   LORAX_DISPATCH(dt, {
-    auto go = [&](auto kernel) {
-      launch_pdl(kernel, static_cast<unsigned>(n_tok), 256, 0, s, static_cast<T*>(qkv), pos, inv_freq, slots, width,
-                 q_heads, kv_heads, head_dim, rotary_dim, static_cast<T*>(k_cache), static_cast<T*>(v_cache));
+    auto run = [&](auto* k, auto* v) {
+      using C = std::remove_pointer_t<decltype(k)>;
+      auto go = [&](auto kernel) {
+        launch_pdl(kernel, static_cast<unsigned>(n_tok), 256, 0, s, static_cast<T*>(qkv), pos, inv_freq, slots, width,
+                   q_heads, kv_heads, head_dim, rotary_dim, k, v, k_inv, v_inv);
+      };
+      if (vector_ok<T>(width) && vector_ok<T>(head_dim) && vector_ok<T>(half))
+        go(rope_kv_write_kernel<T, C, vector_width<T>()>);
+      else
+        go(rope_kv_write_kernel<T, C, 1>);
     };
-    if (vector_ok<T>(width) && vector_ok<T>(head_dim) && vector_ok<T>(half))
-      go(rope_kv_write_kernel<T, vector_width<T>()>);
+    if (quant.fp8)
+      run(static_cast<__nv_fp8_e4m3*>(k_cache), static_cast<__nv_fp8_e4m3*>(v_cache));
     else
-      go(rope_kv_write_kernel<T, 1>);
+      run(static_cast<T*>(k_cache), static_cast<T*>(v_cache));
   });
 }
 

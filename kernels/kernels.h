@@ -18,10 +18,17 @@ void norm(Dt dt, void* x, const void* residual, const void* w, const void* b, in
           int64_t rows, int64_t H, void* y, cudaStream_t s);
 void rope(Dt dt, void* qkv, const int32_t* pos, const float* inv_freq, int64_t T, int64_t width, int heads,
           int head_dim, int rotary_dim, cudaStream_t s);
+// An FP8 (e4m3) KV cache: a slot holds e4m3(x * inv_scale) (round to nearest
+// even, saturating at +-448, as runtime/fp8_e4m3.h does on the CPU) and reads
+// back as code * scale.
+struct KvQuant {
+  bool fp8 = false;
+  float k_scale = 1.0f, v_scale = 1.0f;
+};
 // RoPE on q and k (when inv_freq is given), then K/V of each token into its slot.
 void rope_kv_write(Dt dt, void* qkv, const int32_t* pos, const float* inv_freq, const int32_t* slots, int64_t T,
                    int64_t width, int q_heads, int kv_heads, int head_dim, int rotary_dim, void* k_cache,
-                   void* v_cache, cudaStream_t s);
+                   void* v_cache, const KvQuant& quant, cudaStream_t s);
 
 struct AttentionArgs {
   const void* qkv;
@@ -44,12 +51,13 @@ struct AttentionArgs {
   const int32_t* token_index;    // when set: only these num_indexed tokens (the rest go to prefill_attention)
   int64_t num_indexed;
   bool no_tensor_cores;          // the CUDA-core decode kernel even where tensor cores apply (A/B runs)
+  KvQuant quant;                 // fp8: only the CUDA-core kernel reads such a cache (so far)
 };
 // Paged attention for any mix of prefill and decode tokens (context split for long sequences).
 void paged_attention(Dt dt, const AttentionArgs& a, cudaStream_t s);
 // Tensor-core attention for runs of consecutive tokens of one sequence: tiles[2 i] is the
 // first token of tile i, tiles[2 i + 1] its length (<= kPrefillTileRows, one sequence).
-// Returns false (nothing launched) for fp32 or an unsupported head dim.
+// Returns false (nothing launched) for fp32, an FP8 cache or an unsupported head dim.
 constexpr int kPrefillTileRows = 64;
 bool prefill_attention(Dt dt, const AttentionArgs& a, const int32_t* tiles, int num_tiles, cudaStream_t s);
 // Workspace floats paged_attention needs for these sizes.

@@ -212,7 +212,7 @@ bool dispatch(const AttentionArgs& a, const int32_t* tiles, int num_tiles, cudaS
 
 bool prefill_attention(Dt dt, const AttentionArgs& a, const int32_t* tiles, int num_tiles, cudaStream_t s) {
   if (num_tiles == 0) return true;
-  if (dt == Dt::F32 || !aligned16(a.qkv) || !aligned16(a.k_cache) || !aligned16(a.v_cache) || a.width % 8 != 0)
+  if (dt == Dt::F32 || a.quant.fp8 || !aligned16(a.qkv) || !aligned16(a.k_cache) || !aligned16(a.v_cache) || a.width % 8 != 0)
     return false;
   if (dt == Dt::BF16) return dispatch<__nv_bfloat16>(a, tiles, num_tiles, s);
   return dispatch<__half>(a, tiles, num_tiles, s);

@@ -76,7 +76,8 @@ DecodeResult bench_decode(EngineSetup& s, int batch, int adapters, int rank, int
   for (int i = 0; i < adapters; ++i) pool.push_back(random_adapter(spec, *s.backend, rank, 100 + i));
   const int warmup = 3;
   const int per_seq = prompt_len + warmup + steps + 2;
-  KvCache kv(*s.backend, spec.num_layers, batch * ((per_seq + 15) / 16) + 1, 16, spec.num_kv_heads, spec.head_dim);
+  KvCache kv(*s.backend, spec.num_layers, batch * ((per_seq + 15) / 16) + 1, 16, spec.num_kv_heads, spec.head_dim,
+             s.kv->dtype());  // --kv-cache-dtype
   EngineConfig cfg;
   cfg.max_batch_prefill_tokens = std::max(prompt_len * batch, 1);
   cfg.max_running = batch;
@@ -160,9 +161,10 @@ int run_bench(const std::vector<std::string>& argv) {
     for (int batch : int_list(args.get_or("batch-sizes", "1,8,64"))) {
       DecodeResult r = bench_decode(s, batch, adapters, rank, prompt_len, steps);
       nlohmann::json j = {{"bench", "decode"}, {"model", label}, {"batch", batch}, {"adapters", adapters},
-                          {"rank", rank}, {"tokens_per_s", r.tokens_per_s}, {"step_ms", r.step_ms}};
+                          {"rank", rank}, {"tokens_per_s", r.tokens_per_s}, {"step_ms", r.step_ms},
+                          {"prompt_len", prompt_len}, {"kv_cache_dtype", dtype_name(s.kv->dtype())}};
       if (bw > 0 && batch == 1) {
-        const double kv_bytes = 2.0 * spec.num_layers * spec.kv_size() * dtype_size(s.backend->compute_dtype()) *
+        const double kv_bytes = 2.0 * spec.num_layers * spec.kv_size() * dtype_size(s.kv->dtype()) *
                                 (prompt_len + 3 + steps / 2);
         const double roofline_ms = (wbytes + kv_bytes) / (bw * 1e9) * 1e3;
         j["roofline_ms"] = roofline_ms;

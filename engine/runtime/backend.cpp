@@ -37,6 +37,12 @@ Tensor Backend::empty_as(const std::vector<int64_t>& shape, DType dtype) {
   throw std::invalid_argument(name() + " backend: no " + dtype_name(dtype) + " storage");
 }
 
+std::vector<uint8_t> Backend::download_bytes(const Tensor& t) {
+  // Host-memory backends: the bytes are right there.
+  const auto* p = static_cast<const uint8_t*>(t.data);
+  return std::vector<uint8_t>(p, p + t.bytes());
+}
+
 void Backend::to_storage(const float* src, int64_t n, void* dst) const {
   if (compute_dtype() != DType::F32)
     throw std::logic_error(name() + " backend: to_storage for " + dtype_name(compute_dtype()) + " is not implemented");

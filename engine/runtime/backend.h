@@ -81,6 +81,8 @@ class Backend {
   virtual bool supports_fp8_kv() const { return false; }
   virtual Tensor upload(const float* host, const std::vector<int64_t>& shape) = 0;
   virtual std::vector<float> download(const Tensor& t) = 0;
+  // A tensor's bytes as stored (the FP8 KV cache's codes, for tests).
+  virtual std::vector<uint8_t> download_bytes(const Tensor& t);
 
   // Adapter weights travel disk -> host staging -> device. `host_alloc` gives
   // host memory the backend copies from fastest (pinned on CUDA), `to_storage`

@@ -83,6 +83,21 @@ def main():
             return PeftModel.from_pretrained(load(base_dir, impl), ref_path.parent).to(torch.bfloat16).eval()
 
         report(f"{ref_path.parts[-3]}/{ref_path.parts[-2]}", base_dir, make, ref)
+    # Last (the patch stays installed): bf16 with its keys and values rounded through e4m3, against the float64
+    # FP8-KV references, the yardstick for --kv-cache-dtype fp8 in bfloat16. Eager only: the patch rounds inside
+    # the eager attention function.
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("fp8_refs", ROOT.parents[1] / "scripts" / "make-fp8-kv-references.py")
+    fp8_refs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fp8_refs)
+    fp8_refs.patch_attention()
+    for ref_path in sorted(ROOT.glob("models/*/reference-fp8-kv.json")):
+        ref = json.loads(ref_path.read_text())
+        w, a = measure(load(ref_path.parent, "eager"), ref)
+        name = f"fp8-kv/models/{ref_path.parts[-2]}"
+        out[name] = {"max_dlogprob": w, "agreement": a}
+        print(f"HF-BF16 {name:<40} max|dlogprob| {w:.2e}  greedy-agreement {100 * a:5.1f}%  (eager, K/V through e4m3)",
+              flush=True)
     if len(sys.argv) > 1:
         pathlib.Path(sys.argv[1]).write_text(json.dumps(out, indent=1))
 

@@ -144,6 +144,26 @@ class CudaBackend final : public Backend {
     return t;
   }
 
+  // FP8 KV: rope_kv_write quantizes, the CUDA-core attention kernel reads the
+  // codes (the tensor-core kernels do not yet).
+  bool supports_fp8_kv() const override { return true; }
+  Tensor empty_as(const std::vector<int64_t>& shape, DType dtype) override {
+    if (dtype != DType::F8E4M3) return Backend::empty_as(shape, dtype);
+    Tensor t;
+    t.shape = shape;
+    t.dtype = dtype;
+    t.owner = device_alloc(t.bytes());
+    t.data = t.owner.get();
+    CUDA_CHECK(cudaMemset(t.data, 0, t.bytes()));
+    return t;
+  }
+  std::vector<uint8_t> download_bytes(const Tensor& t) override {
+    std::vector<uint8_t> out(t.bytes());
+    CUDA_CHECK(cudaStreamSynchronize(stream_));
+    CUDA_CHECK(cudaMemcpy(out.data(), t.data, out.size(), cudaMemcpyDeviceToHost));
+    return out;
+  }
+
   Tensor upload(const float* host, const std::vector<int64_t>& shape) override {
     Tensor t;
     t.shape = shape;
@@ -353,9 +373,13 @@ class CudaBackend final : public Backend {
 
   void attention(Tensor& qkv, KvLayer& kv, int block_size, const AttentionParams& p, Tensor& out) override {
     // RoPE and the KV-cache write in one pass over the new tokens.
+    kernels::KvQuant quant;
+    quant.fp8 = kv.k.dtype == DType::F8E4M3;
+    quant.k_scale = kv.k_scale;
+    quant.v_scale = kv.v_scale;
     kernels::rope_kv_write(dt_, qkv.data, pos_.d(), p.rope_inv_freq ? inv_freq_device(*p.rope_inv_freq) : nullptr,
                            slots_.d(), qkv.rows(), qkv.cols(), p.num_heads, p.num_kv_heads, p.head_dim, p.rotary_dim,
-                           kv.k.data, kv.v.data, stream_);
+                           kv.k.data, kv.v.data, quant, stream_);
     CUDA_CHECK_LAUNCH();
     kernels::AttentionArgs a{};
     a.qkv = qkv.data;
@@ -377,6 +401,7 @@ class CudaBackend final : public Backend {
     a.window = p.sliding_window;
     a.max_context = batch_->max_s;
     a.no_tensor_cores = tensor_core_attention_off_;
+    a.quant = quant;
     const int64_t ws = kernels::paged_attention_workspace(a.T, p.num_heads, p.num_kv_heads, p.head_dim, a.max_context);
     if (ws > attention_ws_.numel()) {
       // First sight of this head shape: size the workspace now; later forwards

@@ -1,0 +1,13 @@
+#!/usr/bin/env python3
+"""Summary of gpu-check's KV-cache dtype runs (`lorax-engine bench` JSON lines): decode tok/s per context length,
+each row against the bf16 (auto) KV run at the same context in the same gpu-check."""
+import json
+import sys
+
+rows = [json.loads(line) for line in open(sys.argv[1]) if line.startswith("{")]
+base = {(r["batch"], r["prompt_len"]): r["tokens_per_s"] for r in rows if r["kv_cache_dtype"] != "float8_e4m3"}
+for r in rows:
+    ref = base.get((r["batch"], r["prompt_len"]))
+    ratio = f"{r['tokens_per_s'] / ref:.2f}x bf16 KV" if ref else "-"
+    print(f"kv-cache {r['kv_cache_dtype']:12s} batch {r['batch']} context {r['prompt_len']:5d}: "
+          f"{r['tokens_per_s']:9.1f} tok/s, step {r['step_ms']:.2f} ms, {ratio}")
