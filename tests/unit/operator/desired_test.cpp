@@ -76,7 +76,8 @@ TEST(Deployment, MapsSpecToServeFlags) {
                  {"replicas", 2},
                  {"engine",
                   {{"dtype", "bfloat16"}, {"numShard", 1}, {"modelId", "llama-7b"}, {"shutdownTimeoutSeconds", 45}, {"maxInputLength", 1024}, {"maxTotalTokens", 2048},
-                   {"maxBatchTotalTokens", 8192}, {"maxBatchPrefillTokens", 4096}, {"args", {"--api-key", "k"}}}},
+                   {"maxBatchTotalTokens", 8192}, {"maxBatchPrefillTokens", 4096}, {"prefixCaching", false},
+                   {"kvCacheDtype", "fp8"}, {"args", {"--api-key", "k"}}}},
                  {"adapters", {{"maxActive", 8}, {"maxLoaded", 16}, {"cycleTimeSeconds", 2}, {"maxHost", 0},
                                {"maxHostBytes", 17179869184LL}}}});
   json dep = desired_deployment(l, Defaults{});
@@ -94,6 +95,8 @@ TEST(Deployment, MapsSpecToServeFlags) {
   EXPECT_EQ(flag(a, "--max-total-tokens"), "2048");
   EXPECT_EQ(flag(a, "--max-batch-total-tokens"), "8192");
   EXPECT_EQ(flag(a, "--max-batch-prefill-tokens"), "4096");
+  EXPECT_EQ(flag(a, "--prefix-caching"), "off");
+  EXPECT_EQ(flag(a, "--kv-cache-dtype"), "fp8");
   EXPECT_EQ(flag(a, "--max-active-adapters"), "8");
   EXPECT_EQ(flag(a, "--max-loaded-adapters"), "16");
   EXPECT_EQ(flag(a, "--adapter-cycle-time-s"), "2");
