@@ -235,7 +235,7 @@ void launch_for_cache(Dt dt, const AttentionArgs& a, cudaStream_t s) {
   auto kernel = hg == 1   ? attention_kernel<T, C, EPL, 1, LPP>
                 : hg <= 4 ? attention_kernel<T, C, EPL, 4, LPP>
                           : attention_kernel<T, C, EPL, 8, LPP>;
-  const bool tc = !a.no_tensor_cores && !a.quant.fp8 && decode_attention_tc_shape(dt, a.q_heads, a.kv_heads, a.head_dim);
+  const bool tc = !a.no_tensor_cores && decode_attention_tc_shape(dt, a.q_heads, a.kv_heads, a.head_dim);
   const int chunk = split_chunk(a.T, a.q_heads, a.kv_heads, a.max_context, tc);
   const int splits = num_splits(a.max_context, chunk);
   // Splits are sized for all T tokens (the workspace is), also when only some are launched.

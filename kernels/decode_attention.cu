@@ -23,6 +23,8 @@
 // decode over our block-table layout.
 #include "kernels/decode_attention.h"
 
+#include <type_traits>
+
 #include "kernels/attention_split.cuh"
 #include "kernels/mma.cuh"
 
@@ -36,6 +38,53 @@ constexpr int kStepKeys = 16;
 // 16 bytes as four 32-bit words (two 16-bit values each).
 __device__ __forceinline__ uint4 load16(const void* p) { return *reinterpret_cast<const uint4*>(p); }
 
+// Two e4m3 codes (the first in the low byte) as two T values in one word; exact,
+// as every e4m3 value is a half and a bfloat16.
+template <typename T>
+__device__ __forceinline__ uint32_t fp8x2_to(uint16_t pair) {
+  const __half2_raw h = __nv_cvt_fp8x2_to_halfraw2(pair, __NV_E4M3);
+  if constexpr (std::is_same_v<T, __half>) {
+    return static_cast<uint32_t>(h.x) | static_cast<uint32_t>(h.y) << 16;
+  } else {
+    const float2 f = __half22float2(__half2(h));
+    const __nv_bfloat162 b = __floats2bfloat162_rn(f.x, f.y);
+    uint32_t w;
+    memcpy(&w, &b, 4);
+    return w;
+  }
+}
+
+// E cache elements at p as E storage-type values: a plain load, or an FP8
+// cache's codes converted (half the bytes moved).
+template <typename T, typename C, int E>
+__device__ __forceinline__ Pack<T, E> load_as(const C* p) {
+  if constexpr (std::is_same_v<C, T>) {
+    return *reinterpret_cast<const Pack<T, E>*>(p);
+  } else {
+    const Pack<C, E> raw = *reinterpret_cast<const Pack<C, E>*>(p);
+    Pack<T, E> out;
+#pragma unroll
+    for (int i = 0; i < E / 2; ++i) {
+      const uint32_t w = fp8x2_to<T>(static_cast<uint16_t>(raw.v[2 * i].__x | raw.v[2 * i + 1].__x << 8));
+      memcpy(&out.v[2 * i], &w, 4);
+    }
+    return out;
+  }
+}
+
+// Eight cache elements as eight T values in four words.
+template <typename T, typename C>
+__device__ __forceinline__ uint4 load8_as(const C* p) {
+  if constexpr (std::is_same_v<C, T>) {
+    return load16(p);
+  } else {
+    const Pack<T, 8> v = load_as<T, C, 8>(p);
+    uint4 out;
+    memcpy(&out, &v, 16);
+    return out;
+  }
+}
+
 // Low (hi = false) or high 16-bit halves of a and b, a's in the low half.
 __device__ __forceinline__ uint32_t pair_halves(uint32_t a, uint32_t b, bool hi) {
   return __byte_perm(a, b, hi ? 0x7632 : 0x5410);
@@ -48,7 +97,9 @@ __device__ __forceinline__ uint32_t transpose8x8(uint32_t v) {
   return r;
 }
 
-template <typename T, int D>
+// C: the cache's storage type (T, or __nv_fp8_e4m3: k_scale folds into the
+// score scale, v_scale into the output).
+template <typename T, typename C, int D>
 __global__ void __launch_bounds__(kWarps * 32, D <= 128 ? 3 : 2)
     decode_tc_kernel(AttentionArgs a, int splits, int chunk) {
   constexpr int kBlocks32 = D / 32;  // 32-dim blocks of a row (two mma k-steps each)
@@ -64,8 +115,10 @@ __global__ void __launch_bounds__(kWarps * 32, D <= 128 ? 3 : 2)
   const int g = lane >> 2, c = lane & 3;
   int begin, end;
   if (!split_range(a, a.positions[t], split, chunk, begin, end)) return;
-  const T* kc = static_cast<const T*>(a.k_cache);
-  const T* vc = static_cast<const T*>(a.v_cache);
+  const C* kc = static_cast<const C*>(a.k_cache);
+  const C* vc = static_cast<const C*>(a.v_cache);
+  const float score_scale = a.quant.fp8 ? a.scale * a.quant.k_scale : a.scale;
+  const float out_scale = a.quant.fp8 ? a.quant.v_scale : 1.0f;
   const int32_t* table = a.block_tables + static_cast<int64_t>(a.seq_of_token[t]) * a.max_blocks;
   const int64_t kv_row = static_cast<int64_t>(a.kv_heads) * D;
   const int64_t head_off = static_cast<int64_t>(kv_head) * D;
@@ -96,15 +149,15 @@ __global__ void __launch_bounds__(kWarps * 32, D <= 128 ? 3 : 2)
     Pack<T, kSpan> vr[4][2];  // this lane's spans of each V row (D/16 elements)
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
-      const T* row = kc + row_of(k0 + 8 * h + g);
+      const C* row = kc + row_of(k0 + 8 * h + g);
 #pragma unroll
-      for (int b = 0; b < kBlocks32; ++b) kr[h][b] = load16(row + 32 * b + 8 * c);
+      for (int b = 0; b < kBlocks32; ++b) kr[h][b] = load8_as<T>(row + 32 * b + 8 * c);
     }
 #pragma unroll
     for (int r = 0; r < 4; ++r) {
-      const T* row = vc + row_of(k0 + 2 * c + (r & 1) + 8 * (r >> 1));
+      const C* row = vc + row_of(k0 + 2 * c + (r & 1) + 8 * (r >> 1));
 #pragma unroll
-      for (int h = 0; h < 2; ++h) vr[r][h] = *reinterpret_cast<const Pack<T, kSpan>*>(row + (g + 8 * h) * kSpan);
+      for (int h = 0; h < 2; ++h) vr[r][h] = load_as<T, C, kSpan>(row + (g + 8 * h) * kSpan);
     }
 
     // S^T = K Q^T for 16 keys: s holds keys k0 + g and k0 + 8 + g, heads 2c and 2c + 1.
@@ -122,7 +175,7 @@ __global__ void __launch_bounds__(kWarps * 32, D <= 128 ? 3 : 2)
     float mx[2] = {-INFINITY, -INFINITY};
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
-      float v = s[e] * a.scale;
+      float v = s[e] * score_scale;
       if (a.softcap > 0.0f) v = a.softcap * tanhf(v / a.softcap);
       v = k0 + g + 8 * (e >> 1) < end ? v * kLog2e : -INFINITY;
       s[e] = v;
@@ -184,8 +237,8 @@ __global__ void __launch_bounds__(kWarps * 32, D <= 128 ? 3 : 2)
     }
 #pragma unroll
     for (int j = 0; j < kTiles; ++j) {
-      sm_o[warp][head][g * kSpan + j] = o[j][h];
-      sm_o[warp][head][(g + 8) * kSpan + j] = o[j][2 + h];
+      sm_o[warp][head][g * kSpan + j] = o[j][h] * out_scale;
+      sm_o[warp][head][(g + 8) * kSpan + j] = o[j][2 + h] * out_scale;
     }
   }
   __syncthreads();
@@ -194,21 +247,27 @@ __global__ void __launch_bounds__(kWarps * 32, D <= 128 ? 3 : 2)
       [&](int w, int r) { return sm_l[w][r]; }, [&](int w, int r, int d) { return sm_o[w][r][d]; });
 }
 
-template <typename T, int D>
+template <typename T, typename C, int D>
 void launch(const AttentionArgs& a, int splits, int chunk, cudaStream_t s) {
   const auto tokens = static_cast<unsigned>(a.token_index ? a.num_indexed : a.T);
   const dim3 grid(tokens, static_cast<unsigned>(a.kv_heads), static_cast<unsigned>(splits));
-  launch_pdl(decode_tc_kernel<T, D>, grid, kWarps * 32, 0, s, a, splits, chunk);
+  launch_pdl(decode_tc_kernel<T, C, D>, grid, kWarps * 32, 0, s, a, splits, chunk);
+}
+
+template <typename T, typename C>
+bool dispatch_for_cache(const AttentionArgs& a, int splits, int chunk, cudaStream_t s) {
+  switch (a.head_dim) {
+    case 64: launch<T, C, 64>(a, splits, chunk, s); return true;
+    case 128: launch<T, C, 128>(a, splits, chunk, s); return true;
+    case 256: launch<T, C, 256>(a, splits, chunk, s); return true;
+    default: return false;
+  }
 }
 
 template <typename T>
 bool dispatch(const AttentionArgs& a, int splits, int chunk, cudaStream_t s) {
-  switch (a.head_dim) {
-    case 64: launch<T, 64>(a, splits, chunk, s); return true;
-    case 128: launch<T, 128>(a, splits, chunk, s); return true;
-    case 256: launch<T, 256>(a, splits, chunk, s); return true;
-    default: return false;
-  }
+  return a.quant.fp8 ? dispatch_for_cache<T, __nv_fp8_e4m3>(a, splits, chunk, s)
+                     : dispatch_for_cache<T, T>(a, splits, chunk, s);
 }
 
 }  // namespace

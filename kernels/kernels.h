@@ -51,7 +51,7 @@ struct AttentionArgs {
   const int32_t* token_index;    // when set: only these num_indexed tokens (the rest go to prefill_attention)
   int64_t num_indexed;
   bool no_tensor_cores;          // the CUDA-core decode kernel even where tensor cores apply (A/B runs)
-  KvQuant quant;                 // fp8: only the CUDA-core kernel reads such a cache (so far)
+  KvQuant quant;                 // fp8: the CUDA-core and tensor-core decode kernels read it; prefill tiles do not (yet)
 };
 // Paged attention for any mix of prefill and decode tokens (context split for long sequences).
 void paged_attention(Dt dt, const AttentionArgs& a, cudaStream_t s);

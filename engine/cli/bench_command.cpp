@@ -112,7 +112,8 @@ DecodeResult bench_decode(EngineSetup& s, int batch, int adapters, int rank, int
 
 double bench_prefill(EngineSetup& s, int prompt_len, int reps) {
   const ModelSpec& spec = s.model->spec();
-  KvCache kv(*s.backend, spec.num_layers, (prompt_len + 32) / 16 + 2, 16, spec.num_kv_heads, spec.head_dim);
+  KvCache kv(*s.backend, spec.num_layers, (prompt_len + 32) / 16 + 2, 16, spec.num_kv_heads, spec.head_dim,
+             s.kv->dtype());  // --kv-cache-dtype
   EngineConfig cfg;
   cfg.max_batch_prefill_tokens = prompt_len;
   Engine engine(*s.model, kv, nullptr, cfg);
@@ -174,7 +175,8 @@ int run_bench(const std::vector<std::string>& argv) {
     }
   if (prefill_len > 0) {
     const double tps = bench_prefill(s, prefill_len, 3);
-    nlohmann::json j = {{"bench", "prefill"}, {"model", label}, {"prompt_len", prefill_len}, {"tokens_per_s", tps}};
+    nlohmann::json j = {{"bench", "prefill"}, {"model", label}, {"prompt_len", prefill_len}, {"tokens_per_s", tps},
+                        {"kv_cache_dtype", dtype_name(s.kv->dtype())}};
     if (peak > 0) {
       const double flops_per_token = 2.0 * wbytes / dtype_size(s.backend->compute_dtype()) +
                                      2.0 * spec.num_layers * spec.q_size() * prefill_len;  // QK^T and PV, causal half
