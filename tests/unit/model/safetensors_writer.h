@@ -39,7 +39,7 @@ inline void write_safetensors(const std::filesystem::path& path, const std::vect
   std::string data(offset, '\0');
   size_t at = 0;
   for (const auto& t : tensors) {
-    std::memcpy(data.data() + at, t.values.data(), t.values.size() * sizeof(float));
+    if (!t.values.empty()) std::memcpy(data.data() + at, t.values.data(), t.values.size() * sizeof(float));
     at += static_cast<size_t>(header[t.name]["data_offsets"][1].get<size_t>() - header[t.name]["data_offsets"][0].get<size_t>());
   }
   blob += data;

@@ -88,6 +88,7 @@ struct SchedulerTest : ::testing::Test {
   int steps = 0;
 
   void make(int kv_blocks, EngineConfig cfg = {}, AdapterResidency* residency = nullptr, int block_size = 4) {
+    engine.reset();  // it refers to the model and KV cache replaced below
     ModelSpec spec = testing::tiny_spec();
     model = std::make_unique<Model>(spec, dummy_weights(spec, backend, 0), backend);
     kv = std::make_unique<KvCache>(backend, spec.num_layers, kv_blocks, block_size, spec.num_kv_heads, spec.head_dim);
