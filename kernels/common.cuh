@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <type_traits>
 
 #include "kernels/kernels.h"
 
@@ -66,6 +67,40 @@ __device__ __forceinline__ uint32_t word(const Pack<T, E>& p, int i) {
   uint32_t w;
   memcpy(&w, &p.v[2 * i], 4);
   return w;
+}
+
+// Two e4m3 codes (the first in the low byte) as two T values in one word; exact,
+// as every e4m3 value is a half and a bfloat16.
+template <typename T>
+__device__ __forceinline__ uint32_t fp8x2_to(uint16_t pair) {
+  const __half2_raw h = __nv_cvt_fp8x2_to_halfraw2(pair, __NV_E4M3);
+  if constexpr (std::is_same_v<T, __half>) {
+    return static_cast<uint32_t>(h.x) | static_cast<uint32_t>(h.y) << 16;
+  } else {
+    const float2 f = __half22float2(__half2(h));
+    const __nv_bfloat162 b = __floats2bfloat162_rn(f.x, f.y);
+    uint32_t w;
+    memcpy(&w, &b, 4);
+    return w;
+  }
+}
+
+// E cache elements at p as E storage-type values: a plain load, or an FP8
+// cache's codes converted (half the bytes moved).
+template <typename T, typename C, int E>
+__device__ __forceinline__ Pack<T, E> load_as(const C* p) {
+  if constexpr (std::is_same_v<C, T>) {
+    return *reinterpret_cast<const Pack<T, E>*>(p);
+  } else {
+    const Pack<C, E> raw = *reinterpret_cast<const Pack<C, E>*>(p);
+    Pack<T, E> out;
+#pragma unroll
+    for (int i = 0; i < E / 2; ++i) {
+      const uint32_t w = fp8x2_to<T>(static_cast<uint16_t>(raw.v[2 * i].__x | raw.v[2 * i + 1].__x << 8));
+      memcpy(&out.v[2 * i], &w, 4);
+    }
+    return out;
+  }
 }
 
 inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }

@@ -51,13 +51,13 @@ struct AttentionArgs {
   const int32_t* token_index;    // when set: only these num_indexed tokens (the rest go to prefill_attention)
   int64_t num_indexed;
   bool no_tensor_cores;          // the CUDA-core decode kernel even where tensor cores apply (A/B runs)
-  KvQuant quant;                 // fp8: the CUDA-core and tensor-core decode kernels read it; prefill tiles do not (yet)
+  KvQuant quant;                 // fp8: every attention kernel reads e4m3 codes
 };
 // Paged attention for any mix of prefill and decode tokens (context split for long sequences).
 void paged_attention(Dt dt, const AttentionArgs& a, cudaStream_t s);
 // Tensor-core attention for runs of consecutive tokens of one sequence: tiles[2 i] is the
 // first token of tile i, tiles[2 i + 1] its length (<= kPrefillTileRows, one sequence).
-// Returns false (nothing launched) for fp32, an FP8 cache or an unsupported head dim.
+// Returns false (nothing launched) for fp32 or an unsupported head dim.
 constexpr int kPrefillTileRows = 64;
 bool prefill_attention(Dt dt, const AttentionArgs& a, const int32_t* tiles, int num_tiles, cudaStream_t s);
 // Workspace floats paged_attention needs for these sizes.

@@ -27,7 +27,10 @@ constexpr size_t smem_bytes() {
 }
 
 // D: head dim (a multiple of 16); BN: keys per K/V tile (fragment layouts: mma.cuh).
-template <typename T, int D, int BN>
+// C: the cache's storage type: T, copied asynchronously, or __nv_fp8_e4m3, whose
+// codes are loaded and converted into the same shared-memory tiles (k_scale
+// folds into the score scale, v_scale into the output).
+template <typename T, typename C, int D, int BN>
 __global__ void __launch_bounds__(kThreads) prefill_kernel(AttentionArgs a, const int32_t* tiles) {
   constexpr int LD = D + kPad;
   constexpr int kChunks = D / 8;  // 16-byte pieces per head row
@@ -57,9 +60,11 @@ __global__ void __launch_bounds__(kThreads) prefill_kernel(AttentionArgs a, cons
   }
   // Keys past kv_hi (last tile) repeat position kv_hi, so masked lanes multiply
   // finite V rows by zero.
-  const T* kc = static_cast<const T*>(a.k_cache);
-  const T* vc = static_cast<const T*>(a.v_cache);
+  const C* kc = static_cast<const C*>(a.k_cache);
+  const C* vc = static_cast<const C*>(a.v_cache);
   const int64_t kv_row = static_cast<int64_t>(a.kv_heads) * D;
+  const float score_scale = a.quant.fp8 ? a.scale * a.quant.k_scale : a.scale;
+  const float out_scale = a.quant.fp8 ? a.quant.v_scale : 1.0f;
   auto load_kv = [&](int tile, int buf) {
     T* k_dst = sK + buf * BN * LD;
     T* v_dst = sV + buf * BN * LD;
@@ -68,8 +73,13 @@ __global__ void __launch_bounds__(kThreads) prefill_kernel(AttentionArgs a, cons
       const int p = min(kv_lo + tile * BN + r, kv_hi);
       const int64_t slot = paged_slot(table, p, a.block_size);
       const int64_t off = slot * kv_row + static_cast<int64_t>(kv_head) * D + c * 8;
-      cp_async16(k_dst + r * LD + c * 8, kc + off);
-      cp_async16(v_dst + r * LD + c * 8, vc + off);
+      if constexpr (std::is_same_v<C, T>) {
+        cp_async16(k_dst + r * LD + c * 8, kc + off);
+        cp_async16(v_dst + r * LD + c * 8, vc + off);
+      } else {
+        *reinterpret_cast<Pack<T, 8>*>(k_dst + r * LD + c * 8) = load_as<T, C, 8>(kc + off);
+        *reinterpret_cast<Pack<T, 8>*>(v_dst + r * LD + c * 8) = load_as<T, C, 8>(vc + off);
+      }
     }
   };
   load_kv(0, 0);
@@ -122,7 +132,7 @@ __global__ void __launch_bounds__(kThreads) prefill_kernel(AttentionArgs a, cons
       for (int e = 0; e < 4; ++e) {
         const int key = key0 + j * 8 + 2 * c + (e & 1);
         const int qp = qpos[e >> 1];
-        float v = s[j][e] * a.scale;
+        float v = s[j][e] * score_scale;
         if (a.softcap > 0.0f) v = a.softcap * tanhf(v / a.softcap);
         const bool visible = key <= qp && (a.window <= 0 || key > qp - a.window);
         v = visible ? v * kLog2e : -INFINITY;
@@ -175,7 +185,7 @@ __global__ void __launch_bounds__(kThreads) prefill_kernel(AttentionArgs a, cons
     const int row = row0 + 8 * r;
     const float sum = quad_sum(l[r]);
     if (row >= rows) continue;
-    const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+    const float inv = sum > 0.0f ? out_scale / sum : 0.0f;
     T* dst = out + (static_cast<int64_t>(t0 + row) * a.q_heads + head) * D + 2 * c;
 #pragma unroll
     for (int j = 0; j < D / 8; ++j)
@@ -183,16 +193,24 @@ __global__ void __launch_bounds__(kThreads) prefill_kernel(AttentionArgs a, cons
   }
 }
 
-template <typename T, int D, int BN>
-void launch(const AttentionArgs& a, const int32_t* tiles, int num_tiles, cudaStream_t s) {
+template <typename T, typename C, int D, int BN>
+void launch_for_cache(const AttentionArgs& a, const int32_t* tiles, int num_tiles, cudaStream_t s) {
   constexpr size_t bytes = smem_bytes<D, BN>();
   static const bool configured = [] {
-    return cudaFuncSetAttribute(prefill_kernel<T, D, BN>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+    return cudaFuncSetAttribute(prefill_kernel<T, C, D, BN>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                 static_cast<int>(bytes)) == cudaSuccess;
   }();
   if (!configured) throw std::runtime_error("prefill attention: cannot reserve shared memory");
   dim3 grid(static_cast<unsigned>(a.q_heads), static_cast<unsigned>(num_tiles));
-  prefill_kernel<T, D, BN><<<grid, kThreads, bytes, s>>>(a, tiles);
+  prefill_kernel<T, C, D, BN><<<grid, kThreads, bytes, s>>>(a, tiles);
+}
+
+template <typename T, int D, int BN>
+void launch(const AttentionArgs& a, const int32_t* tiles, int num_tiles, cudaStream_t s) {
+  if (a.quant.fp8)
+    launch_for_cache<T, __nv_fp8_e4m3, D, BN>(a, tiles, num_tiles, s);
+  else
+    launch_for_cache<T, T, D, BN>(a, tiles, num_tiles, s);
 }
 
 template <typename T>
@@ -212,7 +230,7 @@ bool dispatch(const AttentionArgs& a, const int32_t* tiles, int num_tiles, cudaS
 
 bool prefill_attention(Dt dt, const AttentionArgs& a, const int32_t* tiles, int num_tiles, cudaStream_t s) {
   if (num_tiles == 0) return true;
-  if (dt == Dt::F32 || a.quant.fp8 || !aligned16(a.qkv) || !aligned16(a.k_cache) || !aligned16(a.v_cache) || a.width % 8 != 0)
+  if (dt == Dt::F32 || !aligned16(a.qkv) || !aligned16(a.k_cache) || !aligned16(a.v_cache) || a.width % 8 != 0)
     return false;
   if (dt == Dt::BF16) return dispatch<__nv_bfloat16>(a, tiles, num_tiles, s);
   return dispatch<__half>(a, tiles, num_tiles, s);

@@ -144,8 +144,7 @@ class CudaBackend final : public Backend {
     return t;
   }
 
-  // FP8 KV: rope_kv_write quantizes, the CUDA-core attention kernel reads the
-  // codes (the tensor-core kernels do not yet).
+  // FP8 KV: rope_kv_write quantizes, every attention kernel reads the codes.
   bool supports_fp8_kv() const override { return true; }
   Tensor empty_as(const std::vector<int64_t>& shape, DType dtype) override {
     if (dtype != DType::F8E4M3) return Backend::empty_as(shape, dtype);
