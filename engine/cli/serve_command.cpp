@@ -2,9 +2,11 @@
 // flags) and runs the REST server until SIGTERM/SIGINT, then shuts down
 // gracefully: /health turns 503, in-flight requests get --shutdown-timeout-s to
 // finish, and the process exits 0.
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <pthread.h>
+#include <sys/resource.h>
 
 #include "cli/args.h"
 #include "cli/commands.h"
@@ -14,6 +16,32 @@
 
 namespace lorax::cli {
 namespace {
+
+// Descriptors kept free of connections: the model's and adapters' files, the reactor's
+// epoll and timer descriptors, downloads.
+constexpr rlim_t kReservedDescriptors = 128;
+
+// The connection cap, checked against RLIMIT_NOFILE: past the limit accept() fails and
+// new clients (kubelet's probes among them) hang instead of getting a 503. The soft limit
+// is raised to the hard one first, as nginx's worker_rlimit_nofile or Go's runtime do.
+int connection_cap(const Args& args) {
+  rlimit lim{};
+  if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
+    lim.rlim_cur = lim.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &lim);
+    getrlimit(RLIMIT_NOFILE, &lim);
+  }
+  const rlim_t usable = lim.rlim_cur > kReservedDescriptors ? lim.rlim_cur - kReservedDescriptors : 0;
+  const long long fits = static_cast<long long>(std::min<rlim_t>(usable, 1 << 20));
+  if (!args.has("max-connections")) return static_cast<int>(std::max(1LL, std::min(1024LL, fits)));
+  const long long n = args.get_int("max-connections", 1024);
+  if (n <= 0) throw UsageError("--max-connections must be positive");
+  if (n > fits)
+    throw UsageError("--max-connections " + std::to_string(n) + " needs more file descriptors than the limit of " +
+                     std::to_string(lim.rlim_cur) + " allows (" + std::to_string(kReservedDescriptors) +
+                     " are kept for files); at most " + std::to_string(fits) + ", or raise `ulimit -n`");
+  return static_cast<int>(n);
+}
 
 int run_serve(const std::vector<std::string>& argv) {
   // Signals are taken synchronously by this thread (sigwait); every thread started
@@ -27,7 +55,7 @@ int run_serve(const std::vector<std::string>& argv) {
 
   std::set<std::string> value_flags = {"model",  "host", "port", "api-key", "max-waiting-requests",
                                        "shutdown-timeout-s", "http-threads", "model-id",
-                                       "keepalive-timeout-s"};
+                                       "keepalive-timeout-s", "max-connections"};
   for (auto& f : engine_value_flags()) value_flags.insert(f);
   Args args(argv, value_flags, {"metrics-require-key"});
 
@@ -43,6 +71,7 @@ int run_serve(const std::vector<std::string>& argv) {
   if (cfg.max_waiting_requests <= 0) throw UsageError("--max-waiting-requests must be positive");
   cfg.http_threads = static_cast<int>(args.get_int("http-threads", 4));
   if (cfg.http_threads <= 0) throw UsageError("--http-threads must be positive");
+  cfg.max_connections = connection_cap(args);
   cfg.keepalive_s = args.get_double("keepalive-timeout-s", 15);
   if (!(cfg.keepalive_s > 0 && cfg.keepalive_s <= 3600)) throw UsageError("--keepalive-timeout-s must be in (0, 3600]");
   const double shutdown_s = args.get_double("shutdown-timeout-s", 30);

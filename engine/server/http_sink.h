@@ -27,6 +27,9 @@ void send_json(Pistache::Http::ResponseWriter& writer, Pistache::Http::Code code
 void send_text(Pistache::Http::ResponseWriter& writer, Pistache::Http::Code code, const std::string& body,
                const Pistache::Http::Mime::MediaType& type);
 
+// Shuts the connection down once `sent` is on the wire (the reactor then frees the peer).
+void close_once_sent(Pistache::Async::Promise<ssize_t>& sent, std::weak_ptr<Pistache::Tcp::Peer> peer);
+
 class HttpSink : public Sink {
  public:
   HttpSink(Pistache::Http::ResponseWriter writer, Pistache::Tcp::Transport* transport,

@@ -15,6 +15,7 @@
 #include "server/adapter_routes.h"
 #include "server/api/json_fields.h"
 #include "server/api/json_limits.h"
+#include "server/connection_guard.h"
 #include "server/engine_loop.h"
 #include "server/http_sink.h"
 #include "server/openai_api.h"
@@ -416,10 +417,11 @@ void Server::start() {
   s.loop.start();
   Address addr(s.config.host, Port(static_cast<uint16_t>(s.config.port)));
   s.endpoint = std::make_unique<Http::Endpoint>(addr);
+  constexpr size_t kMaxRequestBytes = 16 << 20;
   auto opts = Http::Endpoint::options()
                   .threads(s.config.http_threads)
                   .flags(Tcp::Options::ReuseAddr)
-                  .maxRequestSize(16 << 20)
+                  .maxRequestSize(kMaxRequestBytes)
                   .maxResponseSize(64 << 20)
                   .headerTimeout(std::chrono::seconds(10))
                   .bodyTimeout(std::chrono::seconds(60))
@@ -427,7 +429,8 @@ void Server::start() {
                   // is not idle (HttpSink marks it idle only when its stream ends).
                   .keepaliveTimeout(std::chrono::milliseconds(static_cast<long long>(s.config.keepalive_s * 1000)));
   s.endpoint->init(opts);
-  s.endpoint->setHandler(Http::make_handler<RestHandler>(state_));
+  auto budget = std::make_shared<ConnectionBudget>(s.config.max_connections, kMaxRequestBytes, s.registry);
+  s.endpoint->setHandler(ConnectionGuard::create(Http::make_handler<RestHandler>(state_), std::move(budget)));
   s.endpoint->serveThreaded();
   s.ready = true;
 }

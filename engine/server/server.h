@@ -25,6 +25,7 @@ struct ServerConfig {
   bool metrics_require_key = false;  // /metrics behind the key too (--metrics-require-key)
   int max_waiting_requests = 128;
   int http_threads = 4;
+  int max_connections = 1024;  // open connections beyond this are answered 503 (--max-connections)
   double keepalive_s = 15;  // idle keep-alive connections are closed after this (--keepalive-timeout-s)
   std::string model_id;   // the base model's name in /info, /v1/models and OpenAI `model`
   std::string model_dir;  // where the chat template is read from

@@ -19,11 +19,12 @@ HERE = pathlib.Path(__file__).resolve().parent
 class EngineServer:
     """One `lorax-engine serve` process; `url` once it printed its listening line."""
 
-    def __init__(self, engine_bin, model_dir, *extra, env=None):
+    def __init__(self, engine_bin, model_dir, *extra, env=None, preexec_fn=None):
         self.args = [str(engine_bin), "serve", "--model", str(model_dir), "--host", "127.0.0.1", "--port", "0",
                      "--threads", "1", *map(str, extra)]
         self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     env={**os.environ, "OPENBLAS_NUM_THREADS": "1", **(env or {})})
+                                     env={**os.environ, "OPENBLAS_NUM_THREADS": "1", **(env or {})},
+                                     preexec_fn=preexec_fn)
         self.stderr = []
         threading.Thread(target=lambda: self.stderr.extend(self.proc.stderr), daemon=True).start()
         line = self._read_line(timeout=60)
@@ -69,8 +70,8 @@ def model_dir(tmp_path_factory):
 def start_server(engine_bin, model_dir):
     servers = []
 
-    def start(*extra, model=None, env=None):
-        s = EngineServer(engine_bin, model or model_dir, *extra, env=env)
+    def start(*extra, model=None, env=None, preexec_fn=None):
+        s = EngineServer(engine_bin, model or model_dir, *extra, env=env, preexec_fn=preexec_fn)
         servers.append(s)
         return s
 
