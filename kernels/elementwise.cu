@@ -256,6 +256,13 @@ __global__ void to_float_kernel(const T* x, int64_t n, float* out) {
 }
 
 template <typename T>
+__global__ void fp8_e4m3_to_kernel(const __nv_fp8_e4m3* codes, int64_t n, T* out) {
+  for (int64_t i = 8 * (blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x); i < n;
+       i += 8 * static_cast<int64_t>(gridDim.x) * blockDim.x)
+    *reinterpret_cast<Pack<T, 8>*>(out + i) = load_as<T, __nv_fp8_e4m3, 8>(codes + i);
+}
+
+template <typename T>
 __global__ void from_float_kernel(const float* x, int64_t n, T* out) {
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += static_cast<int64_t>(gridDim.x) * blockDim.x)
     out[i] = from_f<T>(x[i]);
@@ -433,6 +440,16 @@ void fill(Dt dt, void* x, int64_t n, float value, cudaStream_t s) {
 void to_float(Dt dt, const void* x, int64_t n, float* out, cudaStream_t s) {
   if (n == 0) return;
   LORAX_DISPATCH(dt, to_float_kernel<T><<<grid_for(n), 256, 0, s>>>(static_cast<const T*>(x), n, out));
+}
+
+void fp8_e4m3_to(Dt dt, const uint8_t* codes, int64_t n, void* out, cudaStream_t s) {
+  if (n % 8 != 0 || dt == Dt::F32) throw std::invalid_argument("fp8_e4m3_to: n must be a multiple of 8, dt 16-bit");
+  if (n == 0) return;
+  const auto* c = reinterpret_cast<const __nv_fp8_e4m3*>(codes);
+  if (dt == Dt::BF16)
+    fp8_e4m3_to_kernel<<<grid_for(n / 8), 256, 0, s>>>(c, n, static_cast<__nv_bfloat16*>(out));
+  else
+    fp8_e4m3_to_kernel<<<grid_for(n / 8), 256, 0, s>>>(c, n, static_cast<__half*>(out));
 }
 
 void from_float(Dt dt, const float* x, int64_t n, void* out, cudaStream_t s) {

@@ -76,6 +76,10 @@ void softcap(Dt dt, void* x, int64_t n, float cap, cudaStream_t s);
 void gather_rows(Dt dt, const void* x, const int32_t* rows, int64_t n, int64_t H, void* out, cudaStream_t s);
 void add_bias(Dt dt, void* y, const void* bias, int64_t rows, int64_t n, cudaStream_t s);
 void to_float(Dt dt, const void* x, int64_t n, float* out, cudaStream_t s);
+// n e4m3 codes as n half or bfloat16 values (dt F16 or BF16; n a multiple of 8),
+// through the conversion the attention kernels read an FP8 cache with, so that a
+// test can compare it with runtime/fp8_e4m3.h on all 256 codes.
+void fp8_e4m3_to(Dt dt, const uint8_t* codes, int64_t n, void* out, cudaStream_t s);
 void from_float(Dt dt, const float* x, int64_t n, void* out, cudaStream_t s);
 
 // Deterministic N(0, stddev) fill (counter-based hash + Box-Muller), or a constant.

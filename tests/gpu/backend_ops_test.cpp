@@ -3,14 +3,18 @@
 // scattered KV blocks, GQA, sliding windows, softcaps, contexts long enough to
 // split, and LoRA segments of mixed ranks. Outputs are poisoned first so an
 // unwritten element shows. Run with LORAX_GPU_DTYPE=float32|bfloat16|float16.
+#include <cuda_fp16.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <numeric>
 #include <random>
 
+#include "kernels/kernels.h"
 #include "runtime/backend.h"
+#include "runtime/fp8_e4m3.h"
 #include "runtime/cuda/cuda_backend.h"
 #include "sampling/sampling.h"
 
@@ -269,6 +273,48 @@ ForwardBatch fill_batch(const AttentionCase& c, int block_size) {
   b.max_blocks = m.max_blocks;
   b.max_s = m.max_s;
   return b;
+}
+
+// The attention kernels' e4m3 reading gives every code's exact value in half and
+// bfloat16, as runtime/fp8_e4m3.h decodes it (the two NaN codes as NaN).
+TEST(CudaOps, Fp8CodesReadExactlyByTheAttentionKernels) {
+  std::vector<uint8_t> codes(256);
+  std::iota(codes.begin(), codes.end(), 0);
+  uint8_t* dev_codes = nullptr;
+  uint16_t* dev_out = nullptr;
+  ASSERT_EQ(cudaMalloc(&dev_codes, 256), cudaSuccess);
+  ASSERT_EQ(cudaMalloc(&dev_out, 512), cudaSuccess);
+  ASSERT_EQ(cudaMemcpy(dev_codes, codes.data(), 256, cudaMemcpyHostToDevice), cudaSuccess);
+  for (auto [dt, name] : {std::pair{kernels::Dt::BF16, "bfloat16"}, std::pair{kernels::Dt::F16, "half"}}) {
+    SCOPED_TRACE(name);
+    kernels::fp8_e4m3_to(dt, dev_codes, 256, dev_out, nullptr);
+    std::vector<uint16_t> got(256);
+    ASSERT_EQ(cudaMemcpy(got.data(), dev_out, 512, cudaMemcpyDeviceToHost), cudaSuccess);
+    int checked = 0;
+    for (int c = 0; c < 256; ++c) {
+      // Both 16-bit formats hold every e4m3 value, so the float's bits say what to expect.
+      const float want = fp8_e4m3_decode(static_cast<uint8_t>(c));
+      float have;
+      if (dt == kernels::Dt::BF16) {
+        const uint32_t bits = static_cast<uint32_t>(got[c]) << 16;
+        std::memcpy(&have, &bits, 4);
+      } else {
+        __half_raw raw;
+        raw.x = got[c];
+        have = __half2float(__half(raw));
+      }
+      if (std::isnan(want)) {
+        EXPECT_TRUE(std::isnan(have)) << "code " << c;  // a NaN's sign is not kept through bfloat16
+      } else {
+        EXPECT_EQ(std::signbit(have), std::signbit(want)) << "code " << c;
+        EXPECT_EQ(have, want) << "code " << c;
+      }
+      ++checked;
+    }
+    EXPECT_EQ(checked, 256);
+  }
+  cudaFree(dev_codes);
+  cudaFree(dev_out);
 }
 
 // --kv-cache-dtype fp8: the CUDA write stores the very e4m3 codes the CPU
