@@ -7,7 +7,8 @@
 - server-side apply (PATCH application/apply-patch+yaml): fieldManager required, managedFields
   per manager, conflicts with other managers' fields (409 unless force=true), no-op applies do
   not bump resourceVersion, fields a manager stops applying are removed;
-- finalizers and deletionTimestamp, background garbage collection through ownerReferences,
+- finalizers and deletionTimestamp, background garbage collection through ownerReferences (also of objects
+  created after their owners are gone),
   CRD schema defaulting/validation for our custom resources;
 - a tiny "kube-controller-manager + kubelet" that gives Deployments pods and status.
 Every HTTP request is logged so tests can count reads and writes per client token."""
@@ -164,6 +165,11 @@ class Store:
         m = obj["metadata"]
         self.objects[(plural, m.get("namespace", ""), m["name"])] = obj
         self._bump(plural, typ, obj)
+        # The garbage collector also takes an object created with owner references none of
+        # which exists any more (a reconcile that raced its owner's deletion), as Kubernetes does.
+        refs = {r.get("uid") for r in m.get("ownerReferences", [])}
+        if typ == "ADDED" and refs and not any(o["metadata"].get("uid") in refs for o in self.objects.values()):
+            self._delete(plural, obj)
 
     def _delete_now(self, plural, obj):
         m = obj["metadata"]
