@@ -13,6 +13,7 @@ import time
 import pytest
 import requests
 
+from raw_http import read_until_closed
 from test_adapters_sources import ADAPTERS, MODELS, FileServer, first_case
 
 LLAMA = ("--max-total-tokens", "120", "--max-input-length", "100")
@@ -296,25 +297,6 @@ def test_a_burst_is_admitted_up_to_max_waiting_requests(start_server):
 
 
 # --- connections -----------------------------------------------------------------------------------------------
-
-def read_until_closed(port, raw, timeout=5):
-    """The bytes the server sent before closing; None when it kept the socket open past `timeout`."""
-    import socket
-    s = socket.create_connection(("127.0.0.1", port))
-    s.settimeout(timeout)
-    s.sendall(raw)
-    data = b""
-    try:
-        while True:
-            d = s.recv(65536)
-            if not d:
-                return data
-            data += d
-    except socket.timeout:
-        return None
-    finally:
-        s.close()
-
 
 def test_connection_close_is_honoured(server):
     port = int(server.url.rsplit(":", 1)[1])

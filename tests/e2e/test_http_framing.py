@@ -11,25 +11,9 @@ import time
 import pytest
 import requests
 
+from raw_http import read_until_closed
+
 TOKENIZE = b'{"inputs": "hi"}'
-
-
-def exchange(port, raw, timeout=5):
-    """Sends `raw` on a fresh connection; the bytes answered before the server closed (None if it kept it open)."""
-    s = socket.create_connection(("127.0.0.1", port))
-    s.settimeout(timeout)
-    s.sendall(raw)
-    data = b""
-    try:
-        while True:
-            d = s.recv(65536)
-            if not d:
-                return data
-            data += d
-    except socket.timeout:
-        return None
-    finally:
-        s.close()
 
 
 def post(path, body, *headers, length=None):
@@ -66,7 +50,7 @@ def check_refused(data, status, words, error_type="validation"):
     (b"%d" % (16 << 20 | 1), 413, "exceeds 16777216 bytes"),
 ])
 def test_malformed_content_length_is_a_json_error(server, length, status, words):
-    check_refused(exchange(server.port, post(b"/generate", b"{}", length=length)), status, words)
+    check_refused(read_until_closed(server.port, post(b"/generate", b"{}", length=length)), status, words)
     assert requests.get(server.url + "/health", timeout=10).status_code == 200
 
 
@@ -78,12 +62,12 @@ def test_malformed_content_length_is_a_json_error(server, length, status, words)
     ((b"Content-Length: 2", b"no colon here"), "no colon"),
 ])
 def test_ambiguous_framing_is_refused(server, headers, words):
-    check_refused(exchange(server.port, post(b"/generate", b"{}", *headers, length=False)), 400, words)
+    check_refused(read_until_closed(server.port, post(b"/generate", b"{}", *headers, length=False)), 400, words)
 
 
 def test_a_header_block_over_64_kib_is_431(server):
     big = b"X-Filler: " + b"a" * (70 << 10)
-    check_refused(exchange(server.port, post(b"/tokenize", TOKENIZE, big)), 431, "header block")
+    check_refused(read_until_closed(server.port, post(b"/tokenize", TOKENIZE, big)), 431, "header block")
     # Also while it is still arriving (no blank line yet): refused as soon as it is too big.
     s = socket.create_connection(("127.0.0.1", server.port))
     s.settimeout(5)
@@ -97,10 +81,10 @@ def test_two_authorization_headers_are_refused(start_server):
     s = start_server("--api-key", "sekret")
     right, wrong = b"Authorization: Bearer sekret", b"Authorization: Bearer wrong"
     for pair in [(right, wrong), (wrong, right), (right, right)]:  # (right, wrong) answered 200 before
-        check_refused(exchange(s.port, post(b"/tokenize", TOKENIZE, *pair)), 400, "more than one Authorization")
-    code, _, body = parse(exchange(s.port, post(b"/tokenize", TOKENIZE, right, b"Connection: close")))
+        check_refused(read_until_closed(s.port, post(b"/tokenize", TOKENIZE, *pair)), 400, "more than one Authorization")
+    code, _, body = parse(read_until_closed(s.port, post(b"/tokenize", TOKENIZE, right, b"Connection: close")))
     assert code == 200 and isinstance(json.loads(body), list)
-    assert parse(exchange(s.port, post(b"/tokenize", TOKENIZE, wrong, b"Connection: close")))[0] == 401
+    assert parse(read_until_closed(s.port, post(b"/tokenize", TOKENIZE, wrong, b"Connection: close")))[0] == 401
 
 
 def test_requests_in_pieces_and_on_one_connection_are_answered(server):
@@ -132,7 +116,7 @@ def test_open_connections_are_capped_with_503(start_server):
     s = start_server("--max-connections", "8")
     idle = [socket.create_connection(("127.0.0.1", s.port)) for _ in range(8)]
     time.sleep(0.3)
-    check_refused(exchange(s.port, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"), 503, "too many open connections",
+    check_refused(read_until_closed(s.port, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"), 503, "too many open connections",
                   "overloaded")
     for c in idle:
         c.close()
@@ -159,7 +143,7 @@ def test_idle_sockets_under_a_descriptor_limit_do_not_hang_health(start_server):
     try:
         time.sleep(0.5)
         t0 = time.time()
-        data = exchange(s.port, b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", timeout=5)
+        data = read_until_closed(s.port, b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", timeout=5)
         assert data is not None and time.time() - t0 < 2, "/health hung"
         check_refused(data, 503, "the server allows 128", "overloaded")
     finally:
