@@ -230,14 +230,20 @@ __device__ void typical_p_filter(float* s, int64_t vocab, double mass, Shared& s
 
 template <typename T>
 __global__ void __launch_bounds__(kThreads) choose_kernel(const T* logits, int64_t vocab, const ChooseRow* rows,
-                                                          const int32_t* penalties, float* scratch, int32_t* ids,
-                                                          float* logprobs) {
+                                                          const int32_t* penalties, const uint32_t* masks,
+                                                          float* scratch, int32_t* ids, float* logprobs) {
   __shared__ Shared sh;
   const int64_t r = blockIdx.x;
   const ChooseRow p = rows[r];
   const T* x = logits + r * vocab;
   float* s = scratch + r * vocab;
-  for (int64_t i = threadIdx.x; i < vocab; i += blockDim.x) s[i] = to_f(x[i]);
+  if (p.mask_row >= 0 && p.prompt_target < 0) {  // constrained decoding: tokens outside the mask are removed
+    const uint32_t* mask = masks + static_cast<int64_t>(p.mask_row) * ((vocab + 31) / 32);
+    for (int64_t i = threadIdx.x; i < vocab; i += blockDim.x)
+      s[i] = (mask[i / 32] >> (i % 32) & 1) ? to_f(x[i]) : -INFINITY;
+  } else {
+    for (int64_t i = threadIdx.x; i < vocab; i += blockDim.x) s[i] = to_f(x[i]);
+  }
   __syncthreads();
   if (p.prompt_target >= 0) {  // the raw logits' log-prob of the given token
     const double lse = block_lse(s, vocab, sh);
@@ -332,10 +338,11 @@ __global__ void __launch_bounds__(kThreads) choose_kernel(const T* logits, int64
 }  // namespace
 
 void choose_tokens(Dt dt, const void* logits, int64_t rows, int64_t vocab, const ChooseRow* params,
-                   const int32_t* penalties, float* scratch, int32_t* ids, float* logprobs, cudaStream_t s) {
+                   const int32_t* penalties, const uint32_t* masks, float* scratch, int32_t* ids, float* logprobs,
+                   cudaStream_t s) {
   if (rows == 0) return;
   LORAX_DISPATCH(dt, choose_kernel<T><<<static_cast<unsigned>(rows), kThreads, 0, s>>>(
-                         static_cast<const T*>(logits), vocab, params, penalties, scratch, ids, logprobs));
+                         static_cast<const T*>(logits), vocab, params, penalties, masks, scratch, ids, logprobs));
 }
 
 }  // namespace lorax::kernels

@@ -97,12 +97,14 @@ struct ChooseRow {
   int32_t sample;         // draw; else argmax after penalties
   int32_t top_k;
   int32_t pen_begin, pen_count;  // this row's (token, generated_count, in_context) triples
-  int32_t unused;
+  int32_t mask_row;              // >= 0: row of `masks` whose set bits are the only choosable tokens
   double temperature, top_p, typical_p, repetition_penalty, frequency_penalty, presence_penalty, uniform;
 };
-// ids/logprobs per row of logits [rows, vocab]; scratch holds rows * vocab floats.
+// ids/logprobs per row of logits [rows, vocab]; scratch holds rows * vocab floats;
+// masks: rows of ceil(vocab / 32) words, bit i of word j allowing token 32 j + i.
 void choose_tokens(Dt dt, const void* logits, int64_t rows, int64_t vocab, const ChooseRow* params,
-                   const int32_t* penalties, float* scratch, int32_t* ids, float* logprobs, cudaStream_t s);
+                   const int32_t* penalties, const uint32_t* masks, float* scratch, int32_t* ids, float* logprobs,
+                   cudaStream_t s);
 
 // Segmented LoRA (SGMV-style): for every token row of segment i with adapter
 // pair A_i [r_i, in], B_i [out, r_i]: y[row, off : off+out] += scale_i * (x A_i^T) B_i^T.

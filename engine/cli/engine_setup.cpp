@@ -18,7 +18,7 @@ const std::set<std::string>& engine_value_flags() {
       "max-loaded-adapters", "adapter-dir", "adapter-cycle-time-s", "num-shard", "max-running",
       "gpu-memory-utilization", "adapter-root", "adapter-cache-dir", "adapter-max-bytes", "max-host-adapters",
       "max-host-adapter-bytes", "hub-endpoint", "s3-endpoint", "adapter-url-allow", "model-cache-dir",
-      "model-revision", "adapter-registry", "prefix-caching", "kv-cache-dtype"};
+      "model-revision", "adapter-registry", "prefix-caching", "kv-cache-dtype", "max-schema-bytes"};
   return flags;
 }
 
@@ -73,6 +73,9 @@ EngineSetup EngineSetup::create(const Args& args, const std::vector<GenerateBody
   s.limits.max_input_length = static_cast<int>(args.get_int("max-input-length", std::max(1, s.limits.max_total_tokens - 1)));
   if (s.limits.max_input_length >= s.limits.max_total_tokens)
     throw UsageError("--max-input-length must be smaller than --max-total-tokens");
+  const int64_t schema_bytes = args.get_int("max-schema-bytes", static_cast<int64_t>(s.limits.max_schema_bytes));
+  if (schema_bytes <= 0) throw UsageError("--max-schema-bytes must be positive");
+  s.limits.max_schema_bytes = static_cast<size_t>(schema_bytes);
   if (spec.positions == PositionKind::Learned && s.limits.max_total_tokens > spec.max_position_embeddings)
     throw UsageError("--max-total-tokens exceeds the model's " + std::to_string(spec.max_position_embeddings) +
                      " learned positions");

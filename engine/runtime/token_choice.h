@@ -34,6 +34,11 @@ struct RowChoice {
   double presence_penalty = 0.0;
   double uniform = 0.0;               // in [0, 1): the draw picks the first token whose cumulative mass exceeds it
   std::vector<PenaltyToken> penalties;  // empty unless a penalty is set
+  // Constrained decoding: only tokens whose bit is set may be chosen (bit id % 32
+  // of allowed[id / 32]; ids past allowed_words * 32 are not allowed). Null: all
+  // tokens. Owned by the request, alive for the whole choice.
+  const uint32_t* allowed = nullptr;
+  size_t allowed_words = 0;
 };
 
 }  // namespace lorax

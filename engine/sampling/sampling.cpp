@@ -165,6 +165,9 @@ TokenChoice choose_token(std::span<const float> logits, const RowChoice& row) {
   if (row.prompt_target >= 0) return {row.prompt_target, token_logprob(logits, row.prompt_target)};
   std::vector<float> s(logits.begin(), logits.end());
   const int32_t vocab = static_cast<int32_t>(s.size());
+  if (row.allowed)
+    for (int32_t i = 0; i < vocab; ++i)
+      if (static_cast<size_t>(i / 32) >= row.allowed_words || !(row.allowed[i / 32] >> (i % 32) & 1)) s[i] = kRemoved;
   const bool frequency = row.frequency_penalty != 0.0 || row.presence_penalty != 0.0;
   for (const PenaltyToken& p : row.penalties) {
     if (p.token < 0 || p.token >= vocab) continue;

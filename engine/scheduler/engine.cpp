@@ -34,6 +34,19 @@ Engine::~Engine() = default;
 
 bool Engine::is_eos(int32_t id) const { return eos_ids_.count(id) > 0; }
 
+std::shared_ptr<structured::MaskCache> Engine::mask_cache(const std::shared_ptr<const structured::Schema>& schema) {
+  if (!token_table_) token_table_ = structured::TokenTable::build(*tokenizer_, eos_ids_);
+  auto it = mask_caches_.find(schema);
+  if (it != mask_caches_.end()) return it->second;
+  // Schemas only this map still holds (no request or server cache uses them) go first.
+  constexpr size_t kMaxSchemas = 64;
+  for (auto i = mask_caches_.begin(); mask_caches_.size() >= kMaxSchemas && i != mask_caches_.end();)
+    i = i->first.use_count() == 1 ? mask_caches_.erase(i) : std::next(i);
+  auto cache = std::make_shared<structured::MaskCache>(schema, token_table_);
+  if (mask_caches_.size() < kMaxSchemas) mask_caches_[schema] = cache;
+  return cache;
+}
+
 uint64_t Engine::submit(GenerationRequest request) {
   if (request.prompt_ids.empty()) throw std::invalid_argument("the prompt must not be empty");
   const int64_t capacity = static_cast<int64_t>(kv_.allocator().num_blocks()) * kv_.block_size();
@@ -51,6 +64,11 @@ uint64_t Engine::submit(GenerationRequest request) {
   uint64_t seed = request.sampling.seed.value_or(std::random_device{}() ^ (uint64_t{std::random_device{}()} << 32));
   seq->sampler = std::make_unique<Sampler>(request.sampling, seed);
   if (request.sampling.sampling()) seq->info.seed = seed;
+  if (request.schema) {
+    if (!tokenizer_) throw std::invalid_argument("constrained decoding needs the model's tokenizer");
+    seq->constraint = std::make_unique<structured::Constraint>(mask_cache(request.schema),
+                                                               !request.stopping.ignore_eos_token);
+  }
   if (tokenizer_)
     seq->detok = std::make_unique<IncrementalDetokenizer>(tokenizer_, true, std::span<const int32_t>(request.prompt_ids));
   seq->arrival = Clock::now();
@@ -193,12 +211,16 @@ void Engine::accept_token(Sequence& seq, TokenChoice choice) {
   if (seq.req.on_token) seq.req.on_token(tok);
 
   if (!seq.req.stopping.ignore_eos_token && is_eos(choice.id)) return finish(seq, FinishReason::EosToken);
+  if (seq.constraint && !seq.constraint->accept(choice.id))
+    return finish(seq, FinishReason::Error, "the chosen token is outside the response format's grammar");
   const std::string& text = seq.info.generated_text;
   for (const std::string& stop : seq.req.stopping.stop) {
     if (stop.empty()) continue;
     size_t from = before >= stop.size() ? before - stop.size() + 1 : 0;
     if (text.find(stop, from) != std::string::npos) return finish(seq, FinishReason::StopSequence);
   }
+  // A complete JSON text: nothing but the end may follow, so it ends here.
+  if (seq.constraint && seq.constraint->complete()) return finish(seq, FinishReason::EosToken);
   if (static_cast<int>(seq.generated.size()) >= seq.req.stopping.max_new_tokens) finish(seq, FinishReason::Length);
 }
 
@@ -360,7 +382,7 @@ void Engine::run_batch(BuiltBatch& built) {
     const SamplingParams& sp = row.seq->req.sampling;
     const bool prompt_row = row.position + 1 < static_cast<int>(row.seq->prompt_len);
     if (prompt_row || sp.sampling() || sp.repetition_penalty != 1.0 || sp.frequency_penalty != 0.0 ||
-        sp.presence_penalty != 0.0)
+        sp.presence_penalty != 0.0 || row.seq->constraint)
       greedy_only = false;
   }
   if (greedy_only) {
@@ -384,6 +406,11 @@ void Engine::run_batch(BuiltBatch& built) {
       choices[r].prompt_target = seq.tokens[pos + 1];
     } else if (pos == static_cast<int>(seq.tokens.size()) - 1) {
       choices[r] = seq.sampler->next(seq.tokens, seq.generated);
+      if (seq.constraint) {
+        const auto& mask = seq.constraint->mask();  // kept by the constraint until the token is accepted
+        choices[r].allowed = mask->words.data();
+        choices[r].allowed_words = mask->words.size();
+      }
       chooses[r] = true;
     }
   }

@@ -96,6 +96,9 @@ class Engine {
   void fail_waiting(const std::string& adapter_id, const std::string& error);
   void accept_token(Sequence& seq, TokenChoice choice);
   bool is_eos(int32_t id) const;
+  // The masks of a request's schema over this engine's tokenizer (shared by the
+  // requests with that schema).
+  std::shared_ptr<structured::MaskCache> mask_cache(const std::shared_ptr<const structured::Schema>& schema);
   // Adapter weights for a waiting sequence, if it may be admitted now; null otherwise.
   std::shared_ptr<const AdapterWeights> admissible_adapter(const Sequence& seq);
   void update_stats();
@@ -108,6 +111,8 @@ class Engine {
   std::unique_ptr<PrefixCache> prefix_cache_;  // null when prefix caching is off
   EngineStats stats_;
   std::set<int32_t> eos_ids_;
+  std::shared_ptr<const structured::TokenTable> token_table_;  // built at the first constrained request
+  std::map<std::shared_ptr<const structured::Schema>, std::shared_ptr<structured::MaskCache>> mask_caches_;
   uint64_t next_id_ = 1;
   std::deque<std::unique_ptr<Sequence>> waiting_;
   std::list<std::unique_ptr<Sequence>> running_;

@@ -13,6 +13,9 @@
 namespace lorax {
 
 struct AdapterWeights;
+namespace structured {
+class Schema;
+}
 
 struct StoppingParams {
   int max_new_tokens = 20;
@@ -52,6 +55,9 @@ struct GenerationRequest {
   SamplingParams sampling;
   StoppingParams stopping;
   bool prefill_details = false;  // compute prompt log-probs (decoder_input_details)
+  // Constrained decoding: the generated text is a JSON text this schema accepts
+  // (engine/structured); null for free text.
+  std::shared_ptr<const structured::Schema> schema;
   // The adapter: its id (empty: the base model), and either its weights already
   // resolved (CLI, benchmarks) or none, when the engine's AdapterResidency makes
   // it resident before the request runs.

@@ -9,6 +9,7 @@
 
 #include "kv/prefix_cache.h"
 #include "scheduler/request.h"
+#include "structured/token_mask.h"
 #include "tokenizer/tokenizer.h"
 
 namespace lorax {
@@ -27,6 +28,7 @@ struct Sequence {
   // it); null for the base model and while it waits.
   std::shared_ptr<const AdapterWeights> adapter;
   std::unique_ptr<Sampler> sampler;
+  std::unique_ptr<structured::Constraint> constraint;  // when the request has a schema
   std::unique_ptr<IncrementalDetokenizer> detok;
   std::vector<int32_t> generated;
   std::vector<std::optional<float>> prompt_logprobs;

@@ -24,6 +24,35 @@ bool boolean(const ojson& b, const char* k) {
   return b[k].get<bool>();
 }
 
+// OpenAI's response_format: text, json_object, or json_schema {name, schema, strict, description}.
+void response_format(const ojson& rf, GenerateParameters& p) {
+  if (!rf.is_object() || !rf.contains("type") || !rf["type"].is_string())
+    throw ValidationError("`response_format` must be an object with a string `type`");
+  const std::string type = rf["type"].get<std::string>();
+  for (auto& [key, _] : rf.items())
+    if (key != "type" && !(type == "json_schema" && key == "json_schema"))
+      throw ValidationError("unknown `response_format` field `" + key + "`");
+  if (type == "text") return;
+  if (type == "json_object") {
+    p.json_output = true;
+    return;
+  }
+  if (type != "json_schema")
+    throw ValidationError("`response_format.type` must be \"text\", \"json_object\" or \"json_schema\"");
+  if (!present(rf, "json_schema") || !rf["json_schema"].is_object())
+    throw ValidationError("`response_format.json_schema` must be an object");
+  const ojson& js = rf["json_schema"];
+  for (auto& [key, _] : js.items())
+    if (key != "name" && key != "schema" && key != "strict" && key != "description")
+      throw ValidationError("unknown `response_format.json_schema` field `" + key + "`");
+  if (!present(js, "name") || !js["name"].is_string()) throw ValidationError("`response_format.json_schema.name` must be a string");
+  if (present(js, "strict") && !js["strict"].is_boolean())
+    throw ValidationError("`response_format.json_schema.strict` must be a boolean");
+  // strict or not, the output always follows the schema: decoding is constrained.
+  p.json_output = true;
+  p.json_schema = present(js, "schema") ? json::parse(js["schema"].dump()) : json::object();
+}
+
 // The fields both endpoints share, mapped onto /generate parameters.
 OpenAIRequest parse_common(const ojson& b) {
   if (!b.is_object()) throw ValidationError("request body must be a JSON object");
@@ -79,6 +108,7 @@ OpenAIRequest parse_common(const ojson& b) {
       if (v <= 0) throw ValidationError(std::string("`") + k + "` must be strictly positive");
       r.params.max_new_tokens = v;
     }
+  if (present(b, "response_format")) response_format(b["response_format"], r.params);
   r.params.details = true;
   return r;
 }
@@ -132,11 +162,6 @@ OpenAIRequest parse_chat_request(const ojson& b) {
     r.tools = b["tools"];
   }
   if (present(b, "logprobs") && boolean(b, "logprobs")) throw ValidationError("`logprobs` is not supported");
-  if (present(b, "response_format")) {
-    const ojson& rf = b["response_format"];
-    if (!rf.is_object() || !rf.contains("type") || rf["type"] != "text")
-      throw ValidationError("`response_format` other than text is not supported");
-  }
   return r;
 }
 

@@ -103,32 +103,6 @@ struct Server::State {
                             ") exceed the KV cache capacity of " + std::to_string(kv_capacity_tokens) + " tokens");
   }
 
-  // build_generation_request for prompts tokenized elsewhere (chat: the template already
-  // placed the special tokens), with the same limits.
-  GenerationRequest request_from_ids(std::vector<int32_t> ids, const GenerateParameters& p) const {
-    const RequestLimits& limits = config.limits;
-    if (ids.empty()) throw ValidationError("the prompt produced no tokens");
-    if (p.truncate && static_cast<int>(ids.size()) > *p.truncate) ids.erase(ids.begin(), ids.end() - *p.truncate);
-    const int input_len = static_cast<int>(ids.size());
-    if (input_len > limits.max_input_length)
-      throw ValidationError("`inputs` must have less than " + std::to_string(limits.max_input_length) +
-                            " tokens. Given: " + std::to_string(input_len));
-    const int max_new =
-        p.max_new_tokens.value_or(std::min(limits.default_max_new_tokens, limits.max_total_tokens - input_len));
-    if (max_new <= 0 || input_len + max_new > limits.max_total_tokens)
-      throw ValidationError("`inputs` tokens + `max_new_tokens` must be <= " + std::to_string(limits.max_total_tokens) +
-                            ". Given: " + std::to_string(input_len) + " `inputs` tokens and " +
-                            std::to_string(max_new) + " `max_new_tokens`");
-    GenerationRequest req;
-    req.prompt_ids = std::move(ids);
-    req.sampling = p.sampling;
-    req.stopping.max_new_tokens = max_new;
-    req.stopping.stop = p.stop;
-    req.stopping.ignore_eos_token = p.ignore_eos_token;
-    req.prefill_details = p.decoder_input_details;
-    return req;
-  }
-
   std::string render_chat(const OpenAIRequest& r) {
     std::lock_guard lock(chat.mu);
     const bool tools = !r.tools.is_null();
@@ -355,7 +329,7 @@ class RestHandler : public Http::Handler {
         OpenAIRequest r = chat ? parse_chat_request(body) : parse_completion_request(body);
         stream = r.stream;
         if (chat) {
-          greq = s.request_from_ids(s.tokenizer->encode(s.render_chat(r), false), r.params);
+          greq = build_generation_request(s.tokenizer->encode(s.render_chat(r), false), r.params, s.config.limits);
         } else {
           GenerateBody gb{r.prompt, r.params};
           greq = build_generation_request(gb, *s.tokenizer, s.config.limits);

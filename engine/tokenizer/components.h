@@ -38,6 +38,9 @@ struct PreTokenizer {
 struct Decoder {
   virtual ~Decoder() = default;
   virtual void decode_chain(std::vector<std::string>& tokens) const = 0;
+  // The same rewrite without turning invalid UTF-8 into U+FFFD: the raw bytes a
+  // token adds to the text, which constrained decoding matches byte by byte.
+  virtual void decode_chain_bytes(std::vector<std::string>& tokens) const { decode_chain(tokens); }
 };
 
 // Adds special tokens around the ids of one sequence (pairs are not needed by the engine).

@@ -14,10 +14,14 @@ namespace {
 class ByteLevel : public Decoder {
  public:
   void decode_chain(std::vector<std::string>& tokens) const override {
+    decode_chain_bytes(tokens);
+    tokens[0] = utf8_lossy(tokens[0]);
+  }
+  void decode_chain_bytes(std::vector<std::string>& tokens) const override {
     std::string bytes;
     for (auto& t : tokens)
       if (!byte_level_to_bytes(t, bytes)) bytes += t;
-    tokens.assign(1, utf8_lossy(bytes));
+    tokens.assign(1, std::move(bytes));
   }
 };
 
@@ -63,13 +67,17 @@ int byte_token(const std::string& t) {
 
 class ByteFallback : public Decoder {
  public:
-  void decode_chain(std::vector<std::string>& tokens) const override {
+  void decode_chain(std::vector<std::string>& tokens) const override { rewrite(tokens, true); }
+  void decode_chain_bytes(std::vector<std::string>& tokens) const override { rewrite(tokens, false); }
+
+ private:
+  static void rewrite(std::vector<std::string>& tokens, bool lossy) {
     std::vector<std::string> out;
     out.reserve(tokens.size());
     std::string pending;
     auto flush = [&] {
       if (pending.empty()) return;
-      if (utf8_valid(pending)) out.push_back(pending);
+      if (!lossy || utf8_valid(pending)) out.push_back(pending);
       else
         for (size_t k = 0; k < pending.size(); ++k) out.push_back("\xEF\xBF\xBD");
       pending.clear();
@@ -220,6 +228,9 @@ class Sequence : public Decoder {
   explicit Sequence(std::vector<std::unique_ptr<Decoder>> items) : items_(std::move(items)) {}
   void decode_chain(std::vector<std::string>& tokens) const override {
     for (auto& d : items_) d->decode_chain(tokens);
+  }
+  void decode_chain_bytes(std::vector<std::string>& tokens) const override {
+    for (auto& d : items_) d->decode_chain_bytes(tokens);
   }
 
  private:

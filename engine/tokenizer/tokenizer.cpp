@@ -319,6 +319,30 @@ std::string Tokenizer::id_to_token(int32_t id) const {
   return "";
 }
 
+std::optional<std::string> Tokenizer::token_bytes(int32_t id) const {
+  const auto& p = *p_;
+  if (id < 0 || static_cast<size_t>(id) >= p.vocab_size) return std::nullopt;
+  std::string piece;
+  if (auto* a = p.added_token(id)) {
+    if (a->special) return std::nullopt;
+    piece = a->content;
+  } else if (auto* s = p.model->id_to_token(id)) {
+    piece = *s;
+  } else {
+    return std::nullopt;
+  }
+  if (!p.decoder) return " " + piece;  // decode() joins pieces with spaces
+  // After an anchor piece, so that start-of-text rules (Strip, Metaspace's
+  // first-token rule) do not apply; "a" is itself in every alphabet used here.
+  static const std::string kAnchor = "a";
+  std::vector<std::string> pieces = {kAnchor, piece};
+  p.decoder->decode_chain_bytes(pieces);
+  std::string out;
+  for (auto& t : pieces) out += t;
+  if (out.compare(0, kAnchor.size(), kAnchor) != 0) return std::nullopt;
+  return out.substr(kAnchor.size());
+}
+
 bool Tokenizer::is_special(int32_t id) const {
   auto* a = p_->added_token(id);
   return a && a->special;

@@ -46,6 +46,10 @@ class Tokenizer {
   std::optional<int32_t> token_to_id(std::string_view token) const;
   std::string id_to_token(int32_t id) const;  // raw vocab string ("" if out of range)
   bool is_special(int32_t id) const;          // added token with special=true
+  // The bytes token `id` adds in the middle of a text (not at its start, where
+  // decoders may strip a space), without UTF-8 repair: a byte-fallback piece is
+  // its one byte. None for special tokens, which are not text.
+  std::optional<std::string> token_bytes(int32_t id) const;
   size_t vocab_size() const;                  // max id + 1 over vocab and added tokens
   const TokenizerConfig& config() const;
 

@@ -457,11 +457,20 @@ class CudaBackend final : public Backend {
     out.assign(n, TokenChoice{});
     std::vector<kernels::ChooseRow> params(n);
     std::vector<int32_t> penalties;
+    const int64_t mask_words = (vocab + 31) / 32;
+    std::vector<uint32_t> masks;  // the constrained rows' masks, padded or cut to the logits' vocabulary
     for (int64_t i = 0; i < n; ++i) {
       const RowChoice& r = rows[i];
       kernels::ChooseRow& p = params[i];
+      int32_t mask_row = -1;
+      if (r.allowed && r.prompt_target < 0) {
+        mask_row = static_cast<int32_t>(masks.size() / mask_words);
+        masks.resize(masks.size() + mask_words, 0);
+        std::copy_n(r.allowed, std::min<int64_t>(mask_words, static_cast<int64_t>(r.allowed_words)),
+                    masks.end() - mask_words);
+      }
       p = {r.prompt_target, r.sample ? 1 : 0, r.top_k, static_cast<int32_t>(penalties.size() / 3),
-           static_cast<int32_t>(r.penalties.size()), 0, r.temperature, r.top_p, r.typical_p, r.repetition_penalty,
+           static_cast<int32_t>(r.penalties.size()), mask_row, r.temperature, r.top_p, r.typical_p, r.repetition_penalty,
            r.frequency_penalty, r.presence_penalty, r.uniform};
       for (const PenaltyToken& t : r.penalties) penalties.insert(penalties.end(), {t.token, t.generated_count, t.in_context});
     }
@@ -469,12 +478,16 @@ class CudaBackend final : public Backend {
       bool overflow = false;
       auto* dev_params = static_cast<kernels::ChooseRow*>(arena_.take(n * sizeof(kernels::ChooseRow), &overflow));
       auto* dev_pen = static_cast<int32_t*>(arena_.take(std::max<size_t>(penalties.size(), 1) * 4, &overflow));
+      auto* dev_masks = static_cast<uint32_t*>(arena_.take(std::max<size_t>(masks.size(), 1) * 4, &overflow));
       auto* scratch = static_cast<float*>(arena_.take(n * vocab * 4, &overflow));
       auto* dev_ids = static_cast<int32_t*>(arena_.take(n * 4, &overflow));
       auto* dev_lp = static_cast<float*>(arena_.take(n * 4, &overflow));
       CUDA_CHECK(cudaMemcpyAsync(dev_params, params.data(), n * sizeof(kernels::ChooseRow), cudaMemcpyHostToDevice, stream_));
       CUDA_CHECK(cudaMemcpyAsync(dev_pen, penalties.data(), penalties.size() * 4, cudaMemcpyHostToDevice, stream_));
-      kernels::choose_tokens(dt_, logits.data, n, vocab, dev_params, dev_pen, scratch, dev_ids, dev_lp, stream_);
+      if (!masks.empty())
+        CUDA_CHECK(cudaMemcpyAsync(dev_masks, masks.data(), masks.size() * 4, cudaMemcpyHostToDevice, stream_));
+      kernels::choose_tokens(dt_, logits.data, n, vocab, dev_params, dev_pen, dev_masks, scratch, dev_ids, dev_lp,
+                             stream_);
       CUDA_CHECK_LAUNCH();
       std::vector<int32_t> ids(n);
       std::vector<float> lps(n);

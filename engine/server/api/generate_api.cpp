@@ -2,6 +2,7 @@
 
 #include "server/api/json_fields.h"
 
+#include "structured/json_schema.h"
 #include "tokenizer/tokenizer.h"
 
 #include <cmath>
@@ -86,9 +87,20 @@ GenerateParameters parse_generate_parameters(const json& p) {
   out.watermark = field<bool>(p, "watermark", "a boolean").value_or(false);
   if (out.watermark) throw ValidationError("`watermark` is not supported");
   out.ignore_eos_token = field<bool>(p, "ignore_eos_token", "a boolean").value_or(false);
-  if (p.contains("response_format") && !p["response_format"].is_null())
-    throw ValidationError("`response_format` (structured output) is not supported");
+  if (p.contains("response_format") && !p["response_format"].is_null()) parse_response_format(p["response_format"], out);
   return out;
+}
+
+void parse_response_format(const json& rf, GenerateParameters& out) {
+  if (!rf.is_object() || !rf.contains("type") || !rf["type"].is_string())
+    throw ValidationError("`response_format` must be an object with a string `type`");
+  for (auto& [key, _] : rf.items())
+    if (key != "type" && key != "schema") throw ValidationError("unknown `response_format` field `" + key + "`");
+  const std::string type = rf["type"].get<std::string>();
+  if (type == "text") return;
+  if (type != "json_object") throw ValidationError("`response_format.type` must be \"json_object\" or \"text\"");
+  out.json_output = true;
+  out.json_schema = rf.contains("schema") ? rf["schema"] : json();
 }
 
 GenerateBody parse_generate_body(const json& body) {
@@ -106,11 +118,17 @@ GenerateBody parse_generate_body(const json& body) {
 
 GenerationRequest build_generation_request(const GenerateBody& body, const Tokenizer& tokenizer,
                                            const RequestLimits& limits) {
-  const GenerateParameters& p = body.parameters;
-  GenerationRequest req;
   if (body.inputs.empty()) throw ValidationError("`inputs` must not be empty");
-  req.prompt_ids = tokenizer.encode(body.inputs, true);
-  if (req.prompt_ids.empty()) throw ValidationError("`inputs` produced no tokens");
+  std::vector<int32_t> ids = tokenizer.encode(body.inputs, true);
+  if (ids.empty()) throw ValidationError("`inputs` produced no tokens");
+  return build_generation_request(std::move(ids), body.parameters, limits);
+}
+
+GenerationRequest build_generation_request(std::vector<int32_t> prompt_ids, const GenerateParameters& p,
+                                           const RequestLimits& limits) {
+  GenerationRequest req;
+  req.prompt_ids = std::move(prompt_ids);
+  if (req.prompt_ids.empty()) throw ValidationError("the prompt produced no tokens");
   if (p.truncate && static_cast<int>(req.prompt_ids.size()) > *p.truncate)
     req.prompt_ids.erase(req.prompt_ids.begin(), req.prompt_ids.end() - *p.truncate);
   const int input_len = static_cast<int>(req.prompt_ids.size());
@@ -128,6 +146,20 @@ GenerationRequest build_generation_request(const GenerateBody& body, const Token
   req.stopping.ignore_eos_token = p.ignore_eos_token;
   req.prefill_details = p.decoder_input_details;
   req.adapter_id = p.adapter_id.value_or("");
+  if (p.json_output) {
+    if (p.json_schema.is_null()) {
+      req.schema = structured::Schema::any_object();
+    } else {
+      if (p.json_schema.dump().size() > limits.max_schema_bytes)
+        throw ValidationError("`response_format.schema` is larger than " + std::to_string(limits.max_schema_bytes) +
+                              " bytes (--max-schema-bytes)");
+      try {
+        req.schema = structured::compile_cached(p.json_schema);
+      } catch (const structured::SchemaError& e) {
+        throw ValidationError(std::string("`response_format.schema`: ") + e.what());
+      }
+    }
+  }
   return req;
 }
 

@@ -31,7 +31,10 @@ struct GenerateParameters {
   int best_of = 1;
   bool watermark = false;
   bool ignore_eos_token = false;
-  nlohmann::json response_format;  // null when absent
+  // response_format: the output is JSON (LoRAX's {"type": "json_object"}), of
+  // `json_schema` when that is not null (else any JSON object).
+  bool json_output = false;
+  nlohmann::json json_schema;
 };
 
 struct GenerateBody {
@@ -51,6 +54,7 @@ struct RequestLimits {
   int max_input_length = 1024;
   int max_total_tokens = 2048;
   int default_max_new_tokens = 20;
+  size_t max_schema_bytes = 64 * 1024;  // a response_format schema's compact JSON text (--max-schema-bytes)
 };
 
 class Tokenizer;
@@ -58,6 +62,13 @@ class Tokenizer;
 // limits and fills a scheduler request (callbacks are the caller's).
 GenerationRequest build_generation_request(const GenerateBody& body, const Tokenizer& tokenizer,
                                            const RequestLimits& limits);
+// The same for a prompt tokenized elsewhere (chat: the template placed the special tokens).
+GenerationRequest build_generation_request(std::vector<int32_t> prompt_ids, const GenerateParameters& params,
+                                           const RequestLimits& limits);
+
+// LoRAX's `parameters.response_format` ({"type": "json_object", "schema": ...})
+// into `params`; throws ValidationError.
+void parse_response_format(const nlohmann::json& rf, GenerateParameters& params);
 
 // The /generate response body.
 nlohmann::json generate_response(const FinishInfo& info, const GenerateParameters& params, const std::string& prompt);
