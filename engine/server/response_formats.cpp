@@ -8,6 +8,15 @@ std::string sse_event(const std::string& payload, bool space_after_colon) {
   return (space_after_colon ? "data: " : "data:") + payload + "\n\n";
 }
 
+// Text the detokenizer held back until the end (e.g. a trailing partial character, or
+// byte-fallback pieces): generated_text holds it, no token event did.
+std::string held_back_tail(const FinishInfo& info) {
+  size_t streamed = 0;
+  for (const GeneratedToken& t : info.tokens)
+    if (!t.special) streamed += t.text.size();
+  return info.generated_text.size() > streamed ? info.generated_text.substr(streamed) : "";
+}
+
 // ---- LoRAX ----
 
 std::string LoraxFormat::stream_token(const GeneratedToken& tok) {
@@ -31,6 +40,8 @@ std::string LoraxFormat::stream_finish(const FinishInfo& info) {
                   {"generated_tokens", info.tokens.size()},
                   {"seed", info.seed ? json(*info.seed) : json(nullptr)}};
   const std::string text = params_.return_full_text ? prompt_ + info.generated_text : info.generated_text;
+  // The last event's token carries the held-back text, so that the tokens' texts add up to generated_text.
+  if (!pending_->special) pending_->text += held_back_tail(info);
   std::string out =
       sse_event(json{{"token", token_json(*pending_)}, {"generated_text", text}, {"details", details}}.dump(-1, ' ', false, kUtf8Replace));
   pending_.reset();
@@ -63,11 +74,7 @@ std::string OpenAIFormat::stream_token(const GeneratedToken& tok) {
 std::string OpenAIFormat::stream_finish(const FinishInfo& info) {
   const char* reason = openai_finish_reason(info.reason);
   std::string out;
-  // Text the detokenizer held back until the end (e.g. a trailing partial character).
-  size_t streamed = 0;
-  for (const GeneratedToken& t : info.tokens)
-    if (!t.special) streamed += t.text.size();
-  std::string tail = info.generated_text.size() > streamed ? info.generated_text.substr(streamed) : "";
+  const std::string tail = held_back_tail(info);
   json last = chat_ ? chat_chunk(ids_, tail.empty() ? json::object() : json{{"content", tail}}, reason)
                     : completion_chunk(ids_, tail, reason);
   out += sse_event(last.dump(-1, ' ', false, kUtf8Replace), true);
