@@ -161,6 +161,13 @@ OpenAIRequest parse_chat_request(const ojson& b) {
     if (!b["tools"].is_array()) throw ValidationError("`tools` must be a list");
     r.tools = b["tools"];
   }
+  r.tool_spec = parse_tools(r.tools, present(b, "tool_choice") ? b["tool_choice"] : ojson());
+  if (r.tool_spec.constrained()) {
+    if (r.params.json_output)
+      throw ValidationError("`response_format` cannot be combined with a required or named `tool_choice`");
+    r.params.json_output = true;
+    r.params.json_schema = tool_call_schema(r.tool_spec);
+  }
   if (present(b, "logprobs") && boolean(b, "logprobs")) throw ValidationError("`logprobs` is not supported");
   return r;
 }

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "server/api/generate_api.h"
+#include "server/openai_tools.h"
 
 namespace lorax::server {
 
@@ -19,7 +20,8 @@ struct OpenAIRequest {
   bool echo = false;           // completions: prepend the prompt
   std::string prompt;          // completions
   nlohmann::ordered_json messages;  // chat, key order kept for the template's tojson
-  nlohmann::ordered_json tools;     // chat, null when absent
+  nlohmann::ordered_json tools;     // chat, null when absent (rendered by the template)
+  ToolSpec tool_spec;               // chat: the tools and tool_choice, parsed
 };
 
 // Throw ValidationError naming the offending field.

@@ -65,15 +65,51 @@ std::string OpenAIFormat::stream_start() {
   return "";
 }
 
+std::string OpenAIFormat::content_chunk(const std::string& text) const {
+  json chunk = chat_ ? chat_chunk(ids_, {{"content", text}}, nullptr) : completion_chunk(ids_, text, nullptr);
+  return sse_event(chunk.dump(-1, ' ', false, kUtf8Replace), true);
+}
+
+// Whether text an auto tool choice has held so far may still be a tool call.
+bool may_be_tool_call(const std::string& held) {
+  const size_t at = held.find_first_not_of(" \t\r\n");
+  if (at == std::string::npos) return true;
+  static const std::string open = "<tool_call>";
+  const std::string rest = held.substr(at);
+  return rest[0] == '{' || rest[0] == '[' || open.compare(0, std::min(open.size(), rest.size()), rest, 0,
+                                                          std::min(open.size(), rest.size())) == 0;
+}
+
 std::string OpenAIFormat::stream_token(const GeneratedToken& tok) {
   if (tok.special || tok.text.empty()) return "";  // specials are not text; partial UTF-8 waits
-  json chunk = chat_ ? chat_chunk(ids_, {{"content", tok.text}}, nullptr) : completion_chunk(ids_, tok.text, nullptr);
-  return sse_event(chunk.dump(-1, ' ', false, kUtf8Replace), true);
+  if (tools_.active() && holding_) {
+    held_ += tok.text;
+    if (tools_.constrained() || may_be_tool_call(held_)) return "";
+    holding_ = false;  // plain text after all: what was held goes out now
+    std::string out = content_chunk(held_);
+    held_.clear();
+    return out;
+  }
+  return content_chunk(tok.text);
+}
+
+std::optional<std::vector<ToolCall>> OpenAIFormat::tool_calls(const FinishInfo& info) const {
+  if (!tools_.active() || !holding_ || info.reason == FinishReason::Length || info.reason == FinishReason::Error)
+    return std::nullopt;
+  return parse_tool_calls(info.generated_text, tools_);
 }
 
 std::string OpenAIFormat::stream_finish(const FinishInfo& info) {
   const char* reason = openai_finish_reason(info.reason);
   std::string out;
+  if (auto calls = tool_calls(info)) {
+    out += sse_event(chat_chunk(ids_, {{"tool_calls", tool_calls_json(*calls, ids_.id, true)}}, nullptr)
+                         .dump(-1, ' ', false, kUtf8Replace), true);
+    out += sse_event(chat_chunk(ids_, json::object(), "tool_calls").dump(-1, ' ', false, kUtf8Replace), true);
+    if (include_usage_) out += sse_event(usage_chunk(ids_, chat_, usage(info)).dump(-1, ' ', false, kUtf8Replace), true);
+    return out + sse_event("[DONE]", true);
+  }
+  if (!held_.empty()) out += content_chunk(held_);  // held as a possible tool call, but text
   const std::string tail = held_back_tail(info);
   json last = chat_ ? chat_chunk(ids_, tail.empty() ? json::object() : json{{"content", tail}}, reason)
                     : completion_chunk(ids_, tail, reason);
@@ -84,6 +120,13 @@ std::string OpenAIFormat::stream_finish(const FinishInfo& info) {
 }
 
 json OpenAIFormat::body(const FinishInfo& info) {
+  if (auto calls = tool_calls(info)) {
+    json out = chat_response(ids_, "", info.reason, usage(info));
+    out["choices"][0]["message"] = {{"role", "assistant"}, {"content", nullptr},
+                                    {"tool_calls", tool_calls_json(*calls, ids_.id, false)}};
+    out["choices"][0]["finish_reason"] = "tool_calls";
+    return out;
+  }
   if (chat_) return chat_response(ids_, info.generated_text, info.reason, usage(info));
   return completion_response(ids_, echo_ + info.generated_text, info.reason, usage(info));
 }

@@ -11,6 +11,7 @@
 
 #include "server/api/generate_api.h"
 #include "server/openai_api.h"
+#include "server/openai_tools.h"
 
 namespace lorax::server {
 
@@ -55,9 +56,10 @@ class LoraxFormat : public ResponseFormat {
 
 class OpenAIFormat : public ResponseFormat {
  public:
-  OpenAIFormat(OpenAIIds ids, bool chat, size_t prompt_tokens, bool include_usage, std::string echo_prefix)
+  OpenAIFormat(OpenAIIds ids, bool chat, size_t prompt_tokens, bool include_usage, std::string echo_prefix,
+               ToolSpec tools = {})
       : ids_(std::move(ids)), chat_(chat), prompt_tokens_(prompt_tokens), include_usage_(include_usage),
-        echo_(std::move(echo_prefix)) {}
+        echo_(std::move(echo_prefix)), tools_(std::move(tools)) {}
   std::string stream_start() override;
   std::string stream_token(const GeneratedToken& tok) override;
   std::string stream_finish(const FinishInfo& info) override;
@@ -72,6 +74,13 @@ class OpenAIFormat : public ResponseFormat {
   size_t prompt_tokens_;
   bool include_usage_;
   std::string echo_;  // completions with echo: the prompt, sent first
+  // Function calling: text that may still turn out to be a tool call is held
+  // back (all of it when the call is forced) and decided at the end.
+  ToolSpec tools_;
+  std::string held_;
+  bool holding_ = true;
+  std::optional<std::vector<ToolCall>> tool_calls(const FinishInfo& info) const;
+  std::string content_chunk(const std::string& text) const;
 };
 
 }  // namespace lorax::server

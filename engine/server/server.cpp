@@ -338,7 +338,7 @@ class RestHandler : public Http::Handler {
         OpenAIIds ids{(chat ? "chatcmpl-" : "cmpl-") + std::to_string(s.next_id++), unix_now(),
                       r.model.empty() ? s.config.model_id : r.model};
         format = std::make_unique<OpenAIFormat>(ids, chat, greq.prompt_ids.size(), r.include_usage,
-                                                r.echo ? r.prompt : "");
+                                                r.echo ? r.prompt : "", r.tool_spec);
       }
       s.check_capacity(greq);
       adapter = s.resolve_adapter(adapter_req.id, adapter_req.source, adapter_req.api_token);
