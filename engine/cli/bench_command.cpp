@@ -5,6 +5,7 @@
 // batch-1 decode against the HBM roofline (weight + KV bytes per step over the
 // measured copy bandwidth) and prefill against the measured bf16 GEMM peak.
 #include <chrono>
+#include <fstream>
 #include <cstdio>
 #include <iostream>
 #include <random>
@@ -13,6 +14,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/engine_setup.h"
+#include "structured/json_schema.h"
 
 #ifdef LORAX_HAVE_CUDA
 #include "runtime/cuda/cuda_probe.h"
@@ -70,7 +72,10 @@ struct DecodeResult {
   double tokens_per_s = 0, step_ms = 0;
 };
 
-DecodeResult bench_decode(EngineSetup& s, int batch, int adapters, int rank, int prompt_len, int steps) {
+// `schema` (may be null): every request is constrained to it (structured output),
+// with the setup's tokenizer.
+DecodeResult bench_decode(EngineSetup& s, int batch, int adapters, int rank, int prompt_len, int steps,
+                          const std::shared_ptr<const structured::Schema>& schema = nullptr) {
   const ModelSpec& spec = s.model->spec();
   std::vector<std::shared_ptr<const AdapterWeights>> pool;
   for (int i = 0; i < adapters; ++i) pool.push_back(random_adapter(spec, *s.backend, rank, 100 + i));
@@ -81,7 +86,7 @@ DecodeResult bench_decode(EngineSetup& s, int batch, int adapters, int rank, int
   EngineConfig cfg;
   cfg.max_batch_prefill_tokens = std::max(prompt_len * batch, 1);
   cfg.max_running = batch;
-  Engine engine(*s.model, kv, nullptr, cfg);
+  Engine engine(*s.model, kv, schema ? s.tokenizer : nullptr, cfg);
   std::mt19937 rng(1234);
   std::uniform_int_distribution<int32_t> tok(0, spec.vocab_size - 1);
   std::vector<int> generated(batch, 0);
@@ -90,6 +95,7 @@ DecodeResult bench_decode(EngineSetup& s, int batch, int adapters, int rank, int
     for (int i = 0; i < prompt_len; ++i) req.prompt_ids.push_back(tok(rng));
     req.stopping.max_new_tokens = warmup + steps + 2;
     req.stopping.ignore_eos_token = true;
+    req.schema = schema;
     if (!pool.empty()) {
       req.adapter = pool[b % pool.size()];
       req.adapter_id = req.adapter->id;
@@ -138,7 +144,7 @@ double bench_prefill(EngineSetup& s, int prompt_len, int reps) {
 
 int run_bench(const std::vector<std::string>& argv) {
   std::set<std::string> value_flags = {"model", "batch-sizes", "adapters", "adapter-rank", "prompt-len", "decode-steps",
-                                       "prefill-len", "label"};
+                                       "prefill-len", "label", "json-schema", "tokenizer"};
   for (auto& f : engine_value_flags()) value_flags.insert(f);
   Args args(argv, value_flags, {"json", "no-tokenizer"});
   EngineSetup s = EngineSetup::create(args, {GenerateBody{}});
@@ -148,6 +154,16 @@ int run_bench(const std::vector<std::string>& argv) {
   const int prompt_len = static_cast<int>(args.get_int("prompt-len", 128));
   const int steps = static_cast<int>(args.get_int("decode-steps", 32));
   const int prefill_len = static_cast<int>(args.get_int("prefill-len", 2048));
+  // --json-schema FILE: the decode runs again with every request constrained to it
+  // (the tokenizer from --tokenizer DIR, or the model's), beside the free run.
+  std::shared_ptr<const structured::Schema> schema;
+  if (args.has("json-schema")) {
+    std::ifstream in(args.require("json-schema"));
+    if (!in) throw UsageError("--json-schema: cannot read " + args.require("json-schema"));
+    schema = structured::Schema::compile(nlohmann::json::parse(in));
+    if (args.has("tokenizer")) s.tokenizer = Tokenizer::load(args.require("tokenizer"));
+    if (!s.tokenizer) throw UsageError("--json-schema needs a tokenizer (--tokenizer DIR)");
+  }
   const double wbytes = weight_bytes(*s.model);
   double bw = 0, peak = 0;
 #ifdef LORAX_HAVE_CUDA
@@ -172,6 +188,16 @@ int run_bench(const std::vector<std::string>& argv) {
         j["pct_of_hbm_roofline"] = 100.0 * roofline_ms / r.step_ms;
       }
       std::cout << j.dump() << std::endl;
+      if (schema) {
+        const DecodeResult c = bench_decode(s, batch, adapters, rank, prompt_len, steps, schema);
+        j["constrained"] = true;
+        j["tokens_per_s"] = c.tokens_per_s;
+        j["step_ms"] = c.step_ms;
+        j["vs_free"] = c.tokens_per_s / r.tokens_per_s;
+        j.erase("roofline_ms");
+        j.erase("pct_of_hbm_roofline");
+        std::cout << j.dump() << std::endl;
+      }
     }
   if (prefill_len > 0) {
     const double tps = bench_prefill(s, prefill_len, 3);

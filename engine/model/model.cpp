@@ -188,8 +188,10 @@ void Model::forward_greedy(const ForwardBatch& batch, KvCache& kv, const Adapter
 }
 
 std::vector<TokenChoice> Model::forward_choose(const ForwardBatch& batch, KvCache& kv, const AdapterBatch* adapters,
-                                               const std::vector<RowChoice>& choices, const HostChoose& host_choose) {
+                                               const std::function<std::vector<RowChoice>()>& make_choices,
+                                               const HostChoose& host_choose) {
   Tensor logits = run(batch, kv, adapters);
+  const std::vector<RowChoice> choices = make_choices();
   std::vector<TokenChoice> out;
   if (backend_.choose_tokens(logits, choices, out)) return out;
   const std::vector<float> host = backend_.download(logits);

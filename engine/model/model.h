@@ -59,8 +59,11 @@ class Model {
   // when it can (only ids and log-probs leave it), else by `host_choose` over the
   // downloaded logits.
   using HostChoose = std::function<TokenChoice(std::span<const float>, const RowChoice&)>;
+  // `make_choices` runs once the forward is on its way (a GPU computes while the
+  // host works out the rows' choices, e.g. constrained-decoding masks).
   std::vector<TokenChoice> forward_choose(const ForwardBatch& batch, KvCache& kv, const AdapterBatch* adapters,
-                                          const std::vector<RowChoice>& choices, const HostChoose& host_choose);
+                                          const std::function<std::vector<RowChoice>()>& make_choices,
+                                          const HostChoose& host_choose);
 
   // RoPE inverse frequencies for the batch (dynamic NTK scaling depends on max_s).
   std::vector<float> rope_inv_freq(int max_s) const;

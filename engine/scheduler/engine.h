@@ -111,7 +111,7 @@ class Engine {
   std::unique_ptr<PrefixCache> prefix_cache_;  // null when prefix caching is off
   EngineStats stats_;
   std::set<int32_t> eos_ids_;
-  std::shared_ptr<const structured::TokenTable> token_table_;  // built at the first constrained request
+  std::shared_ptr<const structured::TokenTable> token_table_;  // the tokenizer's tokens for constrained decoding
   std::map<std::shared_ptr<const structured::Schema>, std::shared_ptr<structured::MaskCache>> mask_caches_;
   uint64_t next_id_ = 1;
   std::deque<std::unique_ptr<Sequence>> waiting_;

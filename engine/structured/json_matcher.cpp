@@ -223,12 +223,11 @@ bool format_byte(StringFormat f, int32_t& a, int32_t& b, uint8_t c) {
       }
     case StringFormat::Time: return time_byte(a, b, c);
     case StringFormat::Email:
-      // b: 0 local part, 1 after '@', 2 in a domain label, 3 after a dot; a counts bytes.
-      if (a >= 254) return false;
-      ++a;
-      if (b == 0) {
-        if (c == '@') return a > 1 ? (b = 1, true) : false;
-        return is_email_local(c);
+      // b: 0 empty local part, 4 in the local part, 1 after '@', 2 in a domain label, 3 after a dot.
+      // Nothing is counted, so that states repeat and their masks are cached.
+      if (b == 0 || b == 4) {
+        if (c == '@') return b == 4 ? (b = 1, true) : false;
+        return is_email_local(c) ? (b = 4, true) : false;
       }
       if (c == '.') return b == 2 ? (b = 3, true) : false;
       if (!is_email_domain(c)) return false;
@@ -436,8 +435,9 @@ class Feeder {
       if (st.back().ws <= kMaxWhitespace) emit(st);
       return;
     }
-    const int32_t node = st.back().node;
-    for (int32_t leaf : s_.node(node).leaves) {
+    const auto& leaves = s_.node(st.back().node).leaves;
+    if (leaves.size() == 1) return begin(st, leaves[0], c);
+    for (int32_t leaf : leaves) {
       Stack t = st;
       begin(t, leaf, c);
     }
@@ -714,6 +714,21 @@ bool stack_can_finish(const Schema& s, const Stack& st) {
 
 }  // namespace
 
+std::optional<int64_t> plain_string_room(const Schema& schema, const MatchState& state) {
+  if (state.stacks.size() != 1) return std::nullopt;
+  const Frame& f = state.stacks[0].back();
+  if (str_mode(f.b) != kStrNormal) return std::nullopt;
+  if (f.kind == kKey) {
+    if (f.a >= 0) return std::nullopt;  // still on a property name
+    return INT64_MAX;
+  }
+  if (f.kind != kString) return std::nullopt;
+  const Node& n = schema.node(f.node);
+  if (n.kind != NodeKind::String) return INT64_MAX;  // a string of an any-value
+  if (n.format != StringFormat::None) return std::nullopt;
+  return n.max_length < 0 ? INT64_MAX : n.max_length - f.a;
+}
+
 MatchState initial_state(const Schema& schema) {
   MatchState s;
   Stack st = {frame_of(0, kRoot), frame_of(schema.root(), kValue)};
@@ -748,8 +763,10 @@ std::string MatchState::key() const {
 void advance(const Schema& schema, const MatchState& in, uint8_t byte, MatchState& out) {
   out.stacks.clear();
   Feeder feeder(schema, out.stacks);
+  // One working copy per thread: most bytes are rejected, and a rejection then costs no allocation.
+  thread_local Stack work;
   for (const Stack& st : in.stacks) {
-    Stack work = st;
+    work = st;
     feeder.feed(work, byte);
   }
   if (out.stacks.size() > 1) {  // alternatives that converged are one

@@ -14,6 +14,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -50,6 +51,13 @@ struct MatchState {
 };
 
 MatchState initial_state(const Schema& schema);
+// When the state is inside a plain string (one stack, no escape or UTF-8
+// sequence pending, no format): how many more characters it may take (INT64_MAX
+// when unlimited). Any token made only of plain string bytes (no quote,
+// backslash or control byte, whole UTF-8 characters) with at most that many
+// characters is then allowed, whatever its bytes: token_mask.cpp uses this to
+// skip walking those tokens one by one.
+std::optional<int64_t> plain_string_room(const Schema& schema, const MatchState& state);
 // Feeds one byte to every stack; `out` is overwritten (its buffers reused).
 void advance(const Schema& schema, const MatchState& in, uint8_t byte, MatchState& out);
 // Convenience: feeds bytes in order; false (and `state` unchanged) when rejected.

@@ -39,20 +39,30 @@ class TokenTable {
     uint8_t byte;
     uint32_t child;
   };
+  struct Trie {
+    std::vector<TrieNode> nodes;  // nodes[0] is the root (the empty prefix)
+    std::vector<Edge> edges;
+    std::vector<int32_t> tokens;
+  };
+  // Tokens made only of plain string bytes (json_matcher.h: plain_string_room),
+  // which inside a plain string need no walk: plain_up_to_chars()[k] holds those of
+  // at most k characters for k < kMaxCharsBucket, its last entry all of them.
+  static constexpr size_t kMaxCharsBucket = 32;
   size_t vocab_size() const { return vocab_size_; }
   const std::set<int32_t>& eos_ids() const { return eos_ids_; }
   const std::string& bytes(int32_t id) const { return bytes_[id]; }
-  const std::vector<TrieNode>& nodes() const { return nodes_; }
-  const std::vector<Edge>& edges() const { return edges_; }
-  const std::vector<int32_t>& tokens() const { return tokens_; }
+  const Trie& all() const { return all_; }        // every text token
+  const Trie& special() const { return special_; }  // the tokens that are not plain
+  const std::vector<std::vector<uint32_t>>& plain_up_to_chars() const { return plain_up_to_chars_; }
+  const std::vector<std::pair<int32_t, int>>& long_plain() const { return long_plain_; }  // (id, characters)
 
  private:
   size_t vocab_size_ = 0;
   std::set<int32_t> eos_ids_;
   std::vector<std::string> bytes_;
-  std::vector<TrieNode> nodes_;  // nodes_[0] is the root (the empty prefix)
-  std::vector<Edge> edges_;
-  std::vector<int32_t> tokens_;
+  Trie all_, special_;
+  std::vector<std::vector<uint32_t>> plain_up_to_chars_;
+  std::vector<std::pair<int32_t, int>> long_plain_;  // plain tokens of kMaxCharsBucket characters or more
 };
 
 // One bit per token id (bit id % 32 of word id / 32).

@@ -561,6 +561,25 @@ TEST(CudaOps, ChooseTokensLikeTheHost) {
         for (int t = 0; t < std::min(vocab, 40); t += 3) r.penalties.push_back({t, t % 4, t % 2});
         add(r);
       }
+      // Constrained decoding: a token mask (shorter than the vocabulary in one row,
+      // as when the model pads its vocabulary), greedy and sampled, with penalties.
+      std::vector<std::vector<uint32_t>> masks;
+      masks.reserve(4);
+      for (int m = 0; m < 4; ++m) {
+        const size_t words = (vocab + 31) / 32 - (m == 3 && vocab > 64 ? 1 : 0);
+        masks.emplace_back(words, 0u);
+        for (int t = m; t < vocab; t += 7 + m)
+          if (static_cast<size_t>(t / 32) < words) masks.back()[t / 32] |= 1u << (t % 32);
+        RowChoice r;
+        r.sample = m % 2 == 1;
+        r.uniform = unit(p.rng);
+        r.top_k = m == 1 ? 5 : 0;
+        r.temperature = m == 1 ? 0.8 : 1.0;
+        if (m == 2) r.penalties.push_back({2, 1, 1}), r.repetition_penalty = 1.2;
+        r.allowed = masks.back().data();
+        r.allowed_words = words;
+        add(r);
+      }
       const int n = static_cast<int>(rows.size());
       std::vector<float> host = p.random(static_cast<int64_t>(n) * vocab, 3.0f);
       if (ties)
@@ -577,6 +596,10 @@ TEST(CudaOps, ChooseTokensLikeTheHost) {
                      std::to_string(rows[r].temperature) + " typical " + std::to_string(rows[r].typical_p));
         EXPECT_EQ(got[r].id, want.id);
         EXPECT_NEAR(got[r].logprob, want.logprob, 1e-4);
+        if (rows[r].allowed) {
+          const size_t w = static_cast<size_t>(got[r].id) / 32;
+          EXPECT_TRUE(w < rows[r].allowed_words && (rows[r].allowed[w] >> (got[r].id % 32) & 1)) << "outside the mask";
+        }
       }
     }
   }
