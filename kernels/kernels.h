@@ -87,8 +87,11 @@ void fill_random(Dt dt, void* x, int64_t n, uint64_t seed, float stddev, cudaStr
 void fill(Dt dt, void* x, int64_t n, float value, cudaStream_t s);
 
 // Per row of logits [rows, vocab]: the argmax and its log-softmax value.
+// With masks (rows of ceil(vocab / 32) words; mask_rows[r] >= 0 picks row r's,
+// -1 none), a row's argmax and log-softmax are over its allowed tokens only.
 void argmax_logprob(Dt dt, const void* logits, int64_t rows, int64_t vocab, int32_t* ids, float* logprobs,
-                    void* workspace, cudaStream_t s);
+                    void* workspace, cudaStream_t s, const uint32_t* masks = nullptr,
+                    const int32_t* mask_rows = nullptr);
 int64_t argmax_workspace_bytes(int64_t rows);
 
 // One logits row's token choice (the device form of runtime/token_choice.h's RowChoice).

@@ -42,13 +42,17 @@ __device__ Partial block_combine(Partial p, Partial* scratch) {
 }
 
 template <typename T>
-__global__ void slice_kernel(const T* logits, int64_t vocab, Partial* out) {
+__global__ void slice_kernel(const T* logits, int64_t vocab, Partial* out, const uint32_t* masks,
+                             const int32_t* mask_rows) {
   __shared__ Partial scratch[kThreads / 32];
   const T* row = logits + blockIdx.y * vocab;
   const int64_t per = (vocab + kSlices - 1) / kSlices;
   const int64_t begin = blockIdx.x * per, end = min(vocab, begin + per);
+  const uint32_t* mask =
+      mask_rows && mask_rows[blockIdx.y] >= 0 ? masks + mask_rows[blockIdx.y] * ((vocab + 31) / 32) : nullptr;
   Partial p{-INFINITY, 0.0f, 0};
-  for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) p = combine(p, Partial{to_f(row[i]), 1.0f, i});
+  for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x)
+    if (!mask || (mask[i / 32] >> (i % 32) & 1)) p = combine(p, Partial{to_f(row[i]), 1.0f, i});
   p = block_combine(p, scratch);
   if (threadIdx.x == 0) out[blockIdx.y * kSlices + blockIdx.x] = p;
 }
@@ -68,11 +72,11 @@ __global__ void merge_kernel(const Partial* parts, int32_t* ids, float* logprobs
 int64_t argmax_workspace_bytes(int64_t rows) { return rows * kSlices * static_cast<int64_t>(sizeof(Partial)); }
 
 void argmax_logprob(Dt dt, const void* logits, int64_t rows, int64_t vocab, int32_t* ids, float* logprobs,
-                    void* workspace, cudaStream_t s) {
+                    void* workspace, cudaStream_t s, const uint32_t* masks, const int32_t* mask_rows) {
   if (rows == 0) return;
   auto* parts = static_cast<Partial*>(workspace);
   LORAX_DISPATCH(dt, slice_kernel<T><<<dim3(kSlices, static_cast<unsigned>(rows)), kThreads, 0, s>>>(
-                         static_cast<const T*>(logits), vocab, parts));
+                         static_cast<const T*>(logits), vocab, parts, masks, mask_rows));
   merge_kernel<<<static_cast<unsigned>(rows), kSlices, 0, s>>>(parts, ids, logprobs);
 }
 

@@ -183,8 +183,10 @@ std::vector<float> Model::forward(const ForwardBatch& batch, KvCache& kv, const 
 }
 
 void Model::forward_greedy(const ForwardBatch& batch, KvCache& kv, const AdapterBatch* adapters,
-                           std::vector<int32_t>& ids, std::vector<float>& logprobs) {
-  backend_.argmax(run(batch, kv, adapters), ids, logprobs);
+                           std::vector<int32_t>& ids, std::vector<float>& logprobs,
+                           const std::function<std::vector<AllowedTokens>()>& allowed) {
+  Tensor logits = run(batch, kv, adapters);
+  backend_.argmax(logits, ids, logprobs, allowed ? allowed() : std::vector<AllowedTokens>{});
 }
 
 std::vector<TokenChoice> Model::forward_choose(const ForwardBatch& batch, KvCache& kv, const AdapterBatch* adapters,

@@ -52,8 +52,10 @@ class Model {
   // [batch.lm_head_indices.size(), vocab] as float32 on the host.
   std::vector<float> forward(const ForwardBatch& batch, KvCache& kv, const AdapterBatch* adapters = nullptr);
   // The same forward, returning only the greedy token and its log-prob per row.
+  // `allowed` (may be empty) runs once the forward is on its way and gives each
+  // row's allowed tokens (constrained decoding), or none.
   void forward_greedy(const ForwardBatch& batch, KvCache& kv, const AdapterBatch* adapters, std::vector<int32_t>& ids,
-                      std::vector<float>& logprobs);
+                      std::vector<float>& logprobs, const std::function<std::vector<AllowedTokens>()>& allowed = {});
 
   // The same forward, each row's token chosen as `choices` say: on the backend
   // when it can (only ids and log-probs leave it), else by `host_choose` over the

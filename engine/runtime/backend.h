@@ -154,8 +154,11 @@ class Backend {
   virtual void softcap(Tensor& x, float cap) = 0;  // x = cap * tanh(x / cap)
 
   // Greedy choice per row of logits [n, vocab]: argmax and its log-probability,
-  // so greedy decoding need not copy whole logit rows off the device.
-  virtual void argmax(const Tensor& logits, std::vector<int32_t>& ids, std::vector<float>& logprobs) = 0;
+  // so greedy decoding need not copy whole logit rows off the device. With
+  // `allowed` (one per row, or empty), a row chooses among its allowed tokens and
+  // its log-probability is over them.
+  virtual void argmax(const Tensor& logits, std::vector<int32_t>& ids, std::vector<float>& logprobs,
+                      const std::vector<AllowedTokens>& allowed = {}) = 0;
   // Every row's token (or prompt log-prob) as its RowChoice says, when the backend
   // does this itself; false (out untouched) leaves it to the host.
   virtual bool choose_tokens(const Tensor& logits, const std::vector<RowChoice>& rows, std::vector<TokenChoice>& out) {

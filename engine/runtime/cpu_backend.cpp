@@ -301,15 +301,21 @@ class CpuBackend final : public Backend {
       std::memcpy(out.as<float>() + i * h, x.as<float>() + static_cast<int64_t>(rows[i]) * h, h * sizeof(float));
   }
 
-  void argmax(const Tensor& logits, std::vector<int32_t>& ids, std::vector<float>& logprobs) override {
+  void argmax(const Tensor& logits, std::vector<int32_t>& ids, std::vector<float>& logprobs,
+              const std::vector<AllowedTokens>& allowed) override {
     const int64_t rows = logits.rows(), v = logits.cols();
     ids.assign(rows, 0);
     logprobs.assign(rows, 0.0f);
     for (int64_t r = 0; r < rows; ++r) {
       const float* x = logits.as<float>() + r * v;
-      const int64_t best = std::max_element(x, x + v) - x;
+      const AllowedTokens mask = allowed.empty() ? AllowedTokens{} : allowed[r];
+      int64_t best = -1;  // the first of equal maxima, as std::max_element
+      for (int64_t i = 0; i < v; ++i)
+        if (mask.allows(i) && (best < 0 || x[i] > x[best])) best = i;
+      if (best < 0) best = 0;  // nothing allowed: cannot happen for a live constraint
       double sum = 0;
-      for (int64_t i = 0; i < v; ++i) sum += std::exp(static_cast<double>(x[i]) - x[best]);
+      for (int64_t i = 0; i < v; ++i)
+        if (mask.allows(i)) sum += std::exp(static_cast<double>(x[i]) - x[best]);
       ids[r] = static_cast<int32_t>(best);
       logprobs[r] = static_cast<float>(-std::log(sum));
     }

@@ -22,6 +22,18 @@ struct PenaltyToken {
   int32_t in_context = 0;
 };
 
+// Constrained decoding: only tokens whose bit is set may be chosen (bit id % 32 of
+// words[id / 32]; ids past count * 32 are not allowed). Null words: every token.
+// The words belong to the request and outlive the choice.
+struct AllowedTokens {
+  const uint32_t* words = nullptr;
+  size_t count = 0;
+  explicit operator bool() const { return words != nullptr; }
+  bool allows(int64_t id) const {
+    return !words || (id >= 0 && static_cast<size_t>(id / 32) < count && (words[id / 32] >> (id % 32) & 1));
+  }
+};
+
 struct RowChoice {
   int32_t prompt_target = -1;  // >= 0: only the log-prob of this (prompt) token, from the raw logits
   bool sample = false;         // draw from the warped distribution; else argmax after penalties
@@ -34,11 +46,7 @@ struct RowChoice {
   double presence_penalty = 0.0;
   double uniform = 0.0;               // in [0, 1): the draw picks the first token whose cumulative mass exceeds it
   std::vector<PenaltyToken> penalties;  // empty unless a penalty is set
-  // Constrained decoding: only tokens whose bit is set may be chosen (bit id % 32
-  // of allowed[id / 32]; ids past allowed_words * 32 are not allowed). Null: all
-  // tokens. Owned by the request, alive for the whole choice.
-  const uint32_t* allowed = nullptr;
-  size_t allowed_words = 0;
+  AllowedTokens allowed;  // constrained decoding; applied before penalties and warpers
 };
 
 }  // namespace lorax

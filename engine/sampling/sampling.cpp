@@ -167,7 +167,7 @@ TokenChoice choose_token(std::span<const float> logits, const RowChoice& row) {
   const int32_t vocab = static_cast<int32_t>(s.size());
   if (row.allowed)
     for (int32_t i = 0; i < vocab; ++i)
-      if (static_cast<size_t>(i / 32) >= row.allowed_words || !(row.allowed[i / 32] >> (i % 32) & 1)) s[i] = kRemoved;
+      if (!row.allowed.allows(i)) s[i] = kRemoved;
   const bool frequency = row.frequency_penalty != 0.0 || row.presence_penalty != 0.0;
   for (const PenaltyToken& p : row.penalties) {
     if (p.token < 0 || p.token >= vocab) continue;

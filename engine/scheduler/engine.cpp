@@ -384,20 +384,34 @@ void Engine::run_batch(BuiltBatch& built) {
     const SamplingParams& sp = row.seq->req.sampling;
     const bool prompt_row = row.position + 1 < static_cast<int>(row.seq->prompt_len);
     if (prompt_row || sp.sampling() || sp.repetition_penalty != 1.0 || sp.frequency_penalty != 0.0 ||
-        sp.presence_penalty != 0.0 || row.seq->constraint)
+        sp.presence_penalty != 0.0)
       greedy_only = false;
   }
+  // A constrained row's mask, worked out while the forward runs (it may need a trie walk).
+  auto allowed_for = [](Sequence& seq) -> AllowedTokens {
+    if (!seq.constraint || seq.finished) return {};
+    const auto& mask = seq.constraint->mask();  // kept by the constraint until the token is accepted
+    return {mask->words.data(), mask->words.size()};
+  };
   if (greedy_only) {
     std::vector<int32_t> ids;
     std::vector<float> logprobs;
-    model_.forward_greedy(built.forward, kv_, built.adapter_batch(), ids, logprobs);
+    bool constrained = false;
+    for (const BatchRow& row : rows) constrained = constrained || row.seq->constraint;
+    auto masks = [&] {
+      std::vector<AllowedTokens> out;
+      for (const BatchRow& row : rows) out.push_back(allowed_for(*row.seq));
+      return out;
+    };
+    model_.forward_greedy(built.forward, kv_, built.adapter_batch(), ids, logprobs,
+                          constrained ? std::function<std::vector<AllowedTokens>()>(masks) : nullptr);
     for (size_t r = 0; r < rows.size(); ++r)
       if (!rows[r].seq->finished) accept_token(*rows[r].seq, TokenChoice{ids[r], logprobs[r]});
     return;
   }
   // What each row needs: a prompt token's log-prob, a chosen token, or nothing
-  // (a row whose result is not used asks for a log-prob nobody reads). Worked
-  // out while the forward runs: masks of constrained rows may need a trie walk.
+  // (a row whose result is not used asks for a log-prob nobody reads), worked
+  // out while the forward runs.
   std::vector<bool> chooses(rows.size(), false);
   auto make_choices = [&] {
     std::vector<RowChoice> choices(rows.size());
@@ -410,11 +424,7 @@ void Engine::run_batch(BuiltBatch& built) {
         choices[r].prompt_target = seq.tokens[pos + 1];
       } else if (pos == static_cast<int>(seq.tokens.size()) - 1) {
         choices[r] = seq.sampler->next(seq.tokens, seq.generated);
-        if (seq.constraint) {
-          const auto& mask = seq.constraint->mask();  // kept by the constraint until the token is accepted
-          choices[r].allowed = mask->words.data();
-          choices[r].allowed_words = mask->words.size();
-        }
+        choices[r].allowed = allowed_for(seq);
         chooses[r] = true;
       }
     }

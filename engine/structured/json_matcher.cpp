@@ -742,12 +742,29 @@ bool MatchState::can_finish(const Schema& schema) const {
   return false;
 }
 
-std::string MatchState::key() const {
+namespace {
+
+// A count `a` between bounds [lo, hi] (hi < 0: none) as a mask sees it from `slack`
+// bytes away: -1 far below lo, -2 at or past lo and far below hi, else itself.
+int32_t far_count(int64_t a, int64_t lo, int64_t hi, int64_t slack) {
+  if (hi >= 0 && hi - a <= slack) return static_cast<int32_t>(a);
+  if (a < lo) return lo - a > slack ? -1 : static_cast<int32_t>(a);
+  return -2;
+}
+
+}  // namespace
+
+std::string MatchState::key(const Schema& schema, int64_t slack) const {
   std::string k;
   for (const Stack& st : stacks) {
     const uint32_t n = static_cast<uint32_t>(st.size());
     k.append(reinterpret_cast<const char*>(&n), sizeof n);
-    for (const Frame& f : st) {
+    for (Frame f : st) {
+      const Node& node = schema.node(f.node);
+      if (f.kind == kString && node.kind == NodeKind::String && node.format == StringFormat::None)
+        f.a = far_count(f.a, node.min_length, node.max_length, slack);
+      else if (f.kind == kArray && node.kind == NodeKind::Array)
+        f.a = far_count(f.a, node.min_items, node.max_items, slack);
       k.append(reinterpret_cast<const char*>(&f.node), sizeof f.node);
       k.push_back(static_cast<char>(f.kind));
       k.push_back(static_cast<char>(f.phase));

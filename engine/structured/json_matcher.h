@@ -46,8 +46,11 @@ struct MatchState {
   bool dead() const { return stacks.empty(); }
   // Nothing more needs to be written: the text so far is complete.
   bool can_finish(const Schema& schema) const;
-  // A compact, exact key of the state (for mask caches).
-  std::string key() const;
+  // A compact key of the state for mask caches: equal keys, equal masks for
+  // tokens of at most `slack` bytes. String lengths and array counts further than
+  // `slack` from their bounds are written as "far", so that a long string's steps
+  // share one mask.
+  std::string key(const Schema& schema, int64_t slack) const;
 };
 
 MatchState initial_state(const Schema& schema);

@@ -89,6 +89,7 @@ std::shared_ptr<const TokenTable> TokenTable::from_bytes(const std::vector<std::
       t->plain_up_to_chars_[k][id / 32] |= 1u << (id % 32);
     if (chars >= static_cast<int>(kMaxCharsBucket)) t->long_plain_.emplace_back(static_cast<int32_t>(id), chars);
   }
+  for (size_t id = 0; id < bytes.size(); ++id) t->max_token_bytes_ = std::max(t->max_token_bytes_, bytes[id].size());
   t->all_ = make_trie(bytes, text);
   t->special_ = make_trie(bytes, special);
   return t;
@@ -168,7 +169,7 @@ MaskCache::MaskCache(std::shared_ptr<const Schema> schema, std::shared_ptr<const
     : schema_(std::move(schema)), table_(std::move(table)), capacity_(std::max<size_t>(capacity, 1)) {}
 
 std::shared_ptr<const TokenMask> MaskCache::mask(const MatchState& state, bool allow_eos) {
-  std::string key = state.key();
+  std::string key = state.key(*schema_, static_cast<int64_t>(table_->max_token_bytes()));
   key.push_back(allow_eos ? 'e' : 'n');
   {
     std::lock_guard<std::mutex> lock(mu_);

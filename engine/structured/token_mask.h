@@ -49,6 +49,7 @@ class TokenTable {
   // at most k characters for k < kMaxCharsBucket, its last entry all of them.
   static constexpr size_t kMaxCharsBucket = 32;
   size_t vocab_size() const { return vocab_size_; }
+  size_t max_token_bytes() const { return max_token_bytes_; }
   const std::set<int32_t>& eos_ids() const { return eos_ids_; }
   const std::string& bytes(int32_t id) const { return bytes_[id]; }
   const Trie& all() const { return all_; }        // every text token
@@ -57,7 +58,7 @@ class TokenTable {
   const std::vector<std::pair<int32_t, int>>& long_plain() const { return long_plain_; }  // (id, characters)
 
  private:
-  size_t vocab_size_ = 0;
+  size_t vocab_size_ = 0, max_token_bytes_ = 0;
   std::set<int32_t> eos_ids_;
   std::vector<std::string> bytes_;
   Trie all_, special_;

@@ -576,8 +576,7 @@ TEST(CudaOps, ChooseTokensLikeTheHost) {
         r.top_k = m == 1 ? 5 : 0;
         r.temperature = m == 1 ? 0.8 : 1.0;
         if (m == 2) r.penalties.push_back({2, 1, 1}), r.repetition_penalty = 1.2;
-        r.allowed = masks.back().data();
-        r.allowed_words = words;
+        r.allowed = {masks.back().data(), words};
         add(r);
       }
       const int n = static_cast<int>(rows.size());
@@ -596,10 +595,7 @@ TEST(CudaOps, ChooseTokensLikeTheHost) {
                      std::to_string(rows[r].temperature) + " typical " + std::to_string(rows[r].typical_p));
         EXPECT_EQ(got[r].id, want.id);
         EXPECT_NEAR(got[r].logprob, want.logprob, 1e-4);
-        if (rows[r].allowed) {
-          const size_t w = static_cast<size_t>(got[r].id) / 32;
-          EXPECT_TRUE(w < rows[r].allowed_words && (rows[r].allowed[w] >> (got[r].id % 32) & 1)) << "outside the mask";
-        }
+        EXPECT_TRUE(rows[r].allowed.allows(got[r].id)) << "outside the mask";
       }
     }
   }

@@ -434,8 +434,9 @@ class CudaBackend final : public Backend {
     kernels::gather_rows(dt_, x.data, lm_rows_.d(), out.rows(), x.cols(), out.data, stream_);
     CUDA_CHECK_LAUNCH();
   }
-  void argmax(const Tensor& logits, std::vector<int32_t>& ids, std::vector<float>& logprobs) override {
-    const int64_t rows = logits.rows();
+  void argmax(const Tensor& logits, std::vector<int32_t>& ids, std::vector<float>& logprobs,
+              const std::vector<AllowedTokens>& allowed) override {
+    const int64_t rows = logits.rows(), vocab = logits.cols();
     ids.assign(rows, 0);
     logprobs.assign(rows, 0.0f);
     if (rows == 0) return;
@@ -443,7 +444,27 @@ class CudaBackend final : public Backend {
     auto* dev_ids = static_cast<int32_t*>(arena_.take(rows * 4, &overflow));
     auto* dev_lp = static_cast<float*>(arena_.take(rows * 4, &overflow));
     void* ws = arena_.take(kernels::argmax_workspace_bytes(rows), &overflow);
-    kernels::argmax_logprob(dt_, logits.data, rows, logits.cols(), dev_ids, dev_lp, ws, stream_);
+    // Constrained rows' masks, one row of ceil(vocab / 32) words each, padded or cut to the logits' vocabulary.
+    const uint32_t* dev_masks = nullptr;
+    const int32_t* dev_mask_rows = nullptr;
+    if (!allowed.empty()) {
+      const int64_t words = (vocab + 31) / 32;
+      std::vector<int32_t> mask_rows(rows, -1);
+      std::vector<uint32_t> masks;
+      for (int64_t r = 0; r < rows; ++r) {
+        if (!allowed[r]) continue;
+        mask_rows[r] = static_cast<int32_t>(masks.size() / words);
+        masks.resize(masks.size() + words, 0);
+        std::copy_n(allowed[r].words, std::min<int64_t>(words, static_cast<int64_t>(allowed[r].count)), masks.end() - words);
+      }
+      auto* m = static_cast<uint32_t*>(arena_.take(std::max<size_t>(masks.size(), 1) * 4, &overflow));
+      auto* mr = static_cast<int32_t*>(arena_.take(rows * 4, &overflow));
+      if (!masks.empty()) CUDA_CHECK(cudaMemcpyAsync(m, masks.data(), masks.size() * 4, cudaMemcpyHostToDevice, stream_));
+      CUDA_CHECK(cudaMemcpyAsync(mr, mask_rows.data(), rows * 4, cudaMemcpyHostToDevice, stream_));
+      dev_masks = m;
+      dev_mask_rows = mr;
+    }
+    kernels::argmax_logprob(dt_, logits.data, rows, vocab, dev_ids, dev_lp, ws, stream_, dev_masks, dev_mask_rows);
     CUDA_CHECK_LAUNCH();
     CUDA_CHECK(cudaMemcpyAsync(ids.data(), dev_ids, rows * 4, cudaMemcpyDeviceToHost, stream_));
     CUDA_CHECK(cudaMemcpyAsync(logprobs.data(), dev_lp, rows * 4, cudaMemcpyDeviceToHost, stream_));
@@ -466,7 +487,7 @@ class CudaBackend final : public Backend {
       if (r.allowed && r.prompt_target < 0) {
         mask_row = static_cast<int32_t>(masks.size() / mask_words);
         masks.resize(masks.size() + mask_words, 0);
-        std::copy_n(r.allowed, std::min<int64_t>(mask_words, static_cast<int64_t>(r.allowed_words)),
+        std::copy_n(r.allowed.words, std::min<int64_t>(mask_words, static_cast<int64_t>(r.allowed.count)),
                     masks.end() - mask_words);
       }
       p = {r.prompt_target, r.sample ? 1 : 0, r.top_k, static_cast<int32_t>(penalties.size() / 3),

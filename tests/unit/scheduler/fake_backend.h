@@ -48,7 +48,8 @@ class FakeBackend final : public Backend {
   void gated_activation(const Tensor&, Activation, Tensor&) override {}
   void gather_rows(const Tensor&, Tensor&) override {}
   void softcap(Tensor&, float) override {}
-  void argmax(const Tensor&, std::vector<int32_t>& ids, std::vector<float>& logprobs) override {
+  void argmax(const Tensor&, std::vector<int32_t>& ids, std::vector<float>& logprobs,
+              const std::vector<AllowedTokens>&) override {
     const ForwardBatch& b = batches.back();
     ids.clear();
     logprobs.clear();

@@ -106,5 +106,24 @@ TEST(TokenMask, ConstraintFollowsTokensAndCachesMasks) {
   EXPECT_GT(cache->hits(), 0u);
 }
 
+TEST(TokenMask, CountsFarFromTheirBoundsShareOneMask) {
+  std::vector<std::string> bytes = {"", "\"", "a", "ab", "b\""};
+  auto cache = std::make_shared<MaskCache>(Schema::compile({{"type", "string"}, {"minLength", 40}, {"maxLength", 50}}),
+                                           TokenTable::from_bytes(bytes, {0}));
+  Constraint c(cache, true);
+  ASSERT_TRUE(c.accept(1));
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(c.accept(2));  // 20 characters: far from both bounds
+  const uint64_t misses = cache->misses();
+  for (int i = 0; i < 15; ++i) ASSERT_TRUE(c.accept(2));  // still far: every mask is the cached one
+  EXPECT_EQ(cache->misses(), misses);
+  ASSERT_TRUE(c.accept(2));  // 36, then 38, 39: near the minimum, where the masks differ
+  ASSERT_TRUE(c.accept(3));
+  EXPECT_FALSE(c.mask()->allows(1));  // 38 < 40: no closing quote yet
+  EXPECT_FALSE(c.mask()->allows(4));  // b + quote would close at 39
+  ASSERT_TRUE(c.accept(2));
+  EXPECT_TRUE(c.mask()->allows(4));   // 39 + b = 40, then the quote
+  EXPECT_GT(cache->misses(), misses);
+}
+
 }  // namespace
 }  // namespace lorax::structured
