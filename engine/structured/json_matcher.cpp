@@ -22,7 +22,7 @@ enum : uint8_t { kArrOpen, kArrItem, kArrAfterItem, kArrNeedItem };
 // Number phases.
 enum : uint8_t { kNumSign, kNumZero, kNumInt, kNumDot, kNumFrac, kNumExp, kNumExpSign, kNumExpDigits };
 
-constexpr int kMaxFracDigits = 15, kMaxExpDigits = 3, kMaxIntDigits = 15;
+constexpr int kMaxFracDigits = 15, kMaxExpDigits = 2, kMaxIntDigits = 15;  // e99 at most: no double overflows
 
 Frame frame_of(int32_t node, uint8_t kind = 0) {
   Frame f;

@@ -6,7 +6,7 @@
 //   - whitespace between tokens: at most kMaxWhitespace bytes per gap (a model
 //     would otherwise be free to write spaces forever);
 //   - integers and the integer part of numbers: at most 15 digits; fractions
-//     15 digits; exponents 3 digits and only where no range is set (values stay
+//     15 digits; exponents 2 digits and only where no range is set (values stay
 //     exact in a double and every text ends);
 //   - object keys without escapes; strings without \u escapes of surrogates and
 //     only valid UTF-8 (what every JSON parser reads back unchanged);

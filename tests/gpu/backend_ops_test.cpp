@@ -513,6 +513,17 @@ TEST(CudaOps, ArgmaxAndLogprob) {
     p.gpu->argmax(logits.g, gi, gl);
     EXPECT_EQ(ci, gi) << "vocab " << vocab;
     for (size_t r = 0; r < cl.size(); ++r) EXPECT_NEAR(cl[r], gl[r], 1e-3) << "vocab " << vocab;
+    // Constrained rows: a sparse mask, a mask shorter than the vocabulary, and an unmasked row between them.
+    std::vector<uint32_t> sparse((vocab + 31) / 32, 0), shorter(std::max(1, vocab / 64), 0xffffffffu);
+    for (int t = 1; t < vocab; t += 5) sparse[t / 32] |= 1u << (t % 32);
+    const std::vector<AllowedTokens> allowed = {{sparse.data(), sparse.size()}, {}, {shorter.data(), shorter.size()}};
+    p.cpu->argmax(logits.c, ci, cl, allowed);
+    p.gpu->argmax(logits.g, gi, gl, allowed);
+    EXPECT_EQ(ci, gi) << "masked, vocab " << vocab;
+    for (size_t r = 0; r < cl.size(); ++r) {
+      EXPECT_NEAR(cl[r], gl[r], 1e-3) << "masked, vocab " << vocab;
+      EXPECT_TRUE(allowed[r].allows(gi[r])) << "row " << r << " chose outside its mask";
+    }
   }
 }
 
