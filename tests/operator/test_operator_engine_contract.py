@@ -69,6 +69,7 @@ def test_emitted_pod_runs_with_the_real_engine_and_clients(engine_bin, tmp_path)
                          "engine": {"device": "cpu", "modelId": "tiny", "shutdownTimeoutSeconds": 5,
                                     "maxTotalTokens": 256, "maxInputLength": 128, "port": 8080,
                                     "prefixCaching": True, "kvCacheDtype": "fp8", "maxConnections": 64,
+                                    "maxSchemaBytes": 4096,
                                     "env": [{"name": "OPENBLAS_NUM_THREADS", "value": "1"}]},
                          "adapters": {"maxActive": 2, "maxLoaded": 2, "maxHost": 4, "maxHostBytes": 0,
                                       "cycleTimeSeconds": 1.5, "claims": ["loras"], "hostPaths": [str(ADAPTERS)],
