@@ -31,6 +31,9 @@ Engine::Engine(Model& model, KvCache& kv, std::shared_ptr<const Tokenizer> token
   // Built here (0.1-0.4 s for a 128k-256k vocabulary), not at the first constrained
   // request, where it would stall every running request.
   if (tokenizer_) token_table_ = structured::TokenTable::build(*tokenizer_, eos_ids_);
+  // Up to 8 helpers, leaving two cores to the engine and HTTP threads.
+  const int cores = static_cast<int>(std::thread::hardware_concurrency());
+  mask_workers_ = std::make_unique<structured::MaskWorkers>(tokenizer_ ? std::clamp(cores - 2, 0, 8) : 0);
 }
 
 Engine::~Engine() = default;
@@ -387,7 +390,15 @@ void Engine::run_batch(BuiltBatch& built) {
         sp.presence_penalty != 0.0)
       greedy_only = false;
   }
-  // A constrained row's mask, worked out while the forward runs (it may need a trie walk).
+  // Constrained rows' masks, worked out while the forward runs (each may need a
+  // trie walk), on the mask workers.
+  auto prepare_masks = [&] {
+    std::vector<structured::Constraint*> constraints;
+    for (const BatchRow& row : rows)
+      if (row.seq->constraint && !row.seq->finished && row.position == static_cast<int>(row.seq->tokens.size()) - 1)
+        constraints.push_back(row.seq->constraint.get());
+    mask_workers_->prepare(constraints);
+  };
   auto allowed_for = [](Sequence& seq) -> AllowedTokens {
     if (!seq.constraint || seq.finished) return {};
     const auto& mask = seq.constraint->mask();  // kept by the constraint until the token is accepted
@@ -399,6 +410,7 @@ void Engine::run_batch(BuiltBatch& built) {
     bool constrained = false;
     for (const BatchRow& row : rows) constrained = constrained || row.seq->constraint;
     auto masks = [&] {
+      prepare_masks();
       std::vector<AllowedTokens> out;
       for (const BatchRow& row : rows) out.push_back(allowed_for(*row.seq));
       return out;
@@ -414,6 +426,7 @@ void Engine::run_batch(BuiltBatch& built) {
   // out while the forward runs.
   std::vector<bool> chooses(rows.size(), false);
   auto make_choices = [&] {
+    prepare_masks();
     std::vector<RowChoice> choices(rows.size());
     for (size_t r = 0; r < rows.size(); ++r) {
       Sequence& seq = *rows[r].seq;

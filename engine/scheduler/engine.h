@@ -113,6 +113,7 @@ class Engine {
   std::set<int32_t> eos_ids_;
   std::shared_ptr<const structured::TokenTable> token_table_;  // the tokenizer's tokens for constrained decoding
   std::map<std::shared_ptr<const structured::Schema>, std::shared_ptr<structured::MaskCache>> mask_caches_;
+  std::unique_ptr<structured::MaskWorkers> mask_workers_;  // a batch's masks in parallel
   uint64_t next_id_ = 1;
   std::deque<std::unique_ptr<Sequence>> waiting_;
   std::list<std::unique_ptr<Sequence>> running_;

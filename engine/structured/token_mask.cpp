@@ -211,4 +211,56 @@ bool Constraint::accept(int32_t token) {
 
 bool Constraint::complete() { return !mask()->any_text; }
 
+MaskWorkers::MaskWorkers(int threads) {
+  for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { work(); });
+}
+
+MaskWorkers::~MaskWorkers() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  wake_.notify_all();
+  for (auto& t : threads_) t.join();
+}
+
+void MaskWorkers::drain() {
+  for (size_t i = next_++; i < batch_->size(); i = next_++) (*batch_)[i]->mask();
+}
+
+void MaskWorkers::work() {
+  uint64_t seen = 0;
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
+    if (stop_) return;
+    seen = generation_;
+    if (!batch_) continue;  // woke after that batch was done
+    ++busy_;  // under the lock: prepare() cannot finish the batch while this worker is in it
+    lock.unlock();
+    drain();
+    lock.lock();
+    if (--busy_ == 0) done_.notify_all();
+  }
+}
+
+void MaskWorkers::prepare(const std::vector<Constraint*>& constraints) {
+  if (threads_.empty() || constraints.size() < 2) {
+    for (Constraint* c : constraints) c->mask();
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    batch_ = &constraints;
+    next_ = 0;
+    ++generation_;
+  }
+  wake_.notify_all();
+  drain();
+  // Workers that woke late find nothing left; wait for the ones still walking.
+  std::unique_lock<std::mutex> lock(mu_);
+  done_.wait(lock, [&] { return busy_ == 0; });
+  batch_ = nullptr;
+}
+
 }  // namespace lorax::structured

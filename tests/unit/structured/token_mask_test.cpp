@@ -125,5 +125,30 @@ TEST(TokenMask, CountsFarFromTheirBoundsShareOneMask) {
   EXPECT_GT(cache->misses(), misses);
 }
 
+TEST(TokenMask, WorkersPrepareTheSameMasksAsOneThread) {
+  std::vector<std::string> bytes = {"", "{\"", "a", "\":", "1", "}", "\"", " ", "2", ",\"", "b"};
+  auto table = TokenTable::from_bytes(bytes, {0});
+  auto schema = Schema::compile({{"type", "object"}, {"additionalProperties", {{"type", "integer"}}}});
+  const std::vector<std::vector<int32_t>> paths = {{1, 2}, {1, 2, 3}, {1, 10, 3, 4}, {1, 2, 3, 4, 9}, {1, 2, 2, 3, 8}};
+  MaskWorkers workers(4);
+  for (int round = 0; round < 200; ++round) {
+    // Fresh caches each round, so that walks (not lookups) run on the workers.
+    auto parallel_cache = std::make_shared<MaskCache>(schema, table), serial_cache = std::make_shared<MaskCache>(schema, table);
+    std::vector<std::unique_ptr<Constraint>> parallel, serial;
+    std::vector<Constraint*> batch;
+    for (int i = 0; i < 24; ++i) {
+      parallel.push_back(std::make_unique<Constraint>(parallel_cache, true));
+      serial.push_back(std::make_unique<Constraint>(serial_cache, true));
+      for (int32_t id : paths[(i + round) % paths.size()]) {
+        ASSERT_TRUE(parallel.back()->accept(id));
+        ASSERT_TRUE(serial.back()->accept(id));
+      }
+      batch.push_back(parallel.back().get());
+    }
+    workers.prepare(batch);
+    for (size_t i = 0; i < batch.size(); ++i) ASSERT_EQ(parallel[i]->mask()->words, serial[i]->mask()->words) << i;
+  }
+}
+
 }  // namespace
 }  // namespace lorax::structured
