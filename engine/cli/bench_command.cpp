@@ -70,6 +70,7 @@ double weight_bytes(const Model& model) {
 
 struct DecodeResult {
   double tokens_per_s = 0, step_ms = 0;
+  double mask_ms = 0;  // per step, constrained runs: host time making masks ready
 };
 
 // `schema` (may be null): every request is constrained to it (structured output),
@@ -109,11 +110,13 @@ DecodeResult bench_decode(EngineSetup& s, int batch, int adapters, int rank, int
     return true;
   };
   while (!all_at_least(warmup)) engine.step();
+  const double mask_before = engine.stats().mask_seconds;
   const auto t0 = Clock::now();
   for (int i = 0; i < steps; ++i) engine.step();
   const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  const double mask_secs = engine.stats().mask_seconds - mask_before;
   engine.run_until_idle();
-  return {batch * steps / secs, 1e3 * secs / steps};
+  return {batch * steps / secs, 1e3 * secs / steps, 1e3 * mask_secs / steps};
 }
 
 double bench_prefill(EngineSetup& s, int prompt_len, int reps) {
@@ -194,6 +197,7 @@ int run_bench(const std::vector<std::string>& argv) {
         j["tokens_per_s"] = c.tokens_per_s;
         j["step_ms"] = c.step_ms;
         j["vs_free"] = c.tokens_per_s / r.tokens_per_s;
+        j["mask_ms_per_step"] = c.mask_ms;
         j.erase("roofline_ms");
         j.erase("pct_of_hbm_roofline");
         std::cout << j.dump() << std::endl;

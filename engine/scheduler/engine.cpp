@@ -397,7 +397,9 @@ void Engine::run_batch(BuiltBatch& built) {
     for (const BatchRow& row : rows)
       if (row.seq->constraint && !row.seq->finished && row.position == static_cast<int>(row.seq->tokens.size()) - 1)
         constraints.push_back(row.seq->constraint.get());
+    const auto t0 = Clock::now();
     mask_workers_->prepare(constraints);
+    stats_.mask_seconds += std::chrono::duration<double>(Clock::now() - t0).count();
   };
   auto allowed_for = [](Sequence& seq) -> AllowedTokens {
     if (!seq.constraint || seq.finished) return {};

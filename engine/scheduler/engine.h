@@ -45,6 +45,7 @@ struct EngineStats {
   uint64_t forward_tokens = 0;
   uint64_t prefix_queries = 0;  // tokens of sequences looked up in the prefix cache
   uint64_t prefix_hits = 0;     // of those, tokens whose K/V were reused
+  double mask_seconds = 0;      // host time making constrained rows' masks ready (mostly under the forward)
   int prefix_cached_blocks = 0;
   int running = 0;
   int waiting = 0;

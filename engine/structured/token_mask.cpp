@@ -209,7 +209,20 @@ bool Constraint::accept(int32_t token) {
   return true;
 }
 
-bool Constraint::complete() { return !mask()->any_text; }
+bool Constraint::complete() {
+  if (mask_) return !mask_->any_text;
+  // Without the mask (worked out later, off this thread): complete when the text
+  // may end here and no byte may follow. Most states are inside the value, where
+  // the first test already says no.
+  const Schema& schema = masks_->schema();
+  if (!state_.can_finish(schema)) return false;
+  MatchState next;
+  for (int byte = 0; byte < 256; ++byte) {
+    advance(schema, state_, static_cast<uint8_t>(byte), next);
+    if (!next.dead()) return false;
+  }
+  return true;
+}
 
 MaskWorkers::MaskWorkers(int threads) {
   for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { work(); });

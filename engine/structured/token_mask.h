@@ -115,7 +115,8 @@ class Constraint {
   // Feeds the chosen token's bytes (EOS feeds nothing); false when the mask did
   // not allow it (the state is then unchanged).
   bool accept(int32_t token);
-  // Nothing but the end may follow: the text written is a complete value.
+  // Nothing but the end may follow: the text written is a complete value. Cheap:
+  // it does not need this state's mask.
   bool complete();
 
  private:
