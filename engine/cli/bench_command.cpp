@@ -73,10 +73,11 @@ struct DecodeResult {
   double mask_ms = 0;  // per step, constrained runs: host time making masks ready
 };
 
-// `schema` (may be null): every request is constrained to it (structured output),
-// with the setup's tokenizer.
+// `schema` (may be null): every request is constrained to it (structured output).
+// `detokenize`: the engine has the setup's tokenizer and detokenizes every token
+// as a server does (the free reference of a constrained run does too).
 DecodeResult bench_decode(EngineSetup& s, int batch, int adapters, int rank, int prompt_len, int steps,
-                          const std::shared_ptr<const structured::Schema>& schema = nullptr) {
+                          const std::shared_ptr<const structured::Schema>& schema = nullptr, bool detokenize = false) {
   const ModelSpec& spec = s.model->spec();
   std::vector<std::shared_ptr<const AdapterWeights>> pool;
   for (int i = 0; i < adapters; ++i) pool.push_back(random_adapter(spec, *s.backend, rank, 100 + i));
@@ -87,7 +88,7 @@ DecodeResult bench_decode(EngineSetup& s, int batch, int adapters, int rank, int
   EngineConfig cfg;
   cfg.max_batch_prefill_tokens = std::max(prompt_len * batch, 1);
   cfg.max_running = batch;
-  Engine engine(*s.model, kv, schema ? s.tokenizer : nullptr, cfg);
+  Engine engine(*s.model, kv, schema || detokenize ? s.tokenizer : nullptr, cfg);
   std::mt19937 rng(1234);
   std::uniform_int_distribution<int32_t> tok(0, spec.vocab_size - 1);
   std::vector<int> generated(batch, 0);
@@ -158,7 +159,8 @@ int run_bench(const std::vector<std::string>& argv) {
   const int steps = static_cast<int>(args.get_int("decode-steps", 32));
   const int prefill_len = static_cast<int>(args.get_int("prefill-len", 2048));
   // --json-schema FILE: the decode runs again with every request constrained to it
-  // (the tokenizer from --tokenizer DIR, or the model's), beside the free run.
+  // (the tokenizer from --tokenizer DIR, or the model's), beside the free run;
+  // both detokenize every token, as a server does.
   std::shared_ptr<const structured::Schema> schema;
   if (args.has("json-schema")) {
     std::ifstream in(args.require("json-schema"));
@@ -179,7 +181,7 @@ int run_bench(const std::vector<std::string>& argv) {
   std::printf("# %s: %.2f GB of weights (%s)\n", label.c_str(), wbytes / 1e9, dtype_name(s.backend->compute_dtype()).c_str());
   for (int adapters : int_list(args.get_or("adapters", "0")))
     for (int batch : int_list(args.get_or("batch-sizes", "1,8,64"))) {
-      DecodeResult r = bench_decode(s, batch, adapters, rank, prompt_len, steps);
+      DecodeResult r = bench_decode(s, batch, adapters, rank, prompt_len, steps, nullptr, schema != nullptr);
       nlohmann::json j = {{"bench", "decode"}, {"model", label}, {"batch", batch}, {"adapters", adapters},
                           {"rank", rank}, {"tokens_per_s", r.tokens_per_s}, {"step_ms", r.step_ms},
                           {"prompt_len", prompt_len}, {"kv_cache_dtype", dtype_name(s.kv->dtype())}};
@@ -191,8 +193,8 @@ int run_bench(const std::vector<std::string>& argv) {
         j["pct_of_hbm_roofline"] = 100.0 * roofline_ms / r.step_ms;
       }
       std::cout << j.dump() << std::endl;
-      if (schema) {
-        const DecodeResult c = bench_decode(s, batch, adapters, rank, prompt_len, steps, schema);
+      if (schema) {  // the free run above detokenized too, as this one does
+        const DecodeResult c = bench_decode(s, batch, adapters, rank, prompt_len, steps, schema, true);
         j["constrained"] = true;
         j["tokens_per_s"] = c.tokens_per_s;
         j["step_ms"] = c.step_ms;
