@@ -224,8 +224,8 @@ class RestHandler : public Http::Handler {
   json info() const {
     const ServerConfig& c = s_->config;
     json j = {{"model_id", c.model_id},
-              {"model_dtype", "float32"},
-              {"model_device_type", "cpu"},
+              {"model_dtype", c.model_dtype},
+              {"model_device_type", c.device_type},
               {"model_pipeline_tag", "text-generation"},
               {"max_input_length", c.limits.max_input_length},
               {"max_total_tokens", c.limits.max_total_tokens},

@@ -29,6 +29,8 @@ struct ServerConfig {
   double keepalive_s = 15;  // idle keep-alive connections are closed after this (--keepalive-timeout-s)
   std::string model_id;   // the base model's name in /info, /v1/models and OpenAI `model`
   std::string model_dir;  // where the chat template is read from
+  std::string model_dtype = "float32";  // /info: the compute dtype and the backend the engine runs on
+  std::string device_type = "cpu";
   RequestLimits limits;
   nlohmann::json info_extra = nlohmann::json::object();  // more /info fields (engine settings)
   AdapterStore* adapters = nullptr;  // null: every adapter id is unknown (404)

@@ -101,6 +101,7 @@ def test_info_health_models_tokenize(server, model_dir):
     assert requests.get(server.url + "/health").status_code == 200
     info = requests.get(server.url + "/info").json()
     assert info["model_id"] == str(model_dir) and info["max_total_tokens"] == 2048
+    assert info["model_dtype"] == "float32" and info["model_device_type"] == "cpu"  # what the CPU backend runs
     models = requests.get(server.url + "/v1/models").json()
     assert models["object"] == "list" and models["data"][0]["id"] == str(model_dir)
     from tokenizers import Tokenizer
