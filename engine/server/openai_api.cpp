@@ -161,7 +161,8 @@ OpenAIRequest parse_chat_request(const ojson& b) {
     if (!b["tools"].is_array()) throw ValidationError("`tools` must be a list");
     r.tools = b["tools"];
   }
-  r.tool_spec = parse_tools(r.tools, present(b, "tool_choice") ? b["tool_choice"] : ojson());
+  r.tool_spec = parse_tools(r.tools, present(b, "tool_choice") ? b["tool_choice"] : ojson(),
+                            present(b, "parallel_tool_calls") ? b["parallel_tool_calls"] : ojson());
   if (r.tool_spec.constrained()) {
     if (r.params.json_output)
       throw ValidationError("`response_format` cannot be combined with a required or named `tool_choice`");

@@ -65,8 +65,12 @@ std::string trim(const std::string& s) {
 
 }  // namespace
 
-ToolSpec parse_tools(const ojson& tools, const ojson& tool_choice) {
+ToolSpec parse_tools(const ojson& tools, const ojson& tool_choice, const ojson& parallel_tool_calls) {
   ToolSpec spec;
+  if (!parallel_tool_calls.is_null()) {
+    if (!parallel_tool_calls.is_boolean()) throw ValidationError("`parallel_tool_calls` must be a boolean");
+    spec.parallel = parallel_tool_calls.get<bool>();
+  }
   if (!tools.is_null()) {
     if (!tools.is_array()) throw ValidationError("`tools` must be a list");
     std::set<std::string> names;
@@ -74,7 +78,14 @@ ToolSpec parse_tools(const ojson& tools, const ojson& tool_choice) {
       if (!t.is_object() || !t.contains("type") || t["type"] != "function" || !present(t, "function") ||
           !t["function"].is_object())
         throw ValidationError("each of `tools` must be {\"type\": \"function\", \"function\": {...}}");
+      for (auto& [key, _] : t.items())
+        if (key != "type" && key != "function") throw ValidationError("unknown tool field `" + key + "`");
       const ojson& f = t["function"];
+      // strict or not, a forced call is decoded under its parameters; auto calls are read back as written.
+      for (auto& [key, _] : f.items())
+        if (key != "name" && key != "description" && key != "parameters" && key != "strict")
+          throw ValidationError("unknown tool `function` field `" + key + "`");
+      if (present(f, "strict") && !f["strict"].is_boolean()) throw ValidationError("tool `strict` must be a boolean");
       if (!present(f, "name") || !f["name"].is_string() || f["name"].get<std::string>().empty())
         throw ValidationError("each tool `function` needs a non-empty string `name`");
       const std::string name = f["name"].get<std::string>();
@@ -114,7 +125,9 @@ json tool_call_schema(const ToolSpec& spec) {
   if (spec.choice == ToolChoice::Named) return call_schema(*find(spec, spec.named));
   json alternatives = json::array();
   for (const auto& f : spec.functions) alternatives.push_back(call_schema(f));
-  return {{"type", "array"}, {"minItems", 1}, {"items", {{"anyOf", alternatives}}}};
+  json s = {{"type", "array"}, {"minItems", 1}, {"items", {{"anyOf", alternatives}}}};
+  if (!spec.parallel) s["maxItems"] = 1;
+  return s;
 }
 
 std::optional<std::vector<ToolCall>> parse_tool_calls(const std::string& text, const ToolSpec& spec) {
@@ -134,11 +147,14 @@ std::optional<std::vector<ToolCall>> parse_tool_calls(const std::string& text, c
       at = body.find_first_not_of(" \t\r\n", end + close.size());
       if (at == std::string::npos) break;
     }
+    if (!spec.parallel && out.size() > 1) return std::nullopt;
     return out;
   }
   const json v = json::parse(body, nullptr, false);
   if (v.is_discarded()) return std::nullopt;
-  return calls_of(v, spec);
+  auto calls = calls_of(v, spec);
+  if (calls && !spec.parallel && calls->size() > 1) return std::nullopt;  // not an answer the client allowed
+  return calls;
 }
 
 json tool_calls_json(const std::vector<ToolCall>& calls, const std::string& id_prefix, bool delta) {

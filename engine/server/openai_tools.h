@@ -26,6 +26,7 @@ struct ToolSpec {
   std::vector<Function> functions;  // empty: no tools in the request
   ToolChoice choice = ToolChoice::None;
   std::string named;  // ToolChoice::Named
+  bool parallel = true;  // parallel_tool_calls: false allows one call per answer
   bool active() const { return !functions.empty() && choice != ToolChoice::None; }
   bool constrained() const { return choice == ToolChoice::Required || choice == ToolChoice::Named; }
 };
@@ -36,7 +37,8 @@ struct ToolCall {
 };
 
 // Throws ValidationError for malformed tools, an unknown choice or a named tool not given.
-ToolSpec parse_tools(const nlohmann::ordered_json& tools, const nlohmann::ordered_json& tool_choice);
+ToolSpec parse_tools(const nlohmann::ordered_json& tools, const nlohmann::ordered_json& tool_choice,
+                     const nlohmann::ordered_json& parallel_tool_calls = nullptr);
 // The schema of a constrained choice's output (Required or Named).
 nlohmann::json tool_call_schema(const ToolSpec& spec);
 // The calls in a generated text; none when it is not a call of a given tool.

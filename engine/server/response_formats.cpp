@@ -74,10 +74,8 @@ std::string OpenAIFormat::content_chunk(const std::string& text) const {
 bool may_be_tool_call(const std::string& held) {
   const size_t at = held.find_first_not_of(" \t\r\n");
   if (at == std::string::npos) return true;
-  static const std::string open = "<tool_call>";
-  const std::string rest = held.substr(at);
-  return rest[0] == '{' || rest[0] == '[' || open.compare(0, std::min(open.size(), rest.size()), rest, 0,
-                                                          std::min(open.size(), rest.size())) == 0;
+  const std::string_view rest = std::string_view(held).substr(at), open = "<tool_call>";
+  return rest[0] == '{' || rest[0] == '[' || open.starts_with(rest.substr(0, open.size())) || rest.starts_with(open);
 }
 
 std::string OpenAIFormat::stream_token(const GeneratedToken& tok) {

@@ -53,6 +53,11 @@ def test_required_tool_choice_sampled_and_streamed(client):
                                       max_tokens=300, temperature=1.0, seed=seed)
         assert r.choices[0].finish_reason == "tool_calls"
         check_calls(r.choices[0].message.tool_calls, {"get_weather", "get_time"})
+    for seed in range(3):  # parallel_tool_calls false: exactly one call
+        r = c.chat.completions.create(model="demo", messages=MESSAGES, tools=[WEATHER, TIME], tool_choice="required",
+                                      max_tokens=300, temperature=1.0, seed=seed, parallel_tool_calls=False)
+        assert len(r.choices[0].message.tool_calls) == 1
+        check_calls(r.choices[0].message.tool_calls, {"get_weather", "get_time"})
     stream = c.chat.completions.create(model="demo", messages=MESSAGES, tools=[WEATHER, TIME], tool_choice="required",
                                        max_tokens=300, stream=True)
     calls, finish, content = {}, None, ""
@@ -91,6 +96,8 @@ def test_auto_and_none_answer_text_the_model_writes(client):
       "tool_choice": "required"}, "`pattern`"),
     ({"tools": [WEATHER], "tool_choice": "required", "response_format": {"type": "json_object"}}, "cannot be combined"),
     ({"tools": [WEATHER, WEATHER]}, "two tools"),
+    ({"tools": [WEATHER], "parallel_tool_calls": "no"}, "`parallel_tool_calls`"),
+    ({"tools": [{"type": "function", "function": {"name": "f", "params": {}}}]}, "`params`"),
 ])
 def test_bad_tool_requests_are_422(client, body, needle):
     _, server = client

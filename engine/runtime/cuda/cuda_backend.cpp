@@ -444,19 +444,11 @@ class CudaBackend final : public Backend {
     auto* dev_ids = static_cast<int32_t*>(arena_.take(rows * 4, &overflow));
     auto* dev_lp = static_cast<float*>(arena_.take(rows * 4, &overflow));
     void* ws = arena_.take(kernels::argmax_workspace_bytes(rows), &overflow);
-    // Constrained rows' masks, one row of ceil(vocab / 32) words each, padded or cut to the logits' vocabulary.
     const uint32_t* dev_masks = nullptr;
     const int32_t* dev_mask_rows = nullptr;
     if (!allowed.empty()) {
-      const int64_t words = (vocab + 31) / 32;
-      std::vector<int32_t> mask_rows(rows, -1);
       std::vector<uint32_t> masks;
-      for (int64_t r = 0; r < rows; ++r) {
-        if (!allowed[r]) continue;
-        mask_rows[r] = static_cast<int32_t>(masks.size() / words);
-        masks.resize(masks.size() + words, 0);
-        std::copy_n(allowed[r].words, std::min<int64_t>(words, static_cast<int64_t>(allowed[r].count)), masks.end() - words);
-      }
+      const std::vector<int32_t> mask_rows = pack_masks(allowed, vocab, masks);
       auto* m = static_cast<uint32_t*>(arena_.take(std::max<size_t>(masks.size(), 1) * 4, &overflow));
       auto* mr = static_cast<int32_t*>(arena_.take(rows * 4, &overflow));
       if (!masks.empty()) CUDA_CHECK(cudaMemcpyAsync(m, masks.data(), masks.size() * 4, cudaMemcpyHostToDevice, stream_));
@@ -472,26 +464,37 @@ class CudaBackend final : public Backend {
     in_forward_ = false;
   }
 
+  // The constrained rows' masks as the kernels read them: one row of ceil(vocab / 32)
+  // words each, padded or cut to the logits' vocabulary; per row its mask's index or -1.
+  static std::vector<int32_t> pack_masks(const std::vector<AllowedTokens>& allowed, int64_t vocab,
+                                         std::vector<uint32_t>& masks) {
+    const int64_t words = (vocab + 31) / 32;
+    std::vector<int32_t> mask_rows(allowed.size(), -1);
+    for (size_t r = 0; r < allowed.size(); ++r) {
+      if (!allowed[r]) continue;
+      mask_rows[r] = static_cast<int32_t>(masks.size() / words);
+      masks.resize(masks.size() + words, 0);
+      std::copy_n(allowed[r].words, std::min<int64_t>(words, static_cast<int64_t>(allowed[r].count)), masks.end() - words);
+    }
+    return mask_rows;
+  }
+
   // Penalties, warpers and the draw on the GPU (kernels/choose.cu).
   bool choose_tokens(const Tensor& logits, const std::vector<RowChoice>& rows, std::vector<TokenChoice>& out) override {
     const int64_t n = static_cast<int64_t>(rows.size()), vocab = logits.cols();
     out.assign(n, TokenChoice{});
     std::vector<kernels::ChooseRow> params(n);
     std::vector<int32_t> penalties;
-    const int64_t mask_words = (vocab + 31) / 32;
-    std::vector<uint32_t> masks;  // the constrained rows' masks, padded or cut to the logits' vocabulary
+    std::vector<AllowedTokens> allowed(n);
+    for (int64_t i = 0; i < n; ++i)
+      if (rows[i].prompt_target < 0) allowed[i] = rows[i].allowed;
+    std::vector<uint32_t> masks;
+    const std::vector<int32_t> mask_rows = pack_masks(allowed, vocab, masks);
     for (int64_t i = 0; i < n; ++i) {
       const RowChoice& r = rows[i];
       kernels::ChooseRow& p = params[i];
-      int32_t mask_row = -1;
-      if (r.allowed && r.prompt_target < 0) {
-        mask_row = static_cast<int32_t>(masks.size() / mask_words);
-        masks.resize(masks.size() + mask_words, 0);
-        std::copy_n(r.allowed.words, std::min<int64_t>(mask_words, static_cast<int64_t>(r.allowed.count)),
-                    masks.end() - mask_words);
-      }
       p = {r.prompt_target, r.sample ? 1 : 0, r.top_k, static_cast<int32_t>(penalties.size() / 3),
-           static_cast<int32_t>(r.penalties.size()), mask_row, r.temperature, r.top_p, r.typical_p, r.repetition_penalty,
+           static_cast<int32_t>(r.penalties.size()), mask_rows[i], r.temperature, r.top_p, r.typical_p, r.repetition_penalty,
            r.frequency_penalty, r.presence_penalty, r.uniform};
       for (const PenaltyToken& t : r.penalties) penalties.insert(penalties.end(), {t.token, t.generated_count, t.in_context});
     }

@@ -32,6 +32,11 @@ TEST(OpenAITools, ChoicesAndErrors) {
   EXPECT_THROW(parse_tools(ojson::parse(R"([{"type": "function", "function": {}}])"), nullptr), ValidationError);
   EXPECT_THROW(parse_tools(ojson::parse(R"([{"type": "retrieval"}])"), nullptr), ValidationError);
   EXPECT_THROW(parse_tools(ojson::array({kTools[1], kTools[1]}), nullptr), ValidationError);
+  EXPECT_THROW(parse_tools(kTools, nullptr, "no"), ValidationError);
+  EXPECT_THROW(parse_tools(ojson::parse(R"([{"type": "function", "function": {"name": "f", "strict": 1}}])"), nullptr),
+               ValidationError);
+  EXPECT_THROW(parse_tools(ojson::parse(R"([{"type": "function", "function": {"name": "f", "parms": {}}}])"), nullptr),
+               ValidationError);
 }
 
 bool accepts(const nlohmann::json& schema, const std::string& text) {
@@ -46,6 +51,9 @@ TEST(OpenAITools, ForcedCallsAreDecodedWithTheirParameters) {
   EXPECT_FALSE(accepts(required, R"([])"));
   EXPECT_FALSE(accepts(required, R"([{"name":"get_weather","arguments":{}}])"));  // city is required
   EXPECT_FALSE(accepts(required, R"([{"name":"other","arguments":{}}])"));
+  const auto single = tool_call_schema(parse_tools(kTools, "required", false));  // parallel_tool_calls: false
+  EXPECT_TRUE(accepts(single, R"([{"name":"now","arguments":{}}])"));
+  EXPECT_FALSE(accepts(single, R"([{"name":"now","arguments":{}},{"name":"now","arguments":{}}])"));
   const auto named = tool_call_schema(parse_tools(kTools, ojson::parse(R"({"type":"function","function":{"name":"get_weather"}})")));
   EXPECT_TRUE(accepts(named, R"({"name":"get_weather","arguments":{"city":"x"}})"));
   EXPECT_FALSE(accepts(named, R"({"name":"now","arguments":{}})"));
@@ -66,6 +74,8 @@ TEST(OpenAITools, CallsAreReadBackFromTheFormatsModelsWrite) {
   ASSERT_TRUE(c);
   EXPECT_EQ(c->size(), 2u);
   EXPECT_FALSE(parse_tool_calls("It is sunny.", spec));
+  EXPECT_FALSE(parse_tool_calls(R"([{"name":"now","arguments":{}},{"name":"now","arguments":{}}])",
+                                parse_tools(kTools, nullptr, false)));
   EXPECT_FALSE(parse_tool_calls(R"({"name": "unknown", "arguments": {}})", spec));
   EXPECT_FALSE(parse_tool_calls(R"({"name": "now", "arguments": {}, "extra": 1})", spec));
   EXPECT_FALSE(parse_tool_calls("<tool_call>{\"name\": \"now\"", spec));
