@@ -80,6 +80,9 @@ struct Shared {
   double above;  // mass of the keys above the current selection
   bool found;
   int chosen;
+  int top_count;
+  int top_id[kMaxChooseTop];
+  float top_val[kMaxChooseTop];
 };
 
 // Order-preserving key of a non-negative double (or +inf).
@@ -228,10 +231,62 @@ __device__ void typical_p_filter(float* s, int64_t vocab, double mass, Shared& s
   keep_until_mass<64>(s, vocab, mass, lse, key_of, sh);
 }
 
+// The row's n highest finite scores, ties in id order (sampling.cpp's top_tokens),
+// with log-probs s - lse: kMaxChooseTop slots per row, unused ones id -1.
+__device__ void top_alternatives(const float* s, int64_t vocab, int n, double lse, int32_t* top_ids,
+                                 float* top_logprobs, Shared& sh) {
+  n = min(n, kMaxChooseTop);
+  const float kth = n < vocab ? kth_largest(s, vocab, n, sh) : -INFINITY;
+  if (threadIdx.x == 0) sh.top_count = 0;
+  __syncthreads();
+  // Every score above the n-th is in; of those equal to it (when finite), the first in id order.
+  const int64_t chunk = (vocab + blockDim.x - 1) / blockDim.x;
+  const int64_t begin = threadIdx.x * chunk, end = min(vocab, begin + chunk);
+  int greater = 0, equal = 0;
+  for (int64_t i = begin; i < end; ++i) {
+    greater += s[i] > kth;
+    equal += s[i] == kth && isfinite(kth);
+  }
+  const int total_greater = block_reduce(greater, false, sh.i);
+  int total_equal;
+  int equal_before = block_exclusive_scan(equal, sh.i, &total_equal);
+  for (int64_t i = begin; i < end; ++i) {
+    bool take = s[i] > kth;
+    if (!take && s[i] == kth && isfinite(kth)) take = total_greater + equal_before++ < n;
+    if (take) {
+      const int slot = atomicAdd(&sh.top_count, 1);
+      if (slot < kMaxChooseTop) {
+        sh.top_id[slot] = static_cast<int>(i);
+        sh.top_val[slot] = s[i];
+      }
+    }
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    const int count = min(sh.top_count, n);
+    for (int a = 1; a < count; ++a)  // insertion sort of at most kMaxChooseTop entries
+      for (int b = a; b > 0; --b) {
+        const bool before = sh.top_val[b] > sh.top_val[b - 1] ||
+                            (sh.top_val[b] == sh.top_val[b - 1] && sh.top_id[b] < sh.top_id[b - 1]);
+        if (!before) break;
+        const int id = sh.top_id[b];
+        const float v = sh.top_val[b];
+        sh.top_id[b] = sh.top_id[b - 1], sh.top_val[b] = sh.top_val[b - 1];
+        sh.top_id[b - 1] = id, sh.top_val[b - 1] = v;
+      }
+    for (int k = 0; k < kMaxChooseTop; ++k) {
+      top_ids[k] = k < count ? sh.top_id[k] : -1;
+      top_logprobs[k] = k < count ? static_cast<float>(static_cast<double>(sh.top_val[k]) - lse) : 0.0f;
+    }
+  }
+  __syncthreads();
+}
+
 template <typename T>
 __global__ void __launch_bounds__(kThreads) choose_kernel(const T* logits, int64_t vocab, const ChooseRow* rows,
                                                           const int32_t* penalties, const uint32_t* masks,
-                                                          float* scratch, int32_t* ids, float* logprobs) {
+                                                          float* scratch, int32_t* ids, float* logprobs,
+                                                          int32_t* top_ids, float* top_logprobs) {
   __shared__ Shared sh;
   const int64_t r = blockIdx.x;
   const ChooseRow p = rows[r];
@@ -333,16 +388,18 @@ __global__ void __launch_bounds__(kThreads) choose_kernel(const T* logits, int64
     ids[r] = sh.chosen;
     logprobs[r] = static_cast<float>(static_cast<double>(s[sh.chosen]) - lse);
   }
+  if (p.top_n > 0) top_alternatives(s, vocab, p.top_n, lse, top_ids + r * kMaxChooseTop, top_logprobs + r * kMaxChooseTop, sh);
 }
 
 }  // namespace
 
 void choose_tokens(Dt dt, const void* logits, int64_t rows, int64_t vocab, const ChooseRow* params,
                    const int32_t* penalties, const uint32_t* masks, float* scratch, int32_t* ids, float* logprobs,
-                   cudaStream_t s) {
+                   int32_t* top_ids, float* top_logprobs, cudaStream_t s) {
   if (rows == 0) return;
   LORAX_DISPATCH(dt, choose_kernel<T><<<static_cast<unsigned>(rows), kThreads, 0, s>>>(
-                         static_cast<const T*>(logits), vocab, params, penalties, masks, scratch, ids, logprobs));
+                         static_cast<const T*>(logits), vocab, params, penalties, masks, scratch, ids, logprobs,
+                         top_ids, top_logprobs));
 }
 
 }  // namespace lorax::kernels

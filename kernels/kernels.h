@@ -101,13 +101,17 @@ struct ChooseRow {
   int32_t top_k;
   int32_t pen_begin, pen_count;  // this row's (token, generated_count, in_context) triples
   int32_t mask_row;              // >= 0: row of `masks` whose set bits are the only choosable tokens
+  int32_t top_n;                 // 0..kMaxChooseTop alternatives of the chosen token's distribution
   double temperature, top_p, typical_p, repetition_penalty, frequency_penalty, presence_penalty, uniform;
 };
+constexpr int kMaxChooseTop = 20;
 // ids/logprobs per row of logits [rows, vocab]; scratch holds rows * vocab floats;
 // masks: rows of ceil(vocab / 32) words, bit i of word j allowing token 32 j + i.
+// top_ids/top_logprobs: kMaxChooseTop per row, the row's top_n most likely finite
+// tokens first (as sampling.cpp's top_tokens orders them), then id -1.
 void choose_tokens(Dt dt, const void* logits, int64_t rows, int64_t vocab, const ChooseRow* params,
                    const int32_t* penalties, const uint32_t* masks, float* scratch, int32_t* ids, float* logprobs,
-                   cudaStream_t s);
+                   int32_t* top_ids, float* top_logprobs, cudaStream_t s);
 
 // Segmented LoRA (SGMV-style): for every token row of segment i with adapter
 // pair A_i [r_i, in], B_i [out, r_i]: y[row, off : off+out] += scale_i * (x A_i^T) B_i^T.

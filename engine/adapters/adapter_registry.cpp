@@ -56,6 +56,7 @@ std::map<std::string, AdapterRegistry::Entry> AdapterRegistry::parse(const std::
     e.req.sha256 = string_or_empty(o, "sha256");
     e.req.registered = true;
     e.token_file = string_or_empty(o, "token_file");
+    e.preload = o.contains("preload") && o["preload"].get<bool>();
     if (o.contains("generation")) {
       if (!o["generation"].is_number_integer() || o["generation"].get<long long>() < 0)
         throw AdapterError("adapter registry entry `" + e.req.id + "`: generation must be a non-negative integer");
@@ -114,6 +115,15 @@ std::vector<std::string> AdapterRegistry::ids() {
   refresh_locked(false);
   std::vector<std::string> out;
   for (const auto& [id, e] : entries_) out.push_back(id);
+  return out;
+}
+
+std::vector<std::string> AdapterRegistry::preloaded_ids() {
+  std::lock_guard lock(mu_);
+  refresh_locked(false);
+  std::vector<std::string> out;
+  for (const auto& [id, e] : entries_)
+    if (e.preload) out.push_back(id);
   return out;
 }
 

@@ -32,6 +32,7 @@ class AdapterRegistry {
   // The request for a registered id (source, location, sha256, token), or nullopt.
   std::optional<AdapterRequest> lookup(const std::string& id);
   std::vector<std::string> ids();
+  std::vector<std::string> preloaded_ids();  // entries with "preload": true
   // The entry's "generation" (-1 when it has none); nullopt when `id` is not registered.
   std::optional<long long> generation(const std::string& id);
   const std::string& path() const { return path_; }
@@ -41,6 +42,7 @@ class AdapterRegistry {
     AdapterRequest req;
     std::string token_file;
     long long generation = -1;
+    bool preload = false;
   };
   void refresh_locked(bool at_start);
   static std::map<std::string, Entry> parse(const std::string& text);

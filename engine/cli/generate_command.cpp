@@ -91,18 +91,25 @@ int run_generate(const std::vector<std::string>& argv) {
 
   EngineSetup setup = EngineSetup::create(args, bodies);
   std::vector<json> responses(bodies.size());
+  // best_of sequences per body; the response is written once all have finished.
+  std::vector<std::vector<FinishInfo>> finished(bodies.size());
   for (size_t i = 0; i < bodies.size(); ++i) {
-    GenerationRequest req = setup.make_request(bodies[i]);
     const std::string prompt = bodies[i].inputs;
     const GenerateParameters params = bodies[i].parameters;
-    req.on_finish = [&responses, i, prompt, params](const FinishInfo& info) {
-      if (info.reason == FinishReason::Error) {
-        responses[i] = {{"error", info.error}, {"error_type", "generation"}};
-      } else {
-        responses[i] = generate_response(info, params, prompt);
-      }
-    };
-    setup.engine->submit(std::move(req));
+    for (int copy = 0; copy < params.best_of; ++copy) {
+      GenerationRequest req = setup.make_request(bodies[i]);
+      req.on_finish = [&responses, &finished, i, prompt, params](const FinishInfo& info) {
+        if (responses[i].contains("error")) return;
+        if (info.reason == FinishReason::Error) {
+          responses[i] = {{"error", info.error}, {"error_type", "generation"}};
+          return;
+        }
+        finished[i].push_back(info);
+        if (static_cast<int>(finished[i].size()) == params.best_of)
+          responses[i] = generate_response(finished[i], params, prompt);
+      };
+      setup.engine->submit(std::move(req));
+    }
   }
   setup.engine->run_until_idle();
   int status = 0;

@@ -55,7 +55,7 @@ int run_serve(const std::vector<std::string>& argv) {
 
   std::set<std::string> value_flags = {"model",  "host", "port", "api-key", "max-waiting-requests",
                                        "shutdown-timeout-s", "http-threads", "model-id",
-                                       "keepalive-timeout-s", "max-connections"};
+                                       "keepalive-timeout-s", "max-connections", "max-best-of"};
   for (auto& f : engine_value_flags()) value_flags.insert(f);
   Args args(argv, value_flags, {"metrics-require-key"});
 
@@ -69,6 +69,8 @@ int run_serve(const std::vector<std::string>& argv) {
   if (cfg.metrics_require_key && cfg.api_key.empty()) throw UsageError("--metrics-require-key needs --api-key");
   cfg.max_waiting_requests = static_cast<int>(args.get_int("max-waiting-requests", 128));
   if (cfg.max_waiting_requests <= 0) throw UsageError("--max-waiting-requests must be positive");
+  cfg.max_best_of = static_cast<int>(args.get_int("max-best-of", 2));
+  if (cfg.max_best_of < 1 || cfg.max_best_of > 64) throw UsageError("--max-best-of must be 1..64");
   cfg.http_threads = static_cast<int>(args.get_int("http-threads", 4));
   if (cfg.http_threads <= 0) throw UsageError("--http-threads must be positive");
   cfg.max_connections = connection_cap(args);

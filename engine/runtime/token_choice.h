@@ -9,9 +9,20 @@
 
 namespace lorax {
 
+// At most this many alternatives per token (OpenAI's top_logprobs bound).
+inline constexpr int kMaxTopTokens = 20;
+
+struct TokenAlternative {
+  int32_t id = 0;
+  float logprob = 0.0f;
+};
+
 struct TokenChoice {
   int32_t id = 0;
   float logprob = 0.0f;
+  // RowChoice::top_n > 0: the most likely tokens of the distribution `logprob`
+  // is over, most likely first, ties in id order; only tokens it allows (finite).
+  std::vector<TokenAlternative> top;
 };
 
 // One distinct token of a request's context, for the repetition (in_context) and
@@ -47,6 +58,7 @@ struct RowChoice {
   double uniform = 0.0;               // in [0, 1): the draw picks the first token whose cumulative mass exceeds it
   std::vector<PenaltyToken> penalties;  // empty unless a penalty is set
   AllowedTokens allowed;  // constrained decoding; applied before penalties and warpers
+  int32_t top_n = 0;      // 0..kMaxTopTokens alternatives to report with the chosen token
 };
 
 }  // namespace lorax

@@ -132,12 +132,33 @@ RowChoice Sampler::next(std::span<const int32_t> context, std::span<const int32_
   return r;
 }
 
-float token_logprob(std::span<const float> logits, int32_t id) {
+namespace {
+// log_softmax(logits)[id] = logits[id] - lse.first - lse.second, as token_logprob computes it.
+std::pair<double, double> max_and_log_sum(std::span<const float> logits) {
   double m = -INFINITY;
   for (float x : logits) m = std::max<double>(m, x);
   double sum = 0;
   for (float x : logits) sum += std::exp(x - m);
-  return static_cast<float>(logits[id] - m - std::log(sum));
+  return {m, std::log(sum)};
+}
+}  // namespace
+
+float token_logprob(std::span<const float> logits, int32_t id) {
+  const auto [m, log_sum] = max_and_log_sum(logits);
+  return static_cast<float>(logits[id] - m - log_sum);
+}
+
+std::vector<TokenAlternative> top_tokens(std::span<const float> scores, int n) {
+  std::vector<int32_t> ids;
+  for (size_t i = 0; i < scores.size(); ++i)
+    if (std::isfinite(scores[i])) ids.push_back(static_cast<int32_t>(i));
+  const size_t keep = std::min(ids.size(), static_cast<size_t>(std::max(n, 0)));
+  std::partial_sort(ids.begin(), ids.begin() + keep, ids.end(),
+                    [&](int32_t a, int32_t b) { return scores[a] > scores[b] || (scores[a] == scores[b] && a < b); });
+  const auto [m, log_sum] = max_and_log_sum(scores);
+  std::vector<TokenAlternative> out;
+  for (size_t i = 0; i < keep; ++i) out.push_back({ids[i], static_cast<float>(scores[ids[i]] - m - log_sum)});
+  return out;
 }
 
 namespace {
@@ -162,7 +183,7 @@ int32_t draw(const std::vector<double>& probs, double u) {
 }  // namespace
 
 TokenChoice choose_token(std::span<const float> logits, const RowChoice& row) {
-  if (row.prompt_target >= 0) return {row.prompt_target, token_logprob(logits, row.prompt_target)};
+  if (row.prompt_target >= 0) return {row.prompt_target, token_logprob(logits, row.prompt_target), {}};
   std::vector<float> s(logits.begin(), logits.end());
   const int32_t vocab = static_cast<int32_t>(s.size());
   if (row.allowed)
@@ -189,6 +210,7 @@ TokenChoice choose_token(std::span<const float> logits, const RowChoice& row) {
     choice.id = static_cast<int32_t>(std::max_element(s.begin(), s.end()) - s.begin());
   }
   choice.logprob = token_logprob(s, choice.id);
+  if (row.top_n > 0) choice.top = top_tokens(s, row.top_n);
   return choice;
 }
 

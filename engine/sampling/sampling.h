@@ -56,4 +56,8 @@ TokenChoice choose_token(std::span<const float> logits, const RowChoice& row);
 // log_softmax(logits)[id], in double for accuracy.
 float token_logprob(std::span<const float> logits, int32_t id);
 
+// The n highest-scoring finite entries of `scores` with their log_softmax values
+// (as token_logprob gives them), highest first, equal scores in id order.
+std::vector<TokenAlternative> top_tokens(std::span<const float> scores, int n);
+
 }  // namespace lorax

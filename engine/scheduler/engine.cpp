@@ -59,6 +59,8 @@ uint64_t Engine::submit(GenerationRequest request) {
   if (needed > capacity)
     throw std::invalid_argument("prompt plus max_new_tokens (" + std::to_string(needed) +
                                 " tokens) exceeds the KV cache capacity of " + std::to_string(capacity) + " tokens");
+  if (request.top_n_tokens < 0 || request.top_n_tokens > kMaxTopTokens)
+    throw std::invalid_argument("top_n_tokens must be between 0 and " + std::to_string(kMaxTopTokens));
   if (!request.adapter_id.empty() && !request.adapter && !residency_)
     throw std::invalid_argument("adapter `" + request.adapter_id + "`: this engine has no adapter store");
   auto seq = std::make_unique<Sequence>();
@@ -193,6 +195,11 @@ void Engine::fail_waiting(const std::string& adapter_id, const std::string& erro
   }
 }
 
+std::string Engine::token_piece(int32_t id) const {
+  if (std::optional<std::string> bytes = tokenizer_->token_bytes(id)) return *bytes;
+  return tokenizer_->id_to_token(id);
+}
+
 void Engine::accept_token(Sequence& seq, TokenChoice choice) {
   // A log-probability is never NaN or +inf unless the logits row was (overflowed
   // activations, a broken checkpoint): fail the request rather than emit noise.
@@ -211,6 +218,11 @@ void Engine::accept_token(Sequence& seq, TokenChoice choice) {
   } else if (seq.detok) {
     tok.text = seq.detok->push(choice.id);
     seq.info.generated_text += tok.text;
+  }
+  if (tokenizer_ && (seq.req.token_pieces || seq.req.top_n_tokens > 0)) {
+    tok.piece = token_piece(choice.id);
+    for (const TokenAlternative& alt : choice.top)
+      tok.top_tokens.push_back({alt.id, token_piece(alt.id), alt.logprob, tokenizer_->is_special(alt.id)});
   }
   seq.info.tokens.push_back(tok);
   if (seq.req.on_token) seq.req.on_token(tok);
@@ -387,7 +399,7 @@ void Engine::run_batch(BuiltBatch& built) {
     const SamplingParams& sp = row.seq->req.sampling;
     const bool prompt_row = row.position + 1 < static_cast<int>(row.seq->prompt_len);
     if (prompt_row || sp.sampling() || sp.repetition_penalty != 1.0 || sp.frequency_penalty != 0.0 ||
-        sp.presence_penalty != 0.0)
+        sp.presence_penalty != 0.0 || row.seq->req.top_n_tokens > 0)
       greedy_only = false;
   }
   // Constrained rows' masks, worked out while the forward runs (each may need a
@@ -420,7 +432,7 @@ void Engine::run_batch(BuiltBatch& built) {
     model_.forward_greedy(built.forward, kv_, built.adapter_batch(), ids, logprobs,
                           constrained ? std::function<std::vector<AllowedTokens>()>(masks) : nullptr);
     for (size_t r = 0; r < rows.size(); ++r)
-      if (!rows[r].seq->finished) accept_token(*rows[r].seq, TokenChoice{ids[r], logprobs[r]});
+      if (!rows[r].seq->finished) accept_token(*rows[r].seq, TokenChoice{ids[r], logprobs[r], {}});
     return;
   }
   // What each row needs: a prompt token's log-prob, a chosen token, or nothing
@@ -440,6 +452,7 @@ void Engine::run_batch(BuiltBatch& built) {
       } else if (pos == static_cast<int>(seq.tokens.size()) - 1) {
         choices[r] = seq.sampler->next(seq.tokens, seq.generated);
         choices[r].allowed = allowed_for(seq);
+        choices[r].top_n = seq.req.top_n_tokens;
         chooses[r] = true;
       }
     }

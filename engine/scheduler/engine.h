@@ -75,6 +75,7 @@ class Engine {
   // Some waiting request could run but for its adapter, which is on its way to the device.
   bool waiting_for_adapters() const { return waiting_for_adapters_; }
   const EngineStats& stats() const { return stats_; }
+  const EngineConfig& config() const { return config_; }
   const KvCache& kv() const { return kv_; }
   const Model& model() const { return model_; }
 
@@ -96,6 +97,7 @@ class Engine {
   void finish(Sequence& seq, FinishReason reason, const std::string& error = "");
   void fail_waiting(const std::string& adapter_id, const std::string& error);
   void accept_token(Sequence& seq, TokenChoice choice);
+  std::string token_piece(int32_t id) const;  // GeneratedToken::piece
   bool is_eos(int32_t id) const;
   // The masks of a request's schema over this engine's tokenizer (shared by the
   // requests with that schema).

@@ -26,11 +26,24 @@ struct StoppingParams {
 enum class FinishReason { Length, EosToken, StopSequence, Cancelled, Error };
 const char* finish_reason_name(FinishReason r);
 
+// One of the most likely tokens at a generated position (top_n_tokens, top_logprobs).
+struct AlternativeToken {
+  int32_t id = 0;
+  std::string text;  // the token's own bytes (Tokenizer::token_bytes; its token string if special)
+  float logprob = 0.0f;
+  bool special = false;
+};
+
 struct GeneratedToken {
   int32_t id = 0;
   std::string text;  // the text this token adds (its token string if special)
   float logprob = 0.0f;
   bool special = false;
+  // With GenerationRequest::token_pieces or top_n_tokens: the token's own bytes,
+  // as AlternativeToken::text (`text` may hold back a partial UTF-8 character or
+  // carry one an earlier token started; this never does).
+  std::string piece;
+  std::vector<AlternativeToken> top_tokens;  // top_n_tokens most likely first (with this token's own logprob)
 };
 
 struct PrefillToken {
@@ -55,6 +68,8 @@ struct GenerationRequest {
   SamplingParams sampling;
   StoppingParams stopping;
   bool prefill_details = false;  // compute prompt log-probs (decoder_input_details)
+  int top_n_tokens = 0;          // 0..kMaxTopTokens alternatives reported per generated token
+  bool token_pieces = false;     // every GeneratedToken carries its `piece`
   // Constrained decoding: the generated text is a JSON text this schema accepts
   // (engine/structured); null for free text.
   std::shared_ptr<const structured::Schema> schema;

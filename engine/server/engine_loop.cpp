@@ -73,15 +73,23 @@ EngineLoop::~EngineLoop() { stop(); }
 void EngineLoop::start() { thread_ = std::thread([this] { run(); }); }
 
 EngineLoop::Admit EngineLoop::submit(Job job) {
+  std::vector<Job> one;
+  one.push_back(std::move(job));
+  return submit(std::move(one));
+}
+
+EngineLoop::Admit EngineLoop::submit(std::vector<Job> jobs) {
   {
     std::lock_guard lock(mu_);
     if (closed_) return Admit::ShuttingDown;
     // Everything accepted and not yet running waits, including jobs the engine thread has
     // taken from the inbox but not yet admitted (counting only inbox_ + the engine's queue
-    // let a burst in during a step reach about twice the limit).
-    if (static_cast<int>(in_flight_.load()) - engine_running_ >= max_waiting_) return Admit::QueueFull;
-    inbox_.push_back(std::move(job));
-    ++in_flight_;
+    // let a burst in during a step reach about twice the limit). A request's
+    // sequences are admitted together or not at all.
+    const int waiting_after = static_cast<int>(in_flight_.load()) - engine_running_ + static_cast<int>(jobs.size());
+    if (waiting_after > max_waiting_ && !jobs.empty()) return Admit::QueueFull;
+    in_flight_ += jobs.size();
+    for (Job& job : jobs) inbox_.push_back(std::move(job));
     metrics_.queue_size.set(static_cast<double>(inbox_.size() + engine_waiting_));
   }
   wake_.notify_one();

@@ -61,6 +61,7 @@ class EngineLoop {
   void start();
   enum class Admit { Accepted, QueueFull, ShuttingDown };
   Admit submit(Job job);
+  Admit submit(std::vector<Job> jobs);  // all of them, or none when the queue has no room for all
   // Refuses new work from now on (submit answers ShuttingDown).
   void close();
   // Waits until every accepted request has finished, or the deadline passes; true when drained.

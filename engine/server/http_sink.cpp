@@ -49,20 +49,47 @@ void send_error(Http::ResponseWriter& writer, Http::Code code, const std::string
   send_json(writer, code, {{"error", message}, {"error_type", error_type}});
 }
 
+namespace {
+
+// The engine's Sink for one choice of an HttpSink.
+class ChoiceSink : public Sink {
+ public:
+  ChoiceSink(std::shared_ptr<HttpSink> parent, size_t index) : parent_(std::move(parent)), i_(index) {}
+  void on_start() override { parent_->on_start(i_); }
+  void on_token(const GeneratedToken& tok) override { parent_->on_token(i_, tok); }
+  void on_step_end() override { parent_->on_step_end(i_); }
+  void on_finish(const FinishInfo& info) override { parent_->on_finish(i_, info); }
+  void on_retired() override { parent_->on_retired(i_); }
+  void on_rejected(const std::string& message, int status, const std::string& error_type) override {
+    parent_->on_rejected(message, status, error_type);
+  }
+  bool alive() const override { return parent_->alive(); }
+
+ private:
+  std::shared_ptr<HttpSink> parent_;
+  size_t i_;
+};
+
+}  // namespace
+
 HttpSink::HttpSink(Http::ResponseWriter writer, Tcp::Transport* transport, std::unique_ptr<ResponseFormat> format,
-                   bool stream)
+                   bool stream, size_t choices)
     : writer_(std::move(writer)),
       peer_(writer_.getPeer()),
       format_(std::move(format)),
       stream_mode_(stream),
-      transport_(transport) {}
+      transport_(transport),
+      finished_(choices),
+      retired_(choices, false) {}
+
+std::shared_ptr<Sink> HttpSink::choice(size_t i) { return std::make_shared<ChoiceSink>(shared_from_this(), i); }
 
 void HttpSink::refuse(Http::Code code, const std::string& message, const std::string& error_type) {
   done_ = true;
   send_error(writer_, code, message, error_type);
 }
 
-bool HttpSink::alive() const { return !broken_.load() && !peer_.expired(); }
+bool HttpSink::alive() const { return !done_.load() && !broken_.load() && !peer_.expired(); }
 
 void HttpSink::write_raw(std::string bytes) {
   if (broken_) return;
@@ -91,68 +118,66 @@ void HttpSink::end_stream() {
   if (auto peer = peer_.lock()) peer->setIdle(true);  // the keep-alive timer may reap it again
 }
 
-void HttpSink::on_start() {
-  if (!stream_mode_ || stream_started_) return;
-  std::string head =
-      "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\nCache-Control: no-cache\r\n"
-      "Transfer-Encoding: chunked\r\n";
-  head += "\r\n";
-  write_raw(std::move(head));  // headers go out now, before the first token
-  stream_started_ = true;
-  write_stream(format_->stream_start());
+void HttpSink::on_start(size_t i) {
+  if (!stream_mode_ || done_) return;
+  if (!stream_started_) {
+    std::string head =
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\nCache-Control: no-cache\r\n"
+        "Transfer-Encoding: chunked\r\n";
+    head += "\r\n";
+    write_raw(std::move(head));  // headers go out now, before the first token
+    stream_started_ = true;
+  }
+  write_stream(format_->stream_start(i));
 }
 
-void HttpSink::on_token(const GeneratedToken& tok) {
-  if (stream_mode_) write_stream(format_->stream_token(tok));
+void HttpSink::on_token(size_t i, const GeneratedToken& tok) {
+  if (stream_mode_ && !done_) write_stream(format_->stream_token(i, tok));
 }
 
-void HttpSink::on_step_end() {
-  if (stream_mode_ && !done_) write_stream(format_->stream_flush());
+void HttpSink::on_step_end(size_t i) {
+  if (stream_mode_ && !done_ && !finished_[i]) write_stream(format_->stream_flush(i));
 }
 
-void HttpSink::on_finish(const FinishInfo& info) {
-  if (done_) return;
+void HttpSink::on_finish(size_t i, const FinishInfo& info) {
+  if (!done_ && !finished_[i]) finished_[i] = info;
+}
+
+void HttpSink::on_retired(size_t i) {
+  if (retired_[i]) return;
+  retired_[i] = true;
+  ++retired_count_;
+  if (done_ || !finished_[i]) return;
+  const FinishInfo& info = *finished_[i];
+  if (info.reason == FinishReason::Cancelled || info.reason == FinishReason::Error) return fail(info);
+  if (stream_mode_) write_stream(format_->stream_finish(i, info));
+  if (retired_count_ == retired_.size()) deliver();
+}
+
+void HttpSink::fail(const FinishInfo& info) {
   done_ = true;
-  finished_ = info;
-}
-
-void HttpSink::on_retired() {
-  if (!finished_) return;
-  FinishInfo info = std::move(*finished_);
-  finished_.reset();
-  deliver(info);
-}
-
-void HttpSink::deliver(const FinishInfo& info) {
-  if (info.reason == FinishReason::Cancelled) {
-    // Either the client left (nothing to send) or the server is shutting down.
-    if (stream_mode_) {
-      write_stream(format_->stream_flush());
-      write_stream(sse_event(nlohmann::json{{"error", "request cancelled: the server is shutting down"},
-                                            {"error_type", "overloaded"}}
-                                 .dump(-1, ' ', false, kUtf8Replace)));
-      end_stream();
-    } else if (alive()) {
-      send_error(writer_, Http::Code::Service_Unavailable, "request cancelled: the server is shutting down",
-                 "overloaded");
-    }
-    return;
-  }
-  if (info.reason == FinishReason::Error) {
-    if (stream_mode_) {
-      write_stream(format_->stream_flush());
-      write_stream(sse_event(nlohmann::json{{"error", info.error}, {"error_type", "generation"}}.dump(-1, ' ', false, kUtf8Replace)));
-      end_stream();
-    } else {
-      send_error(writer_, Http::Code::Failed_Dependency, info.error, "generation");
-    }
-    return;
-  }
+  const bool cancelled = info.reason == FinishReason::Cancelled;
+  // Cancelled: either the client left (nothing to send) or the server is shutting down.
+  const std::string message = cancelled ? "request cancelled: the server is shutting down" : info.error;
+  const std::string type = cancelled ? "overloaded" : "generation";
   if (stream_mode_) {
-    write_stream(format_->stream_finish(info));
+    for (size_t i = 0; i < finished_.size(); ++i) write_stream(format_->stream_flush(i));
+    write_stream(sse_event(nlohmann::json{{"error", message}, {"error_type", type}}.dump(-1, ' ', false, kUtf8Replace)));
+    end_stream();
+  } else if (!cancelled || (!broken_ && !peer_.expired())) {
+    send_error(writer_, cancelled ? Http::Code::Service_Unavailable : Http::Code::Failed_Dependency, message, type);
+  }
+}
+
+void HttpSink::deliver() {
+  done_ = true;
+  std::vector<FinishInfo> infos;
+  for (auto& f : finished_) infos.push_back(std::move(*f));
+  if (stream_mode_) {
+    write_stream(format_->stream_end(infos));
     end_stream();
   } else {
-    send_json(writer_, Http::Code::Ok, format_->body(info));
+    send_json(writer_, Http::Code::Ok, format_->body(infos));
   }
 }
 

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <memory>
 #include <optional>
+#include <vector>
 
 #include <pistache/http.h>
 #include <pistache/transport.h>
@@ -30,25 +31,35 @@ void send_text(Pistache::Http::ResponseWriter& writer, Pistache::Http::Code code
 // Shuts the connection down once `sent` is on the wire (the reactor then frees the peer).
 void close_once_sent(Pistache::Async::Promise<ssize_t>& sent, std::weak_ptr<Pistache::Tcp::Peer> peer);
 
-class HttpSink : public Sink {
+// One HTTP response for `choices` engine requests (OpenAI n/best_of, LoRAX
+// best_of): each request gets the Sink choice(i); the stream opens with the
+// first choice's start and ends, as does a body, when every choice is retired.
+// One choice failing or being refused answers the whole response with its
+// error, and the others are then no longer alive (the loop cancels them).
+class HttpSink : public std::enable_shared_from_this<HttpSink> {
  public:
   HttpSink(Pistache::Http::ResponseWriter writer, Pistache::Tcp::Transport* transport,
-           std::unique_ptr<ResponseFormat> format, bool stream);
-  void on_start() override;
-  void on_token(const GeneratedToken& tok) override;
-  void on_step_end() override;
-  void on_finish(const FinishInfo& info) override;  // keeps `info` for on_retired
-  void on_retired() override;
-  void on_rejected(const std::string& message, int status, const std::string& error_type) override;
-  bool alive() const override;
+           std::unique_ptr<ResponseFormat> format, bool stream, size_t choices = 1);
+  std::shared_ptr<Sink> choice(size_t i);
+  size_t choices() const { return finished_.size(); }
+  bool alive() const;
   // Answers with an error before the request ever reached the engine (queue full, shutting down).
   void refuse(Pistache::Http::Code code, const std::string& message, const std::string& error_type);
+
+  // From choice(i)'s Sink, on the engine thread.
+  void on_start(size_t i);
+  void on_token(size_t i, const GeneratedToken& tok);
+  void on_step_end(size_t i);
+  void on_finish(size_t i, const FinishInfo& info);  // kept for on_retired
+  void on_retired(size_t i);
+  void on_rejected(const std::string& message, int status, const std::string& error_type);
 
  private:
   void write_raw(std::string bytes);
   void write_stream(const std::string& text);  // one chunk
   void end_stream();
-  void deliver(const FinishInfo& info);
+  void fail(const FinishInfo& info);  // a cancelled or failed choice answers for all
+  void deliver();                     // every choice finished well
 
   Pistache::Http::ResponseWriter writer_;
   std::weak_ptr<Pistache::Tcp::Peer> peer_;
@@ -57,8 +68,10 @@ class HttpSink : public Sink {
   Pistache::Tcp::Transport* transport_;
   bool stream_started_ = false;
   std::atomic<bool> broken_{false};
-  bool done_ = false;
-  std::optional<FinishInfo> finished_;
+  std::atomic<bool> done_{false};  // answered (or refused): what is left of the choices has no one to talk to
+  std::vector<std::optional<FinishInfo>> finished_;
+  std::vector<bool> retired_;
+  size_t retired_count_ = 0;
 };
 
 }  // namespace lorax::server

@@ -67,8 +67,16 @@ OpenAIRequest parse_common(const ojson& b) {
     if (!so.is_object()) throw ValidationError("`stream_options` must be an object");
     if (present(so, "include_usage")) r.include_usage = boolean(so, "include_usage");
   }
-  if (present(b, "n") && integer(b, "n") != 1) throw ValidationError("`n` must be 1");
-  if (present(b, "best_of") && integer(b, "best_of") != 1) throw ValidationError("`best_of` must be 1");
+  if (present(b, "n")) {
+    r.n = integer(b, "n");
+    if (r.n < 1) throw ValidationError("`n` must be at least 1");
+  }
+  r.best_of = r.n;
+  if (present(b, "best_of")) {
+    r.best_of = integer(b, "best_of");
+    if (r.best_of < r.n) throw ValidationError("`best_of` must be at least `n`");
+    if (r.best_of > r.n && r.stream) throw ValidationError("`best_of` greater than `n` cannot be streamed");
+  }
   SamplingParams& s = r.params.sampling;
   // temperature 0 (or none) is greedy decoding; a positive one samples.
   if (present(b, "temperature")) {
@@ -127,8 +135,13 @@ OpenAIRequest parse_completion_request(const ojson& b) {
     throw ValidationError("`prompt` must be a string (or a list of one string)");
   }
   if (present(b, "echo")) r.echo = boolean(b, "echo");
-  if (present(b, "logprobs") && integer(b, "logprobs") != 0)
-    throw ValidationError("`logprobs` is not supported");
+  if (present(b, "logprobs")) {  // an integer: how many alternatives per token
+    r.logprobs = true;
+    r.top_logprobs = integer(b, "logprobs");
+    if (r.top_logprobs < 0 || r.top_logprobs > kMaxCompletionLogprobs)
+      throw ValidationError("`logprobs` must be between 0 and " + std::to_string(kMaxCompletionLogprobs));
+    if (r.echo) throw ValidationError("`logprobs` together with `echo` (log-probs of the prompt) is not supported");
+  }
   if (present(b, "suffix")) throw ValidationError("`suffix` is not supported");
   return r;
 }
@@ -169,7 +182,13 @@ OpenAIRequest parse_chat_request(const ojson& b) {
     r.params.json_output = true;
     r.params.json_schema = tool_call_schema(r.tool_spec);
   }
-  if (present(b, "logprobs") && boolean(b, "logprobs")) throw ValidationError("`logprobs` is not supported");
+  if (present(b, "logprobs")) r.logprobs = boolean(b, "logprobs");
+  if (present(b, "top_logprobs")) {
+    r.top_logprobs = integer(b, "top_logprobs");
+    if (r.top_logprobs < 0 || r.top_logprobs > kMaxTopTokens)
+      throw ValidationError("`top_logprobs` must be between 0 and " + std::to_string(kMaxTopTokens));
+    if (!r.logprobs) throw ValidationError("`top_logprobs` needs `logprobs` set to true");
+  }
   return r;
 }
 
@@ -189,38 +208,41 @@ json envelope(const OpenAIIds& ids, const char* object) {
 }
 }  // namespace
 
-json completion_response(const OpenAIIds& ids, const std::string& text, FinishReason reason, const TokenUsage& usage) {
+json completion_choice(size_t index, const std::string& text, const char* finish, const json& logprobs) {
+  return {{"index", index}, {"text", text}, {"logprobs", logprobs}, {"finish_reason", finish ? json(finish) : json(nullptr)}};
+}
+
+json chat_choice(size_t index, const json& message, const char* finish, const json& logprobs) {
+  return {{"index", index}, {"message", message}, {"logprobs", logprobs},
+          {"finish_reason", finish ? json(finish) : json(nullptr)}};
+}
+
+json completion_response(const OpenAIIds& ids, const json& choices, const TokenUsage& usage) {
   json out = envelope(ids, "text_completion");
-  out["choices"] = json::array(
-      {{{"index", 0}, {"text", text}, {"logprobs", nullptr}, {"finish_reason", openai_finish_reason(reason)}}});
+  out["choices"] = choices;
   out["usage"] = usage_json(usage);
   return out;
 }
 
-json chat_response(const OpenAIIds& ids, const std::string& text, FinishReason reason, const TokenUsage& usage) {
+json chat_response(const OpenAIIds& ids, const json& choices, const TokenUsage& usage) {
   json out = envelope(ids, "chat.completion");
-  out["choices"] = json::array({{{"index", 0},
-                                 {"message", {{"role", "assistant"}, {"content", text}}},
-                                 {"logprobs", nullptr},
-                                 {"finish_reason", openai_finish_reason(reason)}}});
+  out["choices"] = choices;
   out["usage"] = usage_json(usage);
   return out;
 }
 
-json completion_chunk(const OpenAIIds& ids, const std::string& text, const char* finish) {
+json completion_chunk(const OpenAIIds& ids, size_t index, const std::string& text, const char* finish,
+                      const json& logprobs) {
   json out = envelope(ids, "text_completion");
-  out["choices"] = json::array({{{"index", 0},
-                                 {"text", text},
-                                 {"logprobs", nullptr},
-                                 {"finish_reason", finish ? json(finish) : json(nullptr)}}});
+  out["choices"] = json::array({completion_choice(index, text, finish, logprobs)});
   return out;
 }
 
-json chat_chunk(const OpenAIIds& ids, const json& delta, const char* finish) {
+json chat_chunk(const OpenAIIds& ids, size_t index, const json& delta, const char* finish, const json& logprobs) {
   json out = envelope(ids, "chat.completion.chunk");
-  out["choices"] = json::array({{{"index", 0},
+  out["choices"] = json::array({{{"index", index},
                                  {"delta", delta},
-                                 {"logprobs", nullptr},
+                                 {"logprobs", logprobs},
                                  {"finish_reason", finish ? json(finish) : json(nullptr)}}});
   return out;
 }

@@ -12,8 +12,15 @@
 
 namespace lorax::server {
 
+// OpenAI's bound on completions' `logprobs` (chat's top_logprobs goes to kMaxTopTokens).
+inline constexpr int kMaxCompletionLogprobs = 5;
+
 struct OpenAIRequest {
   std::string model;           // as the client named it ("" when absent)
+  int n = 1;                   // choices returned
+  int best_of = 1;             // completions: sequences generated, the n likeliest returned (>= n)
+  bool logprobs = false;       // chat `logprobs`, or completions `logprobs` set (then top_logprobs is its value)
+  int top_logprobs = 0;
   GenerateParameters params;   // adapter_id is left for the server to resolve from `model`
   bool stream = false;
   bool include_usage = false;  // stream_options.include_usage
@@ -43,13 +50,19 @@ struct TokenUsage {
 };
 
 nlohmann::json usage_json(const TokenUsage& usage);
-nlohmann::json completion_response(const OpenAIIds& ids, const std::string& text, FinishReason reason,
-                                   const TokenUsage& usage);
-nlohmann::json chat_response(const OpenAIIds& ids, const std::string& text, FinishReason reason,
-                             const TokenUsage& usage);
-// One streamed chunk; `finish` null for content chunks.
-nlohmann::json completion_chunk(const OpenAIIds& ids, const std::string& text, const char* finish);
-nlohmann::json chat_chunk(const OpenAIIds& ids, const nlohmann::json& delta, const char* finish);
+// One entry of `choices`; `logprobs` null when not asked for.
+nlohmann::json completion_choice(size_t index, const std::string& text, const char* finish,
+                                 const nlohmann::json& logprobs);
+nlohmann::json chat_choice(size_t index, const nlohmann::json& message, const char* finish,
+                           const nlohmann::json& logprobs);
+// The whole response around its choices.
+nlohmann::json completion_response(const OpenAIIds& ids, const nlohmann::json& choices, const TokenUsage& usage);
+nlohmann::json chat_response(const OpenAIIds& ids, const nlohmann::json& choices, const TokenUsage& usage);
+// One streamed chunk of choice `index`; `finish` null for content chunks.
+nlohmann::json completion_chunk(const OpenAIIds& ids, size_t index, const std::string& text, const char* finish,
+                                const nlohmann::json& logprobs = nullptr);
+nlohmann::json chat_chunk(const OpenAIIds& ids, size_t index, const nlohmann::json& delta, const char* finish,
+                          const nlohmann::json& logprobs = nullptr);
 // The final chunk of stream_options.include_usage: no choices, only usage.
 nlohmann::json usage_chunk(const OpenAIIds& ids, bool chat, const TokenUsage& usage);
 

@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -18,35 +19,42 @@ namespace lorax::server {
 // Generated text may end in a partial UTF-8 sequence; JSON output replaces it instead of throwing.
 inline constexpr auto kUtf8Replace = nlohmann::json::error_handler_t::replace;
 
+// One request's response over its choices (OpenAI `n`/`best_of`, LoRAX `best_of`):
+// each choice is one engine request, numbered 0..choices-1; the stream and the
+// body end once every choice has finished.
 class ResponseFormat {
  public:
   virtual ~ResponseFormat() = default;
-  // SSE text (zero or more complete events) for the stream's start, each token, and the finish.
-  virtual std::string stream_start() { return ""; }
-  virtual std::string stream_token(const GeneratedToken& tok) = 0;
-  // After an engine step in which the request did not finish: whatever was held back.
-  virtual std::string stream_flush() { return ""; }
-  virtual std::string stream_finish(const FinishInfo& info) = 0;
-  // The whole response body of a non-streamed request.
-  virtual nlohmann::json body(const FinishInfo& info) = 0;
+  // SSE text (zero or more complete events) for a choice's start, each of its tokens, and its finish.
+  virtual std::string stream_start(size_t choice) { (void)choice; return ""; }
+  virtual std::string stream_token(size_t choice, const GeneratedToken& tok) = 0;
+  // After an engine step in which the choice did not finish: whatever was held back.
+  virtual std::string stream_flush(size_t choice) { (void)choice; return ""; }
+  virtual std::string stream_finish(size_t choice, const FinishInfo& info) = 0;
+  // After every choice's finish: the stream's last events.
+  virtual std::string stream_end(const std::vector<FinishInfo>& infos) { (void)infos; return ""; }
+  // The whole response body of a non-streamed request, from every choice's finish.
+  virtual nlohmann::json body(const std::vector<FinishInfo>& infos) = 0;
 };
 
 // One SSE event: "data:" + payload + blank line (the space after the colon is optional in SSE;
 // LoRAX writes none, OpenAI one).
 std::string sse_event(const std::string& payload, bool space_after_colon = false);
 
-// LoRAX shapes. The stream holds each token back until the end of its engine step,
-// so the last token's event can carry generated_text and details.
+// LoRAX shapes. The stream (one choice: best_of > 1 is not streamed) holds each
+// token back until the end of its engine step, so the last token's event can
+// carry generated_text and details.
 class LoraxFormat : public ResponseFormat {
  public:
   LoraxFormat(GenerateParameters params, std::string prompt, size_t prompt_tokens, bool body_as_list)
       : params_(std::move(params)), prompt_(std::move(prompt)), prompt_tokens_(prompt_tokens), as_list_(body_as_list) {}
-  std::string stream_token(const GeneratedToken& tok) override;
-  std::string stream_flush() override;
-  std::string stream_finish(const FinishInfo& info) override;
-  nlohmann::json body(const FinishInfo& info) override;
+  std::string stream_token(size_t choice, const GeneratedToken& tok) override;
+  std::string stream_flush(size_t choice) override;
+  std::string stream_finish(size_t choice, const FinishInfo& info) override;
+  nlohmann::json body(const std::vector<FinishInfo>& infos) override;
 
  private:
+  nlohmann::json event(const GeneratedToken& tok) const;
   GenerateParameters params_;
   std::string prompt_;
   size_t prompt_tokens_;
@@ -54,33 +62,45 @@ class LoraxFormat : public ResponseFormat {
   std::optional<GeneratedToken> pending_;
 };
 
+struct OpenAIOptions {
+  bool chat = false;
+  size_t prompt_tokens = 0;
+  bool include_usage = false;
+  std::string echo;  // completions with echo: the prompt, sent first
+  size_t n = 1;      // choices returned: the n likeliest of the choices generated (best_of)
+  bool logprobs = false;
+  ToolSpec tools;
+};
+
 class OpenAIFormat : public ResponseFormat {
  public:
-  OpenAIFormat(OpenAIIds ids, bool chat, size_t prompt_tokens, bool include_usage, std::string echo_prefix,
-               ToolSpec tools = {})
-      : ids_(std::move(ids)), chat_(chat), prompt_tokens_(prompt_tokens), include_usage_(include_usage),
-        echo_(std::move(echo_prefix)), tools_(std::move(tools)) {}
-  std::string stream_start() override;
-  std::string stream_token(const GeneratedToken& tok) override;
-  std::string stream_finish(const FinishInfo& info) override;
-  nlohmann::json body(const FinishInfo& info) override;
+  OpenAIFormat(OpenAIIds ids, OpenAIOptions options, size_t choices)
+      : ids_(std::move(ids)), o_(std::move(options)), choices_(choices) {}
+  std::string stream_start(size_t choice) override;
+  std::string stream_token(size_t choice, const GeneratedToken& tok) override;
+  std::string stream_finish(size_t choice, const FinishInfo& info) override;
+  std::string stream_end(const std::vector<FinishInfo>& infos) override;
+  nlohmann::json body(const std::vector<FinishInfo>& infos) override;
 
  private:
-  TokenUsage usage(const FinishInfo& info) const {
-    return {prompt_tokens_, info.tokens.size(), static_cast<size_t>(info.cached_tokens)};
-  }
-  OpenAIIds ids_;
-  bool chat_;
-  size_t prompt_tokens_;
-  bool include_usage_;
-  std::string echo_;  // completions with echo: the prompt, sent first
   // Function calling: text that may still turn out to be a tool call is held
-  // back (all of it when the call is forced) and decided at the end.
-  ToolSpec tools_;
-  std::string held_;
-  bool holding_ = true;
-  std::optional<std::vector<ToolCall>> tool_calls(const FinishInfo& info) const;
-  std::string content_chunk(const std::string& text) const;
+  // back (all of it when the call is forced) and decided at the end; log-probs
+  // wait for the text they belong to.
+  struct Choice {
+    std::string held;
+    bool holding = true;
+    std::vector<GeneratedToken> unsent;  // tokens whose text (and log-probs) no chunk carried yet
+    size_t chars_sent = 0;               // completions' text_offset
+  };
+  TokenUsage usage(const std::vector<FinishInfo>& infos) const;
+  std::optional<std::vector<ToolCall>> tool_calls(const Choice& c, const FinishInfo& info) const;
+  std::string content_chunk(size_t index, const std::string& text);
+  nlohmann::json take_logprobs(size_t index);
+  Choice& choice(size_t i);
+  OpenAIIds ids_;
+  OpenAIOptions o_;
+  size_t choices_;
+  std::vector<Choice> state_;
 };
 
 }  // namespace lorax::server

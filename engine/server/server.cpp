@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <map>
 #include <strings.h>
 #include <mutex>
 #include <set>
@@ -230,17 +231,40 @@ class RestHandler : public Http::Handler {
               {"max_input_length", c.limits.max_input_length},
               {"max_total_tokens", c.limits.max_total_tokens},
               {"max_waiting_requests", c.max_waiting_requests},
-              {"max_best_of", 1},
+              {"max_best_of", c.max_best_of},
+              {"max_top_n_tokens", kMaxTopTokens},
               {"max_stop_sequences", kMaxStopSequences},
               {"block_size", s_->engine.kv().block_size()},
               {"kv_cache_tokens", s_->kv_capacity_tokens},
-              {"preloaded_adapters", json::array()},
+              {"preloaded_adapters", preloaded_adapters()},
               {"chat_template", s_->chat.plain_tmpl.has_value()},
               {"version", "0.1.0"},
               {"sha", nullptr},
               {"docker_label", nullptr}};
     for (auto& [k, v] : c.info_extra.items()) j[k] = v;
+    if (c.adapters) {  // the adapter limits a router can plan with
+      const AdapterStoreConfig& a = c.adapters->config();
+      j["max_loaded_adapters"] = a.max_device;
+      j["max_host_adapters"] = a.max_host;
+      j["max_host_adapter_bytes"] = a.max_host_bytes;
+      j["max_active_adapters"] = s_->engine.config().max_active_adapters;
+      j["adapter_cycle_time_s"] = s_->engine.config().adapter_cycle_time_s;
+    }
     return j;
+  }
+
+  // The registry's adapters marked preload (the operator loads them on every ready pod), and where each is now.
+  json preloaded_adapters() const {
+    json out = json::array();
+    AdapterStore* store = s_->config.adapters;
+    if (!store || !store->registry()) return out;
+    std::map<std::string, std::string> tiers;
+    for (const AdapterInfo& a : store->list()) tiers[a.id] = a.tier;
+    for (const std::string& id : store->registry()->preloaded_ids()) {
+      auto it = tiers.find(id);
+      out.push_back({{"adapter_id", id}, {"tier", it == tiers.end() ? json(nullptr) : json(it->second)}});
+    }
+    return out;
   }
 
   json models() const {
@@ -287,7 +311,8 @@ class RestHandler : public Http::Handler {
     send_json(w, Http::Code::Ok, out);
   }
 
-  // Parses, validates and tokenizes on this HTTP thread, then hands the request to the engine thread.
+  // Parses, validates and tokenizes on this HTTP thread, then hands the request
+  // (one engine request per sequence it asks for) to the engine thread.
   void generation(const Http::Request& req, Http::ResponseWriter& w, Api api) {
     Server::State& s = *s_;
     s.metrics.request_count.inc();
@@ -300,6 +325,7 @@ class RestHandler : public Http::Handler {
     AdapterRequest adapter_req;  // id empty: the base model
     std::unique_ptr<ResponseFormat> format;
     bool stream = false;
+    int sequences = 1;
     try {
       ojson body = ojson::parse(req.body(), nullptr, false);
       if (body.is_discarded()) throw ValidationError("request body is not valid JSON");
@@ -309,15 +335,12 @@ class RestHandler : public Http::Handler {
           throw ValidationError("`stream` must be a boolean");
         const bool stream_asked = body.contains("stream") && body["stream"].is_boolean() && body["stream"].get<bool>();
         stream = api == Api::GenerateStream || (api == Api::Compat && stream_asked);
-        // lorax-client sends `return_k_alternatives: null`; alternatives are not supported.
-        if (body.contains("parameters") && body["parameters"].is_object() &&
-            body["parameters"].contains("return_k_alternatives")) {
-          const ojson& k = body["parameters"]["return_k_alternatives"];
-          if (!k.is_null() && !(k.is_number_integer() && json_integer_in(k, 0, 0)))
-            throw ValidationError("`return_k_alternatives` is not supported");
-          body["parameters"].erase("return_k_alternatives");
-        }
         GenerateBody gb = parse_generate_body(json::parse(body.dump()));
+        if (gb.parameters.best_of > s.config.max_best_of)
+          throw ValidationError("`best_of` must be > 0 and <= " + std::to_string(s.config.max_best_of) +
+                                ". Given: " + std::to_string(gb.parameters.best_of));
+        if (gb.parameters.best_of > 1 && stream) throw ValidationError("`best_of` != 1 is not allowed for this endpoint");
+        sequences = gb.parameters.best_of;
         adapter_req = {gb.parameters.adapter_id.value_or(""), gb.parameters.adapter_source.value_or(""),
                        gb.parameters.api_token.value_or(""), ""};
         gb.parameters.adapter_id.reset();
@@ -328,17 +351,24 @@ class RestHandler : public Http::Handler {
         const bool chat = api == Api::Chat;
         OpenAIRequest r = chat ? parse_chat_request(body) : parse_completion_request(body);
         stream = r.stream;
+        if (r.best_of > s.config.max_best_of)
+          throw ValidationError(std::string(r.best_of > r.n ? "`best_of`" : "`n`") + " must be at most " +
+                                std::to_string(s.config.max_best_of) + " (--max-best-of)");
+        sequences = r.best_of;
         if (chat) {
           greq = build_generation_request(s.tokenizer->encode(s.render_chat(r), false), r.params, s.config.limits);
         } else {
           GenerateBody gb{r.prompt, r.params};
           greq = build_generation_request(gb, *s.tokenizer, s.config.limits);
         }
+        greq.token_pieces = r.logprobs;
+        greq.top_n_tokens = r.top_logprobs;
         adapter_req.id = r.model;
         OpenAIIds ids{(chat ? "chatcmpl-" : "cmpl-") + std::to_string(s.next_id++), unix_now(),
                       r.model.empty() ? s.config.model_id : r.model};
-        format = std::make_unique<OpenAIFormat>(ids, chat, greq.prompt_ids.size(), r.include_usage,
-                                                r.echo ? r.prompt : "", r.tool_spec);
+        OpenAIOptions o{chat, greq.prompt_ids.size(), r.include_usage, r.echo ? r.prompt : "",
+                        static_cast<size_t>(r.n), r.logprobs, r.tool_spec};
+        format = std::make_unique<OpenAIFormat>(ids, std::move(o), static_cast<size_t>(sequences));
       }
       s.check_capacity(greq);
       adapter = s.resolve_adapter(adapter_req.id, adapter_req.source, adapter_req.api_token);
@@ -361,9 +391,16 @@ class RestHandler : public Http::Handler {
       return send_error(w, Http::Code::Unprocessable_Entity, e.what(), "validation");
     }
 
-    auto sink = std::make_shared<HttpSink>(std::move(w), transport(), std::move(format), stream);
-    Job job{std::move(greq), sink, std::move(adapter)};
-    switch (s.loop.submit(std::move(job))) {
+    auto sink = std::make_shared<HttpSink>(std::move(w), transport(), std::move(format), stream,
+                                           static_cast<size_t>(sequences));
+    std::vector<Job> jobs;
+    for (int i = 0; i < sequences; ++i) {
+      GenerationRequest copy = greq;
+      // A seeded request's sequences differ and are each reproducible: sequence i draws from seed + i.
+      if (copy.sampling.seed) copy.sampling.seed = *copy.sampling.seed + static_cast<uint64_t>(i);
+      jobs.push_back(Job{std::move(copy), sink->choice(static_cast<size_t>(i)), adapter});
+    }
+    switch (s.loop.submit(std::move(jobs))) {
       case EngineLoop::Admit::Accepted: return;
       case EngineLoop::Admit::QueueFull:
         s.metrics.failure("overloaded");

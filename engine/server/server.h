@@ -24,6 +24,7 @@ struct ServerConfig {
   std::string api_key;  // empty: no authentication
   bool metrics_require_key = false;  // /metrics behind the key too (--metrics-require-key)
   int max_waiting_requests = 128;
+  int max_best_of = 2;  // sequences one request may ask for: LoRAX best_of, OpenAI max(n, best_of) (--max-best-of)
   int http_threads = 4;
   int max_connections = 1024;  // open connections beyond this are answered 503 (--max-connections)
   double keepalive_s = 15;  // idle keep-alive connections are closed after this (--keepalive-timeout-s)

@@ -591,6 +591,8 @@ TEST(CudaOps, ChooseTokensLikeTheHost) {
         add(r);
       }
       const int n = static_cast<int>(rows.size());
+      // Alternatives (top_n_tokens): none, a few, the most (more than a tiny vocabulary has).
+      for (int r = 0; r < n; ++r) rows[r].top_n = r % 3 == 0 ? 0 : r % 3 == 1 ? 5 : kMaxTopTokens;
       std::vector<float> host = p.random(static_cast<int64_t>(n) * vocab, 3.0f);
       if (ties)
         for (float& x : host) x = std::round(x * 2.0f) / 2.0f;
@@ -607,6 +609,11 @@ TEST(CudaOps, ChooseTokensLikeTheHost) {
         EXPECT_EQ(got[r].id, want.id);
         EXPECT_NEAR(got[r].logprob, want.logprob, 1e-4);
         EXPECT_TRUE(rows[r].allowed.allows(got[r].id)) << "outside the mask";
+        ASSERT_EQ(got[r].top.size(), want.top.size());
+        for (size_t k = 0; k < want.top.size(); ++k) {
+          EXPECT_EQ(got[r].top[k].id, want.top[k].id) << "alternative " << k;
+          EXPECT_NEAR(got[r].top[k].logprob, want.top[k].logprob, 1e-4) << "alternative " << k;
+        }
       }
     }
   }

@@ -479,6 +479,7 @@ class CudaBackend final : public Backend {
     return mask_rows;
   }
 
+  static_assert(kernels::kMaxChooseTop == kMaxTopTokens, "one bound on alternatives");
   // Penalties, warpers and the draw on the GPU (kernels/choose.cu).
   bool choose_tokens(const Tensor& logits, const std::vector<RowChoice>& rows, std::vector<TokenChoice>& out) override {
     const int64_t n = static_cast<int64_t>(rows.size()), vocab = logits.cols();
@@ -490,12 +491,15 @@ class CudaBackend final : public Backend {
       if (rows[i].prompt_target < 0) allowed[i] = rows[i].allowed;
     std::vector<uint32_t> masks;
     const std::vector<int32_t> mask_rows = pack_masks(allowed, vocab, masks);
+    bool any_top = false;
     for (int64_t i = 0; i < n; ++i) {
       const RowChoice& r = rows[i];
       kernels::ChooseRow& p = params[i];
       p = {r.prompt_target, r.sample ? 1 : 0, r.top_k, static_cast<int32_t>(penalties.size() / 3),
-           static_cast<int32_t>(r.penalties.size()), mask_rows[i], r.temperature, r.top_p, r.typical_p, r.repetition_penalty,
-           r.frequency_penalty, r.presence_penalty, r.uniform};
+           static_cast<int32_t>(r.penalties.size()), mask_rows[i], std::clamp(r.top_n, 0, kMaxTopTokens),
+           r.temperature, r.top_p, r.typical_p, r.repetition_penalty, r.frequency_penalty, r.presence_penalty,
+           r.uniform};
+      any_top = any_top || p.top_n > 0;
       for (const PenaltyToken& t : r.penalties) penalties.insert(penalties.end(), {t.token, t.generated_count, t.in_context});
     }
     if (n > 0) {
@@ -506,19 +510,33 @@ class CudaBackend final : public Backend {
       auto* scratch = static_cast<float*>(arena_.take(n * vocab * 4, &overflow));
       auto* dev_ids = static_cast<int32_t*>(arena_.take(n * 4, &overflow));
       auto* dev_lp = static_cast<float*>(arena_.take(n * 4, &overflow));
+      auto* dev_top_ids = static_cast<int32_t*>(arena_.take(n * kernels::kMaxChooseTop * 4, &overflow));
+      auto* dev_top_lp = static_cast<float*>(arena_.take(n * kernels::kMaxChooseTop * 4, &overflow));
       CUDA_CHECK(cudaMemcpyAsync(dev_params, params.data(), n * sizeof(kernels::ChooseRow), cudaMemcpyHostToDevice, stream_));
       CUDA_CHECK(cudaMemcpyAsync(dev_pen, penalties.data(), penalties.size() * 4, cudaMemcpyHostToDevice, stream_));
       if (!masks.empty())
         CUDA_CHECK(cudaMemcpyAsync(dev_masks, masks.data(), masks.size() * 4, cudaMemcpyHostToDevice, stream_));
       kernels::choose_tokens(dt_, logits.data, n, vocab, dev_params, dev_pen, dev_masks, scratch, dev_ids, dev_lp,
-                             stream_);
+                             dev_top_ids, dev_top_lp, stream_);
       CUDA_CHECK_LAUNCH();
-      std::vector<int32_t> ids(n);
-      std::vector<float> lps(n);
+      std::vector<int32_t> ids(n), top_ids(any_top ? n * kernels::kMaxChooseTop : 0);
+      std::vector<float> lps(n), top_lps(top_ids.size());
       CUDA_CHECK(cudaMemcpyAsync(ids.data(), dev_ids, n * 4, cudaMemcpyDeviceToHost, stream_));
       CUDA_CHECK(cudaMemcpyAsync(lps.data(), dev_lp, n * 4, cudaMemcpyDeviceToHost, stream_));
+      if (any_top) {  // only when some row asked: a decode step copies nothing more
+        CUDA_CHECK(cudaMemcpyAsync(top_ids.data(), dev_top_ids, top_ids.size() * 4, cudaMemcpyDeviceToHost, stream_));
+        CUDA_CHECK(cudaMemcpyAsync(top_lps.data(), dev_top_lp, top_lps.size() * 4, cudaMemcpyDeviceToHost, stream_));
+      }
       CUDA_CHECK(cudaStreamSynchronize(stream_));
-      for (int64_t i = 0; i < n; ++i) out[i] = {ids[i], lps[i]};
+      for (int64_t i = 0; i < n; ++i) {
+        out[i].id = ids[i];
+        out[i].logprob = lps[i];
+        for (int k = 0; k < params[i].top_n; ++k) {
+          const int64_t at = i * kernels::kMaxChooseTop + k;
+          if (top_ids[at] < 0) break;
+          out[i].top.push_back({top_ids[at], top_lps[at]});
+        }
+      }
     }
     in_forward_ = false;
     return true;

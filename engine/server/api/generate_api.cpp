@@ -40,7 +40,7 @@ GenerateParameters parse_generate_parameters(const json& p) {
       "adapter_id", "adapter_source", "api_token", "max_new_tokens", "do_sample", "temperature", "top_k", "top_p",
       "typical_p", "repetition_penalty", "frequency_penalty", "presence_penalty", "seed", "stop", "truncate",
       "return_full_text", "details", "decoder_input_details", "best_of", "watermark", "ignore_eos_token",
-      "response_format", "merged_adapters", "top_n_tokens"};
+      "response_format", "merged_adapters", "top_n_tokens", "return_k_alternatives"};
   for (auto& [key, _] : p.items())
     if (!known.count(key)) throw ValidationError("unknown parameter `" + key + "`");
   GenerateParameters out;
@@ -83,7 +83,19 @@ GenerateParameters parse_generate_parameters(const json& p) {
   out.details = field<bool>(p, "details", "a boolean").value_or(false);
   out.decoder_input_details = field<bool>(p, "decoder_input_details", "a boolean").value_or(false);
   out.best_of = field<int>(p, "best_of", "an integer").value_or(1);
-  if (out.best_of != 1) throw ValidationError("`best_of` > 1 is not supported");
+  if (out.best_of < 1) throw ValidationError("`best_of` must be strictly positive");
+  // As TGI/LoRAX: the candidates must differ, and each draws its own seed.
+  if (out.best_of > 1 && !s.sampling()) throw ValidationError("you must use sampling when `best_of` is > 1");
+  if (out.best_of > 1 && s.seed) throw ValidationError("`seed` must not be set when `best_of` > 1");
+  out.top_n_tokens = field<int>(p, "top_n_tokens", "an integer").value_or(0);
+  if (out.top_n_tokens < 0 || out.top_n_tokens > kMaxTopTokens)
+    throw ValidationError("`top_n_tokens` must be >= 0 and <= " + std::to_string(kMaxTopTokens) +
+                          ". Given: " + std::to_string(out.top_n_tokens));
+  out.return_k_alternatives = field<int>(p, "return_k_alternatives", "an integer").value_or(0);
+  if (out.return_k_alternatives < 0 || out.return_k_alternatives > kMaxTopTokens)
+    throw ValidationError("`return_k_alternatives` must be >= 0 and <= " + std::to_string(kMaxTopTokens));
+  if (p.contains("merged_adapters") && !p["merged_adapters"].is_null())
+    throw ValidationError("`merged_adapters` is not supported");
   out.watermark = field<bool>(p, "watermark", "a boolean").value_or(false);
   if (out.watermark) throw ValidationError("`watermark` is not supported");
   out.ignore_eos_token = field<bool>(p, "ignore_eos_token", "a boolean").value_or(false);
@@ -145,6 +157,7 @@ GenerationRequest build_generation_request(std::vector<int32_t> prompt_ids, cons
   req.stopping.stop = p.stop;
   req.stopping.ignore_eos_token = p.ignore_eos_token;
   req.prefill_details = p.decoder_input_details;
+  req.top_n_tokens = std::max(p.top_n_tokens, p.return_k_alternatives);
   req.adapter_id = p.adapter_id.value_or("");
   if (p.json_output) {
     if (p.json_schema.is_null()) {
@@ -163,26 +176,84 @@ GenerationRequest build_generation_request(std::vector<int32_t> prompt_ids, cons
   return req;
 }
 
-json token_json(const GeneratedToken& tok) {
-  return {{"id", tok.id}, {"text", tok.text}, {"logprob", tok.logprob}, {"special", tok.special}};
+json token_json(const GeneratedToken& tok, int alternatives) {
+  json out = {{"id", tok.id}, {"text", tok.text}, {"logprob", tok.logprob}, {"special", tok.special}};
+  if (alternatives > 0) {
+    json alt = json::array();
+    for (size_t k = 0; k < tok.top_tokens.size() && k < static_cast<size_t>(alternatives); ++k)
+      alt.push_back({{"id", tok.top_tokens[k].id}, {"text", tok.top_tokens[k].text}, {"logprob", tok.top_tokens[k].logprob}});
+    out["alternative_tokens"] = alt;
+  }
+  return out;
 }
 
-json generate_response(const FinishInfo& info, const GenerateParameters& params, const std::string& prompt) {
+json top_tokens_json(const GeneratedToken& tok, int n) {
+  json out = json::array();
+  for (size_t k = 0; k < tok.top_tokens.size() && k < static_cast<size_t>(n); ++k) {
+    const AlternativeToken& t = tok.top_tokens[k];
+    out.push_back({{"id", t.id}, {"text", t.text}, {"logprob", t.logprob}, {"special", t.special}});
+  }
+  return out;
+}
+
+double mean_logprob(const FinishInfo& info) {
+  if (info.tokens.empty()) return -INFINITY;
+  double sum = 0;
+  for (const GeneratedToken& t : info.tokens) sum += t.logprob;
+  return sum / static_cast<double>(info.tokens.size());
+}
+
+namespace {
+
+// finish_reason .. tokens of one sequence (details and best_of_sequences share them).
+json sequence_details(const FinishInfo& info, const GenerateParameters& params) {
+  json d;
+  d["finish_reason"] = finish_reason_name(info.reason);
+  d["generated_tokens"] = info.tokens.size();
+  d["seed"] = info.seed ? json(*info.seed) : json(nullptr);
+  json prefill = json::array();
+  if (params.decoder_input_details)
+    for (const PrefillToken& t : info.prefill)
+      prefill.push_back({{"id", t.id}, {"text", t.text}, {"logprob", t.logprob ? json(*t.logprob) : json(nullptr)}});
+  d["prefill"] = prefill;
+  json tokens = json::array(), top = json::array();
+  for (const GeneratedToken& t : info.tokens) {
+    tokens.push_back(token_json(t, params.return_k_alternatives));
+    if (params.top_n_tokens > 0) top.push_back(top_tokens_json(t, params.top_n_tokens));
+  }
+  d["tokens"] = tokens;
+  if (params.top_n_tokens > 0) d["top_tokens"] = top;
+  return d;
+}
+
+}  // namespace
+
+size_t best_sequence(const std::vector<FinishInfo>& infos) {
+  size_t best = 0;
+  for (size_t i = 1; i < infos.size(); ++i)
+    if (mean_logprob(infos[i]) > mean_logprob(infos[best])) best = i;
+  return best;
+}
+
+json generate_response(const std::vector<FinishInfo>& infos, const GenerateParameters& params,
+                       const std::string& prompt) {
+  const size_t best = best_sequence(infos);
+  const FinishInfo& info = infos[best];
+  auto text_of = [&](const FinishInfo& i) { return params.return_full_text ? prompt + i.generated_text : i.generated_text; };
   json out;
-  out["generated_text"] = params.return_full_text ? prompt + info.generated_text : info.generated_text;
+  out["generated_text"] = text_of(info);
   if (params.details || params.decoder_input_details) {
-    json details;
-    details["finish_reason"] = finish_reason_name(info.reason);
-    details["generated_tokens"] = info.tokens.size();
-    details["seed"] = info.seed ? json(*info.seed) : json(nullptr);
-    json prefill = json::array();
-    if (params.decoder_input_details)
-      for (const PrefillToken& t : info.prefill)
-        prefill.push_back({{"id", t.id}, {"text", t.text}, {"logprob", t.logprob ? json(*t.logprob) : json(nullptr)}});
-    details["prefill"] = prefill;
-    json tokens = json::array();
-    for (const GeneratedToken& t : info.tokens) tokens.push_back(token_json(t));
-    details["tokens"] = tokens;
+    json details = sequence_details(info, params);
+    if (infos.size() > 1) {
+      json others = json::array();
+      for (size_t i = 0; i < infos.size(); ++i) {
+        if (i == best) continue;
+        json seq = sequence_details(infos[i], params);
+        seq["generated_text"] = text_of(infos[i]);
+        others.push_back(seq);
+      }
+      details["best_of_sequences"] = others;
+    }
     out["details"] = details;
   }
   return out;

@@ -29,6 +29,8 @@ struct GenerateParameters {
   bool details = false;
   bool decoder_input_details = false;
   int best_of = 1;
+  int top_n_tokens = 0;  // alternatives per generated token in details.top_tokens
+  int return_k_alternatives = 0;  // alternatives per token in its alternative_tokens
   bool watermark = false;
   bool ignore_eos_token = false;
   // response_format: the output is JSON (LoRAX's {"type": "json_object"}), of
@@ -70,8 +72,17 @@ GenerationRequest build_generation_request(std::vector<int32_t> prompt_ids, cons
 // into `params`; throws ValidationError.
 void parse_response_format(const nlohmann::json& rf, GenerateParameters& params);
 
-// The /generate response body.
-nlohmann::json generate_response(const FinishInfo& info, const GenerateParameters& params, const std::string& prompt);
-nlohmann::json token_json(const GeneratedToken& tok);
+// The /generate response body: the best of the request's `best_of` sequences
+// (the highest mean token log-prob, as TGI picks it), the others in
+// details.best_of_sequences.
+nlohmann::json generate_response(const std::vector<FinishInfo>& infos, const GenerateParameters& params,
+                                 const std::string& prompt);
+// A token as LoRAX lists it; with `alternatives` > 0 also its alternative_tokens
+// (return_k_alternatives: the k likeliest tokens of its distribution).
+nlohmann::json token_json(const GeneratedToken& tok, int alternatives = 0);
+nlohmann::json top_tokens_json(const GeneratedToken& tok, int n);  // its n likeliest alternatives (top_n_tokens)
+// Mean log-prob of the generated tokens (-inf for none); the index of the highest.
+double mean_logprob(const FinishInfo& info);
+size_t best_sequence(const std::vector<FinishInfo>& infos);
 
 }  // namespace lorax

@@ -1,5 +1,6 @@
 // Schema compilation: what is refused (by keyword name) and what no text can
 // satisfy (found at compile time, so a request never starts a hopeless decode).
+#include <cstdio>
 #include <gtest/gtest.h>
 
 #include "structured/json_schema.h"
@@ -62,7 +63,11 @@ TEST(JsonSchema, RecursionWithABaseCaseCompiles) {
 
 TEST(JsonSchema, SizeLimitsAreErrors) {
   json props = json::object();
-  for (int i = 0; i < 65; ++i) props["p" + std::to_string(i)] = {{"type", "null"}};
+  char name[16];
+  for (int i = 0; i < 65; ++i) {
+    std::snprintf(name, sizeof name, "p%d", i);
+    props[name] = {{"type", "null"}};
+  }
   EXPECT_NE(error_of({{"type", "object"}, {"properties", props}}).find("64"), std::string::npos);
   SchemaLimits small;
   small.max_nodes = 8;
