@@ -97,3 +97,16 @@ def test_bad_registry_at_start_is_a_clear_error(engine_bin, tmp_path):
         r = subprocess.run([str(engine_bin), "serve", "--model", str(LLAMA), "--port", "0", "--adapter-registry",
                             str(reg)], capture_output=True, text=True, timeout=60)
         assert r.returncode == 1 and words in r.stderr, (content, r.stderr)
+
+
+def test_info_lists_preloaded_adapters_and_where_they_are(start_server, tmp_path):
+    reg = tmp_path / "adapters.json"
+    write(reg, [{**entry("warm", "attn-r8"), "preload": True}, entry("cold", "mlp-r1-layers")])
+    s = start_server("--adapter-registry", reg, "--adapter-root", ADAPTERS, model=LLAMA)
+    info = requests.get(s.url + "/info", timeout=10).json()
+    assert info["preloaded_adapters"] == [{"adapter_id": "warm", "tier": None}]  # the operator has not loaded it yet
+    code, body = generate(s.url, adapter_id="warm")
+    assert code == 200, body
+    info = requests.get(s.url + "/info", timeout=10).json()
+    assert [a["adapter_id"] for a in info["preloaded_adapters"]] == ["warm"]
+    assert info["preloaded_adapters"][0]["tier"] in ("host", "device")
