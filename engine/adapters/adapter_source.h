@@ -42,6 +42,8 @@ struct AdapterSourceConfig {
   std::shared_ptr<std::atomic<bool>> cancelled;
 };
 
+struct MergeSpec;  // adapter_merge.h
+
 struct AdapterRequest {
   AdapterRequest(std::string id_ = "", std::string source_ = "", std::string api_token_ = "", std::string sha256_ = "")
       : id(std::move(id_)), source(std::move(source_)), api_token(std::move(api_token_)), sha256(std::move(sha256_)) {}
@@ -53,6 +55,8 @@ struct AdapterRequest {
   // (adapter_registry.h) is named by its id and loaded from here.
   std::string location;
   bool registered = false;
+  // A merged adapter (LoRAX merged_adapters): built from these sources, not loaded from `where()`.
+  std::shared_ptr<const MergeSpec> merge;
   const std::string& where() const { return location.empty() ? id : location; }
 };
 

@@ -1,5 +1,7 @@
 #include "adapters/adapter_store.h"
 
+#include "adapters/adapter_merge.h"
+
 #include <algorithm>
 #include <limits>
 
@@ -201,11 +203,12 @@ void AdapterStore::loader() {
     std::string dir;
     std::exception_ptr error;
     try {
-      dir = resolve_adapter_dir(job.req, config_.sources);
+      if (!job.req.merge) dir = resolve_adapter_dir(job.req, config_.sources);
       for (;;) {
         try {
-          staged = std::make_shared<const StagedAdapter>(
-              stage_peft_adapter(dir, job.req.id, spec_, backend_, config_.max_host_bytes));
+          staged = job.req.merge ? stage_merge(job.req)
+                                 : std::make_shared<const StagedAdapter>(
+                                       stage_peft_adapter(dir, job.req.id, spec_, backend_, config_.max_host_bytes));
           break;
         } catch (const HostMemoryFull&) {
           // Idle adapters make way, least recently used first; when every one is in
@@ -231,6 +234,20 @@ void AdapterStore::loader() {
     }
     finish_load(job, std::move(staged), dir, seconds_since(start), error);
   }
+}
+
+// A merged adapter: its sources are staged here, one after the other, only for
+// the merge (they do not become entries of their own), then merged.
+std::shared_ptr<const StagedAdapter> AdapterStore::stage_merge(const AdapterRequest& req) {
+  const MergeSpec& spec = *req.merge;
+  std::vector<std::shared_ptr<const StagedAdapter>> sources;
+  for (const AdapterRequest& source : spec.adapters) {
+    const AdapterRequest r = registered(source);
+    const std::string dir = resolve_adapter_dir(r, config_.sources);
+    sources.push_back(std::make_shared<const StagedAdapter>(
+        stage_peft_adapter(dir, r.id, spec_, backend_, config_.max_host_bytes)));
+  }
+  return std::make_shared<const StagedAdapter>(merge_staged_adapters(sources, spec, req.id, backend_));
 }
 
 void AdapterStore::finish_load(const Job& job, std::shared_ptr<const StagedAdapter> staged, const std::string& dir,

@@ -160,6 +160,7 @@ class AdapterStore final : public AdapterResidency {
   AdapterRequest registered(const AdapterRequest& req) const;
   std::shared_ptr<AdapterTicket> refused(const std::string& id, std::exception_ptr error);
   void loader();
+  std::shared_ptr<const StagedAdapter> stage_merge(const AdapterRequest& req);
   void finish_load(const Job& job, std::shared_ptr<const StagedAdapter> staged, const std::string& dir,
                    double seconds, std::exception_ptr error);
   Result resident_locked(const std::string& id, Entry& e, const std::set<std::string>& keep, Events& events);

@@ -12,6 +12,7 @@
 #include <pistache/endpoint.h>
 #include <pistache/http.h>
 
+#include "adapters/adapter_merge.h"
 #include "server/adapter_metrics.h"
 #include "server/adapter_routes.h"
 #include "server/api/json_fields.h"
@@ -95,6 +96,26 @@ struct Server::State {
     check_adapter_id(name);
     if (!config.adapters) throw NotFound("adapter `" + name + "` not found");
     return config.adapters->request({name, source, api_token, ""});
+  }
+
+  // LoRAX merged_adapters: a ticket for the merged adapter (built once on the
+  // loader pool from its sources, named by its parameters, then served like any adapter).
+  std::shared_ptr<AdapterTicket> resolve_merge(const MergedAdaptersParams& m, const std::string& source,
+                                               const std::string& api_token) {
+    if (!config.adapters) throw NotFound("adapters are not enabled on this server");
+    auto spec = std::make_shared<MergeSpec>();
+    for (const std::string& id : m.ids) {
+      check_adapter_id(id);
+      spec->adapters.push_back({id, source, api_token, ""});
+    }
+    spec->weights = m.weights;
+    spec->strategy = merge_strategy_named(m.merge_strategy);
+    spec->density = m.density;
+    spec->majority_sign = majority_sign_named(m.majority_sign_method);
+    validate_merge(*spec);
+    AdapterRequest req{spec->id(), "merge", api_token, ""};
+    req.merge = spec;
+    return config.adapters->request(req);
   }
 
   void check_capacity(const GenerationRequest& req) const {
@@ -326,6 +347,7 @@ class RestHandler : public Http::Handler {
     std::unique_ptr<ResponseFormat> format;
     bool stream = false;
     int sequences = 1;
+    std::optional<MergedAdaptersParams> merge;
     try {
       ojson body = ojson::parse(req.body(), nullptr, false);
       if (body.is_discarded()) throw ValidationError("request body is not valid JSON");
@@ -343,6 +365,7 @@ class RestHandler : public Http::Handler {
         sequences = gb.parameters.best_of;
         adapter_req = {gb.parameters.adapter_id.value_or(""), gb.parameters.adapter_source.value_or(""),
                        gb.parameters.api_token.value_or(""), ""};
+        merge = gb.parameters.merged_adapters;
         gb.parameters.adapter_id.reset();
         greq = build_generation_request(gb, *s.tokenizer, s.config.limits);
         format = std::make_unique<LoraxFormat>(gb.parameters, gb.inputs, greq.prompt_ids.size(),
@@ -371,7 +394,8 @@ class RestHandler : public Http::Handler {
         format = std::make_unique<OpenAIFormat>(ids, std::move(o), static_cast<size_t>(sequences));
       }
       s.check_capacity(greq);
-      adapter = s.resolve_adapter(adapter_req.id, adapter_req.source, adapter_req.api_token);
+      adapter = merge ? s.resolve_merge(*merge, adapter_req.source, adapter_req.api_token)
+                      : s.resolve_adapter(adapter_req.id, adapter_req.source, adapter_req.api_token);
       if (adapter) {
         greq.adapter_id = adapter->id();
         greq.adapter_hold = adapter;

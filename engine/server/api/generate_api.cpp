@@ -32,6 +32,44 @@ std::optional<T> field(const json& p, const char* name, const char* expected) {
   }
 }
 
+// As lorax-client sends it: {"ids", "weights", "merge_strategy", "density", "majority_sign_method"}.
+MergedAdaptersParams parse_merged_adapters(const json& m) {
+  if (!m.is_object()) throw ValidationError("`merged_adapters` must be an object");
+  for (auto& [key, _] : m.items())
+    if (key != "ids" && key != "weights" && key != "merge_strategy" && key != "density" && key != "majority_sign_method")
+      throw ValidationError("unknown `merged_adapters` field `" + key + "`");
+  MergedAdaptersParams out;
+  if (!m.contains("ids") || !m["ids"].is_array() || m["ids"].empty())
+    throw ValidationError("`merged_adapters.ids` must be a non-empty list of adapter ids");
+  for (const json& id : m["ids"]) {
+    if (!id.is_string()) throw ValidationError("`merged_adapters.ids` must be a list of strings");
+    out.ids.push_back(id.get<std::string>());
+  }
+  if (!m.contains("weights") || !m["weights"].is_array())
+    throw ValidationError("`merged_adapters.weights` must be a list of numbers, one per id");
+  for (const json& w : m["weights"]) {
+    if (!w.is_number()) throw ValidationError("`merged_adapters.weights` must be a list of numbers");
+    out.weights.push_back(w.get<double>());
+  }
+  if (m.contains("merge_strategy") && !m["merge_strategy"].is_null()) {
+    if (!m["merge_strategy"].is_string()) throw ValidationError("`merged_adapters.merge_strategy` must be a string");
+    out.merge_strategy = m["merge_strategy"].get<std::string>();
+  }
+  if (m.contains("majority_sign_method") && !m["majority_sign_method"].is_null()) {
+    if (!m["majority_sign_method"].is_string())
+      throw ValidationError("`merged_adapters.majority_sign_method` must be a string");
+    out.majority_sign_method = m["majority_sign_method"].get<std::string>();
+  }
+  // LoRAX's router defaults density to 0, which prunes everything: here ties and DARE must say it.
+  if (m.contains("density") && !m["density"].is_null()) {
+    if (!m["density"].is_number()) throw ValidationError("`merged_adapters.density` must be a number");
+    out.density = m["density"].get<double>();
+  } else if (out.merge_strategy != "linear") {
+    throw ValidationError("`merged_adapters.density` is required for merge_strategy " + out.merge_strategy);
+  }
+  return out;
+}
+
 }  // namespace
 
 GenerateParameters parse_generate_parameters(const json& p) {
@@ -94,8 +132,10 @@ GenerateParameters parse_generate_parameters(const json& p) {
   out.return_k_alternatives = field<int>(p, "return_k_alternatives", "an integer").value_or(0);
   if (out.return_k_alternatives < 0 || out.return_k_alternatives > kMaxTopTokens)
     throw ValidationError("`return_k_alternatives` must be >= 0 and <= " + std::to_string(kMaxTopTokens));
-  if (p.contains("merged_adapters") && !p["merged_adapters"].is_null())
-    throw ValidationError("`merged_adapters` is not supported");
+  if (p.contains("merged_adapters") && !p["merged_adapters"].is_null()) {
+    if (out.adapter_id) throw ValidationError("`adapter_id` and `merged_adapters` cannot both be set");
+    out.merged_adapters = parse_merged_adapters(p["merged_adapters"]);
+  }
   out.watermark = field<bool>(p, "watermark", "a boolean").value_or(false);
   if (out.watermark) throw ValidationError("`watermark` is not supported");
   out.ignore_eos_token = field<bool>(p, "ignore_eos_token", "a boolean").value_or(false);

@@ -17,6 +17,15 @@ struct ValidationError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// LoRAX `merged_adapters`: the adapters to merge for this request (adapters/adapter_merge.h).
+struct MergedAdaptersParams {
+  std::vector<std::string> ids;
+  std::vector<double> weights;
+  std::string merge_strategy = "linear";
+  double density = 1.0;
+  std::string majority_sign_method = "total";
+};
+
 struct GenerateParameters {
   std::optional<std::string> adapter_id;
   std::optional<std::string> adapter_source;
@@ -31,6 +40,7 @@ struct GenerateParameters {
   int best_of = 1;
   int top_n_tokens = 0;  // alternatives per generated token in details.top_tokens
   int return_k_alternatives = 0;  // alternatives per token in its alternative_tokens
+  std::optional<MergedAdaptersParams> merged_adapters;
   bool watermark = false;
   bool ignore_eos_token = false;
   // response_format: the output is JSON (LoRAX's {"type": "json_object"}), of
