@@ -62,8 +62,12 @@ def main():
                 p.normal_(0.0, 0.08)
     with tempfile.TemporaryDirectory() as tmp:
         base.save_pretrained(tmp, safe_serialization=True)
-        for f in ("tokenizer.json", "tokenizer_config.json"):
-            shutil.copy(tok_src / f, tmp)
+        shutil.copy(tok_src / "tokenizer.json", tmp)
+        # No chat template: sentence-transformers 6 would wrap every text in it (its "message" modality), while
+        # embedding models built on Qwen2 embed the plain text.
+        tok_cfg = json.loads((tok_src / "tokenizer_config.json").read_text())
+        tok_cfg.pop("chat_template", None)
+        (pathlib.Path(tmp) / "tokenizer_config.json").write_text(json.dumps(tok_cfg, indent=2) + "\n")
         word = models.Transformer(tmp, max_seq_length=100)
         word.tokenizer.pad_token = word.tokenizer.eos_token  # batches pad (on the right; causal, so harmless)
         pool = models.Pooling(64, pooling_mode="mean")
@@ -72,9 +76,13 @@ def main():
         if out.exists():
             shutil.rmtree(out)
         st.save(str(out))
+    for junk in ("README.md", "chat_template.jinja"):
+        (out / junk).unlink(missing_ok=True)
     tokenizer = AutoTokenizer.from_pretrained(str(out))
     ids = [tokenizer(t)["input_ids"] for t in TEXTS]
     st = SentenceTransformer(str(out), device="cpu").to(torch.float64)
+    seen = st.preprocess([TEXTS[0]]) if hasattr(st, "preprocess") else st.tokenize([TEXTS[0]])
+    assert seen["input_ids"][0].tolist() == ids[0], "sentence-transformers must embed the plain text"
     ref = {"texts": TEXTS, "input_ids": ids, "float64": {"normalized": encode(st, TEXTS)}}
     unnorm = SentenceTransformer(modules=[st[0], st[1], st[2]], device="cpu").to(torch.float64)
     ref["float64"]["unnormalized"] = encode(unnorm, TEXTS)

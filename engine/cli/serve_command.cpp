@@ -82,6 +82,7 @@ int run_serve(const std::vector<std::string>& argv) {
   cfg.model_dir = setup.model_dir;
   cfg.model_dtype = dtype_name(setup.backend->compute_dtype());
   cfg.device_type = setup.backend->name();
+  if (const EmbeddingHead* head = setup.model->embedding_head()) cfg.embedding_dimension = head->dimension();
   // The served name: --model-id, else the hub name of an hf:// model, else the folder.
   const std::string hub_name = hf_repo_of(args.require("model"));
   cfg.model_id = args.get_or("model-id", hub_name.empty() ? setup.model_dir : hub_name);

@@ -60,7 +60,7 @@ void llama_family(Builder& b) {
     b.linear(c + "down", {p + "mlp.down_proj"}, {{h, inter}}, s.mlp_bias);
   }
   b.norm("final_norm", "model.norm");
-  b.add("lm_head", {"lm_head.weight"}, {{s.vocab_size, h}}, PartLayout::Linear, s.tied_embeddings);
+  b.add("lm_head", {"lm_head.weight"}, {{s.vocab_size, h}}, PartLayout::Linear, s.tied_embeddings || s.embedding);
 }
 
 void gpt_neox(Builder& b) {
@@ -78,7 +78,7 @@ void gpt_neox(Builder& b) {
     b.linear(c + "down", {p + "mlp.dense_4h_to_h"}, {{h, inter}}, true);
   }
   b.norm("final_norm", "gpt_neox.final_layer_norm");
-  b.add("lm_head", {"embed_out.weight"}, {{s.vocab_size, h}}, PartLayout::Linear, s.tied_embeddings);
+  b.add("lm_head", {"embed_out.weight"}, {{s.vocab_size, h}}, PartLayout::Linear, s.tied_embeddings || s.embedding);
 }
 
 void gpt2(Builder& b) {
@@ -131,6 +131,8 @@ std::optional<LoraTarget> lora_target(const ModelSpec& s, const std::string& mod
                                                           : "model.layers.";
   std::string rest = module;
   if (rest.rfind(prefix, 0) != 0 && s.model_type == "gpt2" && rest.rfind("h.", 0) == 0) rest = "transformer." + rest;
+  // An adapter of the bare decoder (an embedding model's AutoModel: no "model." in its module names).
+  if (rest.rfind(prefix, 0) != 0 && prefix == "model.layers." && rest.rfind("layers.", 0) == 0) rest = "model." + rest;
   if (rest.rfind(prefix, 0) != 0) return std::nullopt;
   rest = rest.substr(prefix.size());
   const size_t dot = rest.find('.');

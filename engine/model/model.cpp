@@ -17,7 +17,9 @@ std::unique_ptr<Model> Model::load(const std::string& model_dir, Backend& backen
   ModelSpec spec = load_model_spec(model_dir);
   ModelWeights weights =
       format == LoadFormat::Dummy ? dummy_weights(spec, backend, dummy_seed) : load_weights(model_dir, spec, backend);
-  return std::make_unique<Model>(std::move(spec), std::move(weights), backend);
+  auto model = std::make_unique<Model>(std::move(spec), std::move(weights), backend);
+  if (model->spec_.embedding) model->embedding_head_ = load_embedding_head(model_dir, model->spec_.hidden_size);
+  return model;
 }
 
 // Inverse frequencies of rotate-half RoPE with the transformers scaling variants.
@@ -73,7 +75,7 @@ void Model::validate(const ForwardBatch& batch, const KvCache& kv) const {
     if (r < 0 || r >= T) throw std::out_of_range("lm_head index outside the batch");
 }
 
-Tensor Model::run(const ForwardBatch& batch, KvCache& kv, const AdapterBatch* adapters) {
+Tensor Model::run(const ForwardBatch& batch, KvCache& kv, const AdapterBatch* adapters, bool hidden_only) {
   validate(batch, kv);
   Backend& be = backend_;
   const ModelSpec& s = spec_;
@@ -84,7 +86,7 @@ Tensor Model::run(const ForwardBatch& batch, KvCache& kv, const AdapterBatch* ad
   Tensor qkv = be.empty({T, s.qkv_size()}), attn = be.empty({T, s.q_size()});
   Tensor up = be.empty({T, mlp_width}), act = be.empty({T, s.intermediate_size});
   const int64_t n = static_cast<int64_t>(batch.lm_head_indices.size());
-  Tensor selected = be.empty({n, H}), logits = be.empty({n, s.vocab_size});
+  Tensor selected = be.empty({n, H}), logits = hidden_only ? Tensor{} : be.empty({n, s.vocab_size});
   const Tensor* pos_table = weights_.pos_embed.defined() ? &weights_.pos_embed : nullptr;
 
   const std::vector<float> inv_freq =
@@ -156,6 +158,7 @@ Tensor Model::run(const ForwardBatch& batch, KvCache& kv, const AdapterBatch* ad
     }
     norm_h(weights_.final_norm_w, weights_.final_norm_b, x);
     be.gather_rows(x, selected);
+    if (hidden_only) return;
     be.linear(selected, weights_.lm_head, nullptr, logits);
     if (adapters) adapters->apply_lm_head(be, selected, logits);
     if (s.final_logit_softcap > 0) be.softcap(logits, static_cast<float>(s.final_logit_softcap));
@@ -171,11 +174,16 @@ Tensor Model::run(const ForwardBatch& batch, KvCache& kv, const AdapterBatch* ad
     // A recording holds the KV cache's addresses: another cache needs its own.
     std::string key = "decode:" + std::to_string(T) + ":kv" + std::to_string(kv.uid());
     if (adapters) key.append(":lora");
+    if (hidden_only) key.append(":hidden");
     be.run_graph(key, body);
   } else {
     body();
   }
-  return logits;
+  return hidden_only ? selected : logits;
+}
+
+std::vector<float> Model::forward_hidden(const ForwardBatch& batch, KvCache& kv, const AdapterBatch* adapters) {
+  return backend_.download(run(batch, kv, adapters, true));
 }
 
 std::vector<float> Model::forward(const ForwardBatch& batch, KvCache& kv, const AdapterBatch* adapters) {

@@ -4,12 +4,14 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "adapters/adapter_batch.h"
 #include "kv/kv_cache.h"
+#include "model/embedding_head.h"
 #include "model/model_spec.h"
 #include "runtime/backend.h"
 
@@ -67,14 +69,22 @@ class Model {
                                           const std::function<std::vector<RowChoice>()>& make_choices,
                                           const HostChoose& host_choose);
 
+  // The same forward up to the final norm: the last hidden states of the
+  // lm_head_indices rows [rows, hidden] as float32 on the host (embeddings).
+  std::vector<float> forward_hidden(const ForwardBatch& batch, KvCache& kv, const AdapterBatch* adapters = nullptr);
+  // What follows the decoder of a sentence-embedding model; null for a generation model.
+  const EmbeddingHead* embedding_head() const { return embedding_head_ ? &*embedding_head_ : nullptr; }
+
   // RoPE inverse frequencies for the batch (dynamic NTK scaling depends on max_s).
   std::vector<float> rope_inv_freq(int max_s) const;
 
  private:
   void validate(const ForwardBatch& batch, const KvCache& kv) const;
   // Runs the decoder and leaves logits [lm_head rows, vocab] on the backend.
-  Tensor run(const ForwardBatch& batch, KvCache& kv, const AdapterBatch* adapters);
+  // (`hidden_only`: stops at the gathered final hidden states and returns those.)
+  Tensor run(const ForwardBatch& batch, KvCache& kv, const AdapterBatch* adapters, bool hidden_only = false);
   ModelSpec spec_;
+  std::optional<EmbeddingHead> embedding_head_;
   ModelWeights weights_;
   Backend& backend_;
   std::vector<float> base_inv_freq_;

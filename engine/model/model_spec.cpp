@@ -262,6 +262,7 @@ ModelSpec load_model_spec(const std::string& model_dir) {
   fs::path config = dir / "config.json";
   if (!fs::exists(config)) throw ModelError(config.string() + ": file not found");
   ModelSpec spec = parse_model_spec(read_text_file(config), config.string());
+  spec.embedding = fs::exists(dir / "modules.json");
   fs::path gen = dir / "generation_config.json";
   if (fs::exists(gen)) {
     json g = json::parse(read_text_file(gen), nullptr, false);

@@ -63,6 +63,9 @@ struct ModelSpec {
 
   std::vector<int32_t> eos_token_ids;
   std::optional<int32_t> bos_token_id;
+  // A sentence-embedding model (modules.json beside config.json): the decoder
+  // without its LM head, followed by model/embedding_head.h.
+  bool embedding = false;
 
   int q_size() const { return num_heads * head_dim; }
   int kv_size() const { return num_kv_heads * head_dim; }

@@ -15,11 +15,12 @@ namespace {
 
 using Shape = std::vector<int64_t>;
 
-// The checkpoint name of `name`, allowing GPT-2's prefix-less original layout.
+// The checkpoint name of `name`, allowing GPT-2's prefix-less original layout
+// and a bare decoder's ("layers.0...", as sentence-transformers saves AutoModel).
 std::string resolve(const Checkpoint& ckpt, const std::string& name) {
   if (ckpt.has(name)) return name;
-  const std::string prefix = "transformer.";
-  if (name.rfind(prefix, 0) == 0 && ckpt.has(name.substr(prefix.size()))) return name.substr(prefix.size());
+  for (const std::string prefix : {"transformer.", "model."})
+    if (name.rfind(prefix, 0) == 0 && ckpt.has(name.substr(prefix.size()))) return name.substr(prefix.size());
   return "";
 }
 

@@ -26,7 +26,8 @@ BuiltBatch build_batch(std::vector<ScheduledChunk> chunks, int block_size) {
       batch.slots.push_back(seq.blocks[pos / block_size] * block_size + pos % block_size);
       const bool newest = pos == static_cast<int>(seq.tokens.size()) - 1;
       const bool wants_prompt_logprob = seq.req.prefill_details && pos + 1 < static_cast<int>(seq.prompt_len);
-      if (newest || wants_prompt_logprob) {
+      const bool wants_hidden = seq.req.embed;  // pooling reads every prompt position
+      if (newest || wants_prompt_logprob || wants_hidden) {
         batch.lm_head_indices.push_back(batch.num_tokens() - 1);
         out.rows.push_back({c.seq, pos});
       }

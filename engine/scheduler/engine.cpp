@@ -59,6 +59,10 @@ uint64_t Engine::submit(GenerationRequest request) {
   if (needed > capacity)
     throw std::invalid_argument("prompt plus max_new_tokens (" + std::to_string(needed) +
                                 " tokens) exceeds the KV cache capacity of " + std::to_string(capacity) + " tokens");
+  if (model_.embedding_head() && !request.embed)
+    throw std::invalid_argument("this is an embedding model: it computes embeddings and cannot generate text");
+  if (request.embed && !model_.embedding_head())
+    throw std::invalid_argument("this model is not an embedding model (it has no modules.json)");
   if (request.top_n_tokens < 0 || request.top_n_tokens > kMaxTopTokens)
     throw std::invalid_argument("top_n_tokens must be between 0 and " + std::to_string(kMaxTopTokens));
   if (!request.adapter_id.empty() && !request.adapter && !residency_)
@@ -121,7 +125,7 @@ uint64_t Engine::kv_identity(const Sequence& seq) const { return seq.adapter ? s
 
 void Engine::reuse_cached_prefix(Sequence& seq) {
   // Prompt log-probs need every prompt position's logits: see prefix_cache.h.
-  if (!prefix_cache_ || !seq.blocks.empty() || seq.req.prefill_details) return;
+  if (!prefix_cache_ || !seq.blocks.empty() || seq.req.prefill_details || seq.req.embed) return;
   // The newest token is always computed (its logits are needed), so a chain
   // never covers it: only blocks wholly before it are reused, and nothing is
   // ever written into a shared block.
@@ -152,6 +156,7 @@ void Engine::free_blocks(Sequence& seq, bool publish) {
 void Engine::preempt(Sequence& seq) {
   free_blocks(seq);
   seq.computed = 0;      // recomputed from its tokens when resumed
+  seq.pooled.clear();
   seq.adapter.reset();   // a waiting request pins no device slot
   ++stats_.preemptions;
 }
@@ -392,7 +397,39 @@ void Engine::admit_waiting(std::vector<ScheduledChunk>& plan, int& prefill_budge
 
 // One forward, then prompt log-probs and sampling per row. When every row is a
 // plain greedy choice, only (id, logprob) per row leaves the backend.
+// An embedding model's forward: every row is a prompt position of an embedding
+// request; its last hidden state is pooled, and a request whose whole prompt is
+// in finishes with its embedding.
+void Engine::run_embedding_batch(BuiltBatch& built) {
+  const EmbeddingHead& head = *model_.embedding_head();
+  const int64_t H = model_.spec().hidden_size;
+  const std::vector<float> hidden = model_.forward_hidden(built.forward, kv_, built.adapter_batch());
+  for (size_t r = 0; r < built.rows.size(); ++r) {
+    Sequence& seq = *built.rows[r].seq;
+    const int pos = built.rows[r].position, last = static_cast<int>(seq.prompt_len) - 1;
+    if (seq.finished) continue;
+    const float* h = hidden.data() + static_cast<int64_t>(r) * H;
+    seq.pooled.resize(H, 0.0);
+    const bool take = head.pooling == EmbeddingHead::Pooling::Mean ||
+                      (head.pooling == EmbeddingHead::Pooling::Cls && pos == 0) ||
+                      (head.pooling == EmbeddingHead::Pooling::LastToken && pos == last);
+    if (take)
+      for (int64_t i = 0; i < H; ++i) seq.pooled[i] += h[i];
+    if (pos != last) continue;
+    if (head.pooling == EmbeddingHead::Pooling::Mean)
+      for (double& v : seq.pooled) v /= static_cast<double>(seq.prompt_len);
+    seq.info.embedding = head.project(seq.pooled);
+    const bool finite = std::all_of(seq.info.embedding.begin(), seq.info.embedding.end(),
+                                    [](float v) { return std::isfinite(v); });
+    if (finite)
+      finish(seq, FinishReason::Length);
+    else
+      finish(seq, FinishReason::Error, "the model produced a non-finite embedding (NaN or infinity)");
+  }
+}
+
 void Engine::run_batch(BuiltBatch& built) {
+  if (model_.embedding_head()) return run_embedding_batch(built);
   const std::vector<BatchRow>& rows = built.rows;
   bool greedy_only = true;
   for (const BatchRow& row : rows) {

@@ -85,6 +85,7 @@ class Engine {
   void plan_adapters(std::chrono::steady_clock::time_point now);
   void admit_waiting(std::vector<ScheduledChunk>& plan, int& prefill_budget, std::chrono::steady_clock::time_point now);
   void run_batch(BuiltBatch& batch);
+  void run_embedding_batch(BuiltBatch& batch);
 
   bool reserve_slots(Sequence& seq, int tokens);
   // Prefix caching: takes the cached blocks that start a sequence about to be

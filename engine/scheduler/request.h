@@ -60,6 +60,7 @@ struct FinishInfo {
   std::vector<GeneratedToken> tokens;
   std::string error;  // for FinishReason::Error
   int cached_tokens = 0;  // prompt tokens whose K/V came from the prefix cache when it was first scheduled
+  std::vector<float> embedding;  // an embedding request's result
   double queue_seconds = 0, inference_seconds = 0, total_seconds = 0;
 };
 
@@ -70,6 +71,9 @@ struct GenerationRequest {
   bool prefill_details = false;  // compute prompt log-probs (decoder_input_details)
   int top_n_tokens = 0;          // 0..kMaxTopTokens alternatives reported per generated token
   bool token_pieces = false;     // every GeneratedToken carries its `piece`
+  // An embedding request (embedding models only): the prompt is run and pooled
+  // into FinishInfo::embedding; nothing is generated.
+  bool embed = false;
   // Constrained decoding: the generated text is a JSON text this schema accepts
   // (engine/structured); null for free text.
   std::shared_ptr<const structured::Schema> schema;

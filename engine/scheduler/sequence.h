@@ -32,6 +32,7 @@ struct Sequence {
   std::unique_ptr<IncrementalDetokenizer> detok;
   std::vector<int32_t> generated;
   std::vector<std::optional<float>> prompt_logprobs;
+  std::vector<double> pooled;  // an embedding request's pooling so far (over the computed prompt)
   FinishInfo info;
   bool finished = false;
   Clock::time_point arrival, first_scheduled;

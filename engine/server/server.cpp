@@ -18,6 +18,7 @@
 #include "server/api/json_fields.h"
 #include "server/api/json_limits.h"
 #include "server/connection_guard.h"
+#include "server/embeddings_api.h"
 #include "server/engine_loop.h"
 #include "server/http_sink.h"
 #include "server/openai_api.h"
@@ -187,7 +188,8 @@ class RestHandler : public Http::Handler {
       return;
     }
     static const std::set<std::string> known = {"/", "/generate", "/generate_stream", "/v1/completions",
-                                                "/v1/chat/completions", "/v1/models", "/tokenize", "/info", "/embed"};
+                                                "/v1/chat/completions", "/v1/models", "/tokenize", "/info", "/embed",
+                                                "/v1/embeddings"};
     if (is_adapter_route(path)) {
       if (!authorized(req))
         return send_error(w, Http::Code::Unauthorized, "invalid or missing API key", "unauthorized");
@@ -210,7 +212,14 @@ class RestHandler : public Http::Handler {
     if (path == "/info") return send_json(w, Http::Code::Ok, info());
     if (path == "/v1/models") return send_json(w, Http::Code::Ok, models());
     if (path == "/tokenize") return tokenize(req, w);
-    if (path == "/embed") return send_error(w, Http::Code::Not_Found, "the model is not an embedding model", "not_found");
+    const bool embedding_route = path == "/embed" || path == "/v1/embeddings";
+    if (embedding_route && s_->config.embedding_dimension == 0)
+      return send_error(w, Http::Code::Not_Found, "the model is not an embedding model", "not_found");
+    if (embedding_route) return embeddings(req, w, path == "/v1/embeddings");
+    if (s_->config.embedding_dimension > 0)
+      return send_error(w, Http::Code::Unprocessable_Entity,
+                        "this is an embedding model: it serves /embed and /v1/embeddings and cannot generate text",
+                        "validation");
     if (path == "/") return generation(req, w, Api::Compat);
     if (path == "/generate") return generation(req, w, Api::Generate);
     if (path == "/generate_stream") return generation(req, w, Api::GenerateStream);
@@ -248,7 +257,7 @@ class RestHandler : public Http::Handler {
     json j = {{"model_id", c.model_id},
               {"model_dtype", c.model_dtype},
               {"model_device_type", c.device_type},
-              {"model_pipeline_tag", "text-generation"},
+              {"model_pipeline_tag", c.embedding_dimension > 0 ? "feature-extraction" : "text-generation"},
               {"max_input_length", c.limits.max_input_length},
               {"max_total_tokens", c.limits.max_total_tokens},
               {"max_waiting_requests", c.max_waiting_requests},
@@ -263,6 +272,7 @@ class RestHandler : public Http::Handler {
               {"sha", nullptr},
               {"docker_label", nullptr}};
     for (auto& [k, v] : c.info_extra.items()) j[k] = v;
+    if (c.embedding_dimension > 0) j["embedding_dimension"] = c.embedding_dimension;
     if (c.adapters) {  // the adapter limits a router can plan with
       const AdapterStoreConfig& a = c.adapters->config();
       j["max_loaded_adapters"] = a.max_device;
@@ -330,6 +340,81 @@ class RestHandler : public Http::Handler {
     for (int32_t id : s_->tokenizer->encode(body["inputs"].get<std::string>(), special))
       out.push_back({{"id", id}, {"text", s_->tokenizer->decode(std::span<const int32_t>(&id, 1), false)}});
     send_json(w, Http::Code::Ok, out);
+  }
+
+  // One engine request per text, batched by the scheduler like prefills; the answer once all are pooled.
+  void embeddings(const Http::Request& req, Http::ResponseWriter& w, bool openai) {
+    Server::State& s = *s_;
+    s.metrics.request_count.inc();
+    if (!s.ready) {
+      s.metrics.failure("overloaded");
+      return send_error(w, Http::Code::Service_Unavailable, "the server is shutting down", "overloaded");
+    }
+    std::vector<GenerationRequest> requests;
+    std::shared_ptr<AdapterTicket> adapter;
+    std::string model;
+    EmbedRequest r;
+    try {
+      json body = json::parse(req.body(), nullptr, false);
+      if (body.is_discarded()) throw ValidationError("request body is not valid JSON");
+      r = openai ? parse_openai_embeddings(body, s.config.embedding_dimension) : parse_lorax_embed(body);
+      std::vector<std::vector<int32_t>> prompts = r.token_inputs;
+      for (const std::string& text : r.texts) prompts.push_back(s.tokenizer->encode(text, true));
+      for (auto& ids : prompts) {
+        if (ids.empty()) throw ValidationError("an input produced no tokens");
+        if (static_cast<int>(ids.size()) > s.config.limits.max_input_length)
+          throw ValidationError("an input has " + std::to_string(ids.size()) + " tokens, more than " +
+                                std::to_string(s.config.limits.max_input_length) + " (--max-input-length)");
+        for (int32_t id : ids)
+          if (static_cast<size_t>(id) >= s.tokenizer->vocab_size())
+            throw ValidationError("token id " + std::to_string(id) + " is outside the vocabulary");
+        GenerationRequest g;
+        g.prompt_ids = std::move(ids);
+        g.embed = true;
+        g.stopping.max_new_tokens = 0;
+        requests.push_back(std::move(g));
+      }
+      model = openai ? (r.model.empty() ? s.config.model_id : r.model) : s.config.model_id;
+      adapter = openai ? s.resolve_adapter(r.model) : s.resolve_adapter(r.adapter_id, r.adapter_source, r.api_token);
+    } catch (const ValidationError& e) {
+      s.metrics.failure("validation");
+      return send_error(w, Http::Code::Unprocessable_Entity, e.what(), "validation");
+    } catch (const NotFound& e) {
+      s.metrics.failure("not_found");
+      return send_error(w, Http::Code::Not_Found, e.what(), "not_found");
+    } catch (const AdapterError& e) {
+      AdapterRouteResult ar = adapter_error_result(e);
+      s.metrics.failure(ar.body["error_type"].get<std::string>());
+      return send_error(w, static_cast<Http::Code>(ar.status), e.what(), ar.body["error_type"].get<std::string>());
+    } catch (const TokenizerError& e) {
+      s.metrics.failure("validation");
+      return send_error(w, Http::Code::Unprocessable_Entity, e.what(), "validation");
+    }
+    std::vector<size_t> tokens;
+    for (const GenerationRequest& g : requests) tokens.push_back(g.prompt_ids.size());
+    auto format = std::make_unique<EmbeddingFormat>(openai, r.base64, model, tokens);
+    auto sink = std::make_shared<HttpSink>(std::move(w), transport(), std::move(format), false, requests.size());
+    std::vector<Job> jobs;
+    for (size_t i = 0; i < requests.size(); ++i) {
+      if (adapter) {
+        requests[i].adapter_id = adapter->id();
+        requests[i].adapter_hold = adapter;
+      }
+      jobs.push_back(Job{std::move(requests[i]), sink->choice(i), adapter});
+    }
+    submit(s, sink, std::move(jobs));
+  }
+
+  static void submit(Server::State& s, const std::shared_ptr<HttpSink>& sink, std::vector<Job> jobs) {
+    switch (s.loop.submit(std::move(jobs))) {
+      case EngineLoop::Admit::Accepted: return;
+      case EngineLoop::Admit::QueueFull:
+        s.metrics.failure("overloaded");
+        return sink->refuse(Http::Code::Too_Many_Requests, "the request queue is full", "overloaded");
+      case EngineLoop::Admit::ShuttingDown:
+        s.metrics.failure("overloaded");
+        return sink->refuse(Http::Code::Service_Unavailable, "the server is shutting down", "overloaded");
+    }
   }
 
   // Parses, validates and tokenizes on this HTTP thread, then hands the request
@@ -424,15 +509,7 @@ class RestHandler : public Http::Handler {
       if (copy.sampling.seed) copy.sampling.seed = *copy.sampling.seed + static_cast<uint64_t>(i);
       jobs.push_back(Job{std::move(copy), sink->choice(static_cast<size_t>(i)), adapter});
     }
-    switch (s.loop.submit(std::move(jobs))) {
-      case EngineLoop::Admit::Accepted: return;
-      case EngineLoop::Admit::QueueFull:
-        s.metrics.failure("overloaded");
-        return sink->refuse(Http::Code::Too_Many_Requests, "the request queue is full", "overloaded");
-      case EngineLoop::Admit::ShuttingDown:
-        s.metrics.failure("overloaded");
-        return sink->refuse(Http::Code::Service_Unavailable, "the server is shutting down", "overloaded");
-    }
+    submit(s, sink, std::move(jobs));
   }
 
   std::shared_ptr<Server::State> s_;

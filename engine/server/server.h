@@ -32,6 +32,7 @@ struct ServerConfig {
   std::string model_dir;  // where the chat template is read from
   std::string model_dtype = "float32";  // /info: the compute dtype and the backend the engine runs on
   std::string device_type = "cpu";
+  int64_t embedding_dimension = 0;  // > 0: an embedding model (/embed, /v1/embeddings; no generation)
   RequestLimits limits;
   nlohmann::json info_extra = nlohmann::json::object();  // more /info fields (engine settings)
   AdapterStore* adapters = nullptr;  // null: every adapter id is unknown (404)
