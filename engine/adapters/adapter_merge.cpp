@@ -117,8 +117,6 @@ const char* strategy_name(MergeStrategy s) {
   return "?";
 }
 
-size_t aligned(size_t n) { return (n + 255) / 256 * 256; }
-
 }  // namespace
 
 MergeStrategy merge_strategy_named(const std::string& name) {
@@ -170,7 +168,6 @@ StagedAdapter merge_staged_adapters(const std::vector<std::shared_ptr<const Stag
   out.id = id;
   out.dtype = backend.compute_dtype();
   out.num_layers = sources[0]->num_layers;
-  const size_t elem = dtype_size(out.dtype);
   std::vector<std::pair<std::vector<float>, std::vector<float>>> merged;
   std::mt19937_64 rng(std::stoull(sha256_hex(spec.key()).substr(0, 16), nullptr, 16));
   for (const auto& [key, parts] : modules) {
@@ -189,12 +186,7 @@ StagedAdapter merge_staged_adapters(const std::vector<std::shared_ptr<const Stag
     }
     StagedAdapter::Piece piece = first;
     piece.scale = 1.0f;
-    piece.a_offset = out.bytes;
-    out.bytes += aligned(static_cast<size_t>(piece.rank) * piece.in * elem);
-    piece.b_offset = out.bytes;
-    out.bytes += aligned(static_cast<size_t>(piece.out) * piece.rank * elem);
-    out.max_rank = std::max(out.max_rank, piece.rank);
-    out.pieces.push_back(piece);
+    out.append(piece);
     auto a = merge_tensors(std::move(as), wa, spec, rng);
     auto b = merge_tensors(std::move(bs), wb, spec, rng);
     merged.emplace_back(std::move(a), std::move(b));

@@ -288,6 +288,16 @@ size_t aligned(size_t n) { return (n + 255) / 256 * 256; }
 
 }  // namespace
 
+void StagedAdapter::append(Piece piece) {
+  const size_t elem = dtype_size(dtype);
+  piece.a_offset = bytes;
+  bytes += aligned(static_cast<size_t>(piece.rank) * piece.in * elem);
+  piece.b_offset = bytes;
+  bytes += aligned(static_cast<size_t>(piece.out) * piece.rank * elem);
+  max_rank = std::max(max_rank, piece.rank);
+  pieces.push_back(piece);
+}
+
 StagedAdapter stage_peft_adapter(const std::string& dir, const std::string& id, const ModelSpec& spec,
                                  Backend& backend, size_t max_bytes, std::vector<std::string>* warnings) {
   fs::path root(dir);
@@ -313,7 +323,6 @@ StagedAdapter stage_peft_adapter(const std::string& dir, const std::string& id, 
   out.id = id;
   out.dtype = backend.compute_dtype();
   out.num_layers = spec.num_layers;
-  const size_t elem = dtype_size(out.dtype);
   for (const PlannedPair& p : pairs) {
     StagedAdapter::Piece piece;
     piece.layer = p.target.projection == LoraProjection::LmHead ? -1 : p.target.layer;
@@ -323,12 +332,7 @@ StagedAdapter stage_peft_adapter(const std::string& dir, const std::string& id, 
     piece.out = p.target.out_features;
     piece.rank = p.rank;
     piece.scale = p.scale;
-    piece.a_offset = out.bytes;
-    out.bytes += aligned(static_cast<size_t>(p.rank) * piece.in * elem);
-    piece.b_offset = out.bytes;
-    out.bytes += aligned(static_cast<size_t>(piece.out) * p.rank * elem);
-    out.max_rank = std::max(out.max_rank, p.rank);
-    out.pieces.push_back(piece);
+    out.append(piece);
   }
   if (max_bytes > 0 && out.bytes > max_bytes)
     throw AdapterError("adapter " + id + ": its weights take " + std::to_string(out.bytes) +

@@ -37,6 +37,8 @@ struct StagedAdapter {
   int max_rank = 0;
   int num_layers = 0;
   std::vector<Piece> pieces;
+  // Lays `piece` out after the others (its A and B offsets, each 256-byte aligned), before `host` is allocated.
+  void append(Piece piece);
 };
 
 // Reads, validates and stages a PEFT folder; AdapterError with a one-line reason.

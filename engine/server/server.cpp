@@ -342,6 +342,31 @@ class RestHandler : public Http::Handler {
     send_json(w, Http::Code::Ok, out);
   }
 
+  // Runs `parse` (this HTTP thread's validation of a request); a client error it
+  // throws is answered and counted here, and the caller returns (false).
+  template <typename Parse>
+  bool parsed(Http::ResponseWriter& w, Parse&& parse) {
+    Server::State& s = *s_;
+    try {
+      parse();
+      return true;
+    } catch (const ValidationError& e) {
+      s.metrics.failure("validation");
+      send_error(w, Http::Code::Unprocessable_Entity, e.what(), "validation");
+    } catch (const NotFound& e) {
+      s.metrics.failure("not_found");
+      send_error(w, Http::Code::Not_Found, e.what(), "not_found");
+    } catch (const AdapterError& e) {
+      AdapterRouteResult r = adapter_error_result(e);
+      s.metrics.failure(r.body["error_type"].get<std::string>());
+      send_error(w, static_cast<Http::Code>(r.status), e.what(), r.body["error_type"].get<std::string>());
+    } catch (const TokenizerError& e) {
+      s.metrics.failure("validation");
+      send_error(w, Http::Code::Unprocessable_Entity, e.what(), "validation");
+    }
+    return false;
+  }
+
   // One engine request per text, batched by the scheduler like prefills; the answer once all are pooled.
   void embeddings(const Http::Request& req, Http::ResponseWriter& w, bool openai) {
     Server::State& s = *s_;
@@ -354,7 +379,7 @@ class RestHandler : public Http::Handler {
     std::shared_ptr<AdapterTicket> adapter;
     std::string model;
     EmbedRequest r;
-    try {
+    const bool ok = parsed(w, [&] {
       json body = json::parse(req.body(), nullptr, false);
       if (body.is_discarded()) throw ValidationError("request body is not valid JSON");
       r = openai ? parse_openai_embeddings(body, s.config.embedding_dimension) : parse_lorax_embed(body);
@@ -376,20 +401,8 @@ class RestHandler : public Http::Handler {
       }
       model = openai ? (r.model.empty() ? s.config.model_id : r.model) : s.config.model_id;
       adapter = openai ? s.resolve_adapter(r.model) : s.resolve_adapter(r.adapter_id, r.adapter_source, r.api_token);
-    } catch (const ValidationError& e) {
-      s.metrics.failure("validation");
-      return send_error(w, Http::Code::Unprocessable_Entity, e.what(), "validation");
-    } catch (const NotFound& e) {
-      s.metrics.failure("not_found");
-      return send_error(w, Http::Code::Not_Found, e.what(), "not_found");
-    } catch (const AdapterError& e) {
-      AdapterRouteResult ar = adapter_error_result(e);
-      s.metrics.failure(ar.body["error_type"].get<std::string>());
-      return send_error(w, static_cast<Http::Code>(ar.status), e.what(), ar.body["error_type"].get<std::string>());
-    } catch (const TokenizerError& e) {
-      s.metrics.failure("validation");
-      return send_error(w, Http::Code::Unprocessable_Entity, e.what(), "validation");
-    }
+    });
+    if (!ok) return;
     std::vector<size_t> tokens;
     for (const GenerationRequest& g : requests) tokens.push_back(g.prompt_ids.size());
     auto format = std::make_unique<EmbeddingFormat>(openai, r.base64, model, tokens);
@@ -433,7 +446,7 @@ class RestHandler : public Http::Handler {
     bool stream = false;
     int sequences = 1;
     std::optional<MergedAdaptersParams> merge;
-    try {
+    const bool ok = parsed(w, [&] {
       ojson body = ojson::parse(req.body(), nullptr, false);
       if (body.is_discarded()) throw ValidationError("request body is not valid JSON");
       if (api == Api::Compat || api == Api::Generate || api == Api::GenerateStream) {
@@ -485,20 +498,8 @@ class RestHandler : public Http::Handler {
         greq.adapter_id = adapter->id();
         greq.adapter_hold = adapter;
       }
-    } catch (const ValidationError& e) {
-      s.metrics.failure("validation");
-      return send_error(w, Http::Code::Unprocessable_Entity, e.what(), "validation");
-    } catch (const NotFound& e) {
-      s.metrics.failure("not_found");
-      return send_error(w, Http::Code::Not_Found, e.what(), "not_found");
-    } catch (const AdapterError& e) {
-      AdapterRouteResult r = adapter_error_result(e);
-      s.metrics.failure(r.body["error_type"].get<std::string>());
-      return send_error(w, static_cast<Http::Code>(r.status), e.what(), r.body["error_type"].get<std::string>());
-    } catch (const TokenizerError& e) {
-      s.metrics.failure("validation");
-      return send_error(w, Http::Code::Unprocessable_Entity, e.what(), "validation");
-    }
+    });
+    if (!ok) return;
 
     auto sink = std::make_shared<HttpSink>(std::move(w), transport(), std::move(format), stream,
                                            static_cast<size_t>(sequences));
