@@ -1,6 +1,7 @@
 // Fuzzes what the server does with POST /v1/completions and /v1/chat/completions
 // bodies: the raw-text JSON limits, nlohmann's order-keeping parse, then
-// parse_completion_request and parse_chat_request; an accepted chat request is
+// parse_completion_request and parse_chat_request (and the same body as
+// /v1/embeddings and /embed would read it); an accepted chat request is
 // rendered like the server does (messages and tools of the client through a
 // real model's chat template, Qwen3's, in data/). ValidationError and
 // TemplateError are expected answers; any other exception escaping, a
@@ -16,6 +17,7 @@
 #include "fuzz_util.h"
 #include "json_shape.h"
 #include "server/api/json_limits.h"
+#include "server/embeddings_api.h"
 #include "server/openai_api.h"
 #include "tokenizer/chat_template.h"
 
@@ -61,6 +63,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } catch (const lorax::ValidationError&) {
   } catch (...) {
     lorax_fuzz::unexpected("parse_completion_request");
+  }
+  const nlohmann::json plain = nlohmann::json::parse(text.begin(), text.end(), nullptr, false);
+  try {
+    const lorax::server::EmbedRequest e = lorax::server::parse_openai_embeddings(plain, 32);
+    if (e.count() == 0 || e.count() > lorax::server::kMaxEmbeddingInputs)
+      lorax_fuzz::broken("parse_openai_embeddings", "accepted " + std::to_string(e.count()) + " inputs");
+  } catch (const lorax::ValidationError&) {
+  } catch (...) {
+    lorax_fuzz::unexpected("parse_openai_embeddings");
+  }
+  try {
+    (void)lorax::server::parse_lorax_embed(plain);
+  } catch (const lorax::ValidationError&) {
+  } catch (...) {
+    lorax_fuzz::unexpected("parse_lorax_embed");
   }
   lorax::server::OpenAIRequest chat;
   try {
