@@ -132,9 +132,35 @@ std::string OpenAIFormat::stream_token(size_t i, const GeneratedToken& tok) {
     c.holding = false;  // plain text after all: what was held goes out now
     std::string held = std::move(c.held);
     c.held.clear();
-    return content_chunk(i, held);
+    return text_chunk(i, held);
   }
-  return content_chunk(i, tok.text);
+  return text_chunk(i, tok.text);
+}
+
+// Where the text must end: before the earliest stop sequence in it (OpenAI's
+// answers never contain one), or npos.
+size_t OpenAIFormat::stop_at(const std::string& text) const {
+  size_t at = std::string::npos;
+  for (const std::string& stop : o_.stop)
+    if (!stop.empty()) at = std::min(at, text.find(stop));
+  return at;
+}
+
+// Text goes out once no stop sequence can start in it: the last (longest stop - 1)
+// bytes wait for the next token (or the finish, which cuts at the stop).
+std::string OpenAIFormat::text_chunk(size_t i, const std::string& text) {
+  size_t longest = 0;
+  for (const std::string& stop : o_.stop) longest = std::max(longest, stop.size());
+  if (longest == 0) return content_chunk(i, text);
+  Choice& c = choice(i);
+  c.stop_window += text;
+  if (stop_at(c.stop_window) != std::string::npos) return "";  // the request ends here: the finish cuts it
+  size_t cut = c.stop_window.size() - std::min(c.stop_window.size(), longest - 1);
+  while (cut > 0 && (static_cast<unsigned char>(c.stop_window[cut]) & 0xC0) == 0x80) --cut;  // whole characters
+  if (cut == 0) return "";
+  std::string out = c.stop_window.substr(0, cut);
+  c.stop_window.erase(0, cut);
+  return content_chunk(i, out);
 }
 
 std::optional<std::vector<ToolCall>> OpenAIFormat::tool_calls(const Choice& c, const FinishInfo& info) const {
@@ -153,8 +179,9 @@ std::string OpenAIFormat::stream_finish(size_t i, const FinishInfo& info) {
                          .dump(-1, ' ', false, kUtf8Replace), true);
     return out + sse_event(chat_chunk(ids_, i, json::object(), "tool_calls").dump(-1, ' ', false, kUtf8Replace), true);
   }
-  if (!c.held.empty()) out += content_chunk(i, std::exchange(c.held, ""));  // held as a possible tool call, but text
-  const std::string tail = held_back_tail(info);
+  if (!c.held.empty()) out += text_chunk(i, std::exchange(c.held, ""));  // held as a possible tool call, but text
+  std::string tail = std::exchange(c.stop_window, "") + held_back_tail(info);
+  if (info.reason == FinishReason::StopSequence && stop_at(tail) != std::string::npos) tail.resize(stop_at(tail));
   const json logprobs = take_logprobs(i);
   json last = o_.chat ? chat_chunk(ids_, i, tail.empty() ? json::object() : json{{"content", tail}}, reason, logprobs)
                       : completion_chunk(ids_, i, tail, reason, logprobs);
@@ -192,11 +219,14 @@ json OpenAIFormat::body(const std::vector<FinishInfo>& infos) {
       json message = {{"role", "assistant"}, {"content", nullptr},
                       {"tool_calls", tool_calls_json(*calls, ids_.id, false)}};
       choices.push_back(chat_choice(index, message, "tool_calls", logprobs));
-    } else if (o_.chat) {
-      choices.push_back(chat_choice(index, {{"role", "assistant"}, {"content", info.generated_text}},
-                                    openai_finish_reason(info.reason), logprobs));
     } else {
-      choices.push_back(completion_choice(index, o_.echo + info.generated_text, openai_finish_reason(info.reason), logprobs));
+      std::string text = info.generated_text;
+      if (info.reason == FinishReason::StopSequence && stop_at(text) != std::string::npos) text.resize(stop_at(text));
+      if (o_.chat)
+        choices.push_back(chat_choice(index, {{"role", "assistant"}, {"content", text}},
+                                      openai_finish_reason(info.reason), logprobs));
+      else
+        choices.push_back(completion_choice(index, o_.echo + text, openai_finish_reason(info.reason), logprobs));
     }
   }
   return o_.chat ? chat_response(ids_, choices, usage(infos)) : completion_response(ids_, choices, usage(infos));

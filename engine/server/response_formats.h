@@ -69,6 +69,7 @@ struct OpenAIOptions {
   std::string echo;  // completions with echo: the prompt, sent first
   size_t n = 1;      // choices returned: the n likeliest of the choices generated (best_of)
   bool logprobs = false;
+  std::vector<std::string> stop;  // the request's stop sequences: cut from the answer, as OpenAI does
   ToolSpec tools;
 };
 
@@ -91,10 +92,13 @@ class OpenAIFormat : public ResponseFormat {
     bool holding = true;
     std::vector<GeneratedToken> unsent;  // tokens whose text (and log-probs) no chunk carried yet
     size_t chars_sent = 0;               // completions' text_offset
+    std::string stop_window;             // text that may still begin a stop sequence
   };
   TokenUsage usage(const std::vector<FinishInfo>& infos) const;
   std::optional<std::vector<ToolCall>> tool_calls(const Choice& c, const FinishInfo& info) const;
   std::string content_chunk(size_t index, const std::string& text);
+  std::string text_chunk(size_t index, const std::string& text);  // content_chunk once no stop can begin in it
+  size_t stop_at(const std::string& text) const;
   nlohmann::json take_logprobs(size_t index);
   Choice& choice(size_t i);
   OpenAIIds ids_;

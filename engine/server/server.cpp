@@ -488,7 +488,7 @@ class RestHandler : public Http::Handler {
         OpenAIIds ids{(chat ? "chatcmpl-" : "cmpl-") + std::to_string(s.next_id++), unix_now(),
                       r.model.empty() ? s.config.model_id : r.model};
         OpenAIOptions o{chat, greq.prompt_ids.size(), r.include_usage, r.echo ? r.prompt : "",
-                        static_cast<size_t>(r.n), r.logprobs, r.tool_spec};
+                        static_cast<size_t>(r.n), r.logprobs, r.params.stop, r.tool_spec};
         format = std::make_unique<OpenAIFormat>(ids, std::move(o), static_cast<size_t>(sequences));
       }
       s.check_capacity(greq);

@@ -78,7 +78,7 @@ GenerateParameters parse_generate_parameters(const json& p) {
       "adapter_id", "adapter_source", "api_token", "max_new_tokens", "do_sample", "temperature", "top_k", "top_p",
       "typical_p", "repetition_penalty", "frequency_penalty", "presence_penalty", "seed", "stop", "truncate",
       "return_full_text", "details", "decoder_input_details", "best_of", "watermark", "ignore_eos_token",
-      "response_format", "merged_adapters", "top_n_tokens", "return_k_alternatives"};
+      "response_format", "merged_adapters", "adapter_parameters", "top_n_tokens", "return_k_alternatives"};
   for (auto& [key, _] : p.items())
     if (!known.count(key)) throw ValidationError("unknown parameter `" + key + "`");
   GenerateParameters out;
@@ -132,9 +132,13 @@ GenerateParameters parse_generate_parameters(const json& p) {
   out.return_k_alternatives = field<int>(p, "return_k_alternatives", "an integer").value_or(0);
   if (out.return_k_alternatives < 0 || out.return_k_alternatives > kMaxTopTokens)
     throw ValidationError("`return_k_alternatives` must be >= 0 and <= " + std::to_string(kMaxTopTokens));
-  if (p.contains("merged_adapters") && !p["merged_adapters"].is_null()) {
+  // `adapter_parameters` is LoRAX's internal name of the same field; either is read, not both.
+  const bool merged = p.contains("merged_adapters") && !p["merged_adapters"].is_null();
+  const bool aliased = p.contains("adapter_parameters") && !p["adapter_parameters"].is_null();
+  if (merged && aliased) throw ValidationError("`merged_adapters` and `adapter_parameters` cannot both be set");
+  if (merged || aliased) {
     if (out.adapter_id) throw ValidationError("`adapter_id` and `merged_adapters` cannot both be set");
-    out.merged_adapters = parse_merged_adapters(p["merged_adapters"]);
+    out.merged_adapters = parse_merged_adapters(p[merged ? "merged_adapters" : "adapter_parameters"]);
   }
   out.watermark = field<bool>(p, "watermark", "a boolean").value_or(false);
   if (out.watermark) throw ValidationError("`watermark` is not supported");
