@@ -108,8 +108,10 @@ std::vector<CanonicalWeight> checkpoint_layout(const ModelSpec& spec) {
     gpt2(b);
   } else if (spec.model_type == "gpt_neox") {
     gpt_neox(b);
-  } else {
+  } else if (spec.model_type == "llama" || spec.model_type == "qwen2" || spec.model_type == "gemma2") {
     llama_family(b);
+  } else {
+    throw ModelError("no checkpoint layout for model_type '" + spec.model_type + "'");
   }
   return std::move(b.out);
 }
@@ -161,7 +163,7 @@ std::optional<LoraTarget> lora_target(const ModelSpec& s, const std::string& mod
              {"attention.dense", {P::O, 0, h, h, false}},
              {"mlp.dense_h_to_4h", {P::Up, 0, h, inter, false}},
              {"mlp.dense_4h_to_h", {P::Down, 0, inter, h, false}}};
-  } else {
+  } else if (s.model_type == "llama" || s.model_type == "qwen2" || s.model_type == "gemma2") {
     table = {{"self_attn.q_proj", {P::Qkv, 0, h, q, false}},
              {"self_attn.k_proj", {P::Qkv, q, h, kv, false}},
              {"self_attn.v_proj", {P::Qkv, q + kv, h, kv, false}},

@@ -27,7 +27,7 @@ std::vector<float> Model::rope_inv_freq(int max_s) const {
   const RopeSpec& r = spec_.rope;
   const int dim = r.rotary_dim;
   double theta = r.theta;
-  if (r.scaling_type == "dynamic" && max_s > spec_.max_position_embeddings) {
+  if (r.scaling == RopeScaling::Dynamic && max_s > spec_.max_position_embeddings) {
     // Dynamic NTK: grow the base with the longest sequence in the batch.
     const double ratio = r.factor * max_s / spec_.max_position_embeddings - (r.factor - 1.0);
     theta *= std::pow(ratio, static_cast<double>(dim) / (dim - 2));
@@ -35,9 +35,9 @@ std::vector<float> Model::rope_inv_freq(int max_s) const {
   std::vector<float> inv(dim / 2);
   for (int i = 0; i < dim / 2; ++i) {
     double f = 1.0 / std::pow(theta, (2.0 * i) / dim);
-    if (r.scaling_type == "linear") {
+    if (r.scaling == RopeScaling::Linear) {
       f /= r.factor;
-    } else if (r.scaling_type == "llama3") {
+    } else if (r.scaling == RopeScaling::Llama3) {
       const double old_ctx = r.original_max_position;
       const double low_wavelen = old_ctx / r.low_freq_factor, high_wavelen = old_ctx / r.high_freq_factor;
       const double wavelen = 2.0 * M_PI / f;
@@ -90,7 +90,7 @@ Tensor Model::run(const ForwardBatch& batch, KvCache& kv, const AdapterBatch* ad
   const Tensor* pos_table = weights_.pos_embed.defined() ? &weights_.pos_embed : nullptr;
 
   const std::vector<float> inv_freq =
-      s.rope.scaling_type == "dynamic" ? rope_inv_freq(batch.max_s) : base_inv_freq_;
+      s.rope.scaling == RopeScaling::Dynamic ? rope_inv_freq(batch.max_s) : base_inv_freq_;
   const float eps = static_cast<float>(s.norm_eps);
   auto norm = [&](const Tensor& in, const Tensor& w, const Tensor& b, Tensor& out) {
     be.norm(in, s.norm, w, b.defined() ? &b : nullptr, eps, s.norm_one_plus_weight, out);
@@ -169,7 +169,7 @@ Tensor Model::run(const ForwardBatch& batch, KvCache& kv, const AdapterBatch* ad
   // records graphs adds what the recording depends on to the key), so one
   // recording serves any mix of adapters.
   const bool decode_only = batch.num_tokens() == batch.num_seqs() &&
-                           static_cast<int64_t>(batch.lm_head_indices.size()) == T && s.rope.scaling_type != "dynamic";
+                           static_cast<int64_t>(batch.lm_head_indices.size()) == T && s.rope.scaling != RopeScaling::Dynamic;
   if (decode_only) {
     // A recording holds the KV cache's addresses: another cache needs its own.
     std::string key = "decode:" + std::to_string(T) + ":kv" + std::to_string(kv.uid());

@@ -63,10 +63,14 @@ void read_rope(const ConfigReader& c, ModelSpec& spec, double default_theta, dou
   rope.rotary_dim = static_cast<int>(spec.head_dim * partial_factor);
   if (rope.rotary_dim % 2 != 0 || rope.rotary_dim <= 0)
     throw ModelError(c.source + ": rotary dimension " + std::to_string(rope.rotary_dim) + " must be even and positive");
-  std::string type = params.value("rope_type", params.value("type", std::string("default")));
-  if (type != "default" && type != "linear" && type != "dynamic" && type != "llama3")
-    throw ModelError(c.source + ": unsupported rope scaling type '" + type + "'");
-  rope.scaling_type = type;
+  const std::string type = params.value("rope_type", params.value("type", std::string("default")));
+  static const std::map<std::string, RopeScaling> kinds = {{"default", RopeScaling::Default},
+                                                           {"linear", RopeScaling::Linear},
+                                                           {"dynamic", RopeScaling::Dynamic},
+                                                           {"llama3", RopeScaling::Llama3}};
+  auto kind = kinds.find(type);
+  if (kind == kinds.end()) throw ModelError(c.source + ": unsupported rope scaling type '" + type + "'");
+  rope.scaling = kind->second;
   auto num = [&](const char* key, double fallback) {
     return params.contains(key) && params[key].is_number() ? params[key].get<double>() : fallback;
   };
@@ -223,7 +227,7 @@ static void check_physical(const ModelSpec& spec, const std::string& source) {
   const RopeSpec& r = spec.rope;
   if (!finite(r.theta) || r.theta <= 1) refuse("rope_theta must be finite and > 1");
   if (!finite(r.factor) || r.factor <= 0 || r.factor > 1e6) refuse("the rope scaling `factor` must be > 0");
-  if (r.scaling_type == "llama3" && (!finite(r.low_freq_factor) || !finite(r.high_freq_factor) ||
+  if (r.scaling == RopeScaling::Llama3 && (!finite(r.low_freq_factor) || !finite(r.high_freq_factor) ||
                                      r.low_freq_factor <= 0 || r.high_freq_factor <= r.low_freq_factor ||
                                      r.original_max_position <= 0))
     refuse("llama3 rope scaling needs 0 < low_freq_factor < high_freq_factor and original_max_position_embeddings > 0");

@@ -18,10 +18,13 @@ struct ModelError : std::runtime_error {
 
 enum class PositionKind { Learned, Rope };
 
+// transformers' rope_type values the decoder implements.
+enum class RopeScaling { Default, Linear, Dynamic, Llama3 };
+
 struct RopeSpec {
   double theta = 10000.0;
   int rotary_dim = 0;  // leading dims of each head that rotate (partial rotary)
-  std::string scaling_type = "default";  // default | linear | dynamic | llama3
+  RopeScaling scaling = RopeScaling::Default;
   double factor = 1.0;
   double low_freq_factor = 1.0;
   double high_freq_factor = 4.0;

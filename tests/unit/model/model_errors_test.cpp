@@ -190,8 +190,8 @@ TEST(ModelSpecParsing, Transformers4And5RopeStylesAgree) {
                            {"original_max_position_embeddings", 32}};
   ModelSpec a = parse_model_spec(v4.dump(), "v4"), b = parse_model_spec(v5.dump(), "v5");
   EXPECT_EQ(a.rope.theta, b.rope.theta);
-  EXPECT_EQ(a.rope.scaling_type, "llama3");
-  EXPECT_EQ(b.rope.scaling_type, "llama3");
+  EXPECT_EQ(a.rope.scaling, RopeScaling::Llama3);
+  EXPECT_EQ(b.rope.scaling, RopeScaling::Llama3);
   EXPECT_EQ(a.rope.original_max_position, b.rope.original_max_position);
 }
 
