@@ -11,7 +11,7 @@ FROM debian:12 AS deps
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential cmake pkg-config ca-certificates curl \
       nlohmann-json3-dev libgtest-dev libgmock-dev libpcre2-dev libutf8proc-dev libopenblas-dev \
-      libpistache-dev libcpprest-dev libyaml-cpp-dev libssl-dev \
+      libpistache-dev libcpprest-dev libyaml-cpp-dev libssl-dev prometheus-cpp-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 

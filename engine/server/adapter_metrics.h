@@ -24,15 +24,15 @@ struct AdapterMetrics {
   // Requests running and waiting per adapter (series of adapters with none are dropped).
   void publish_queues(const std::map<std::string, AdapterQueueState>& queues);
 
-  metrics::Family<metrics::Gauge>& loaded;      // label tier = device|host
-  metrics::Family<metrics::Gauge>& resident;    // labels adapter_id, tier: 1 while it is there
-  metrics::Family<metrics::Histogram>& load_duration;  // label tier = host|device
+  metrics::GaugeFamily& loaded;      // label tier = device|host
+  metrics::GaugeFamily& resident;    // labels adapter_id, tier: 1 while it is there
+  metrics::HistogramFamily& load_duration;  // label tier = host|device
   metrics::Counter& loads;
   metrics::Counter& load_failures;
-  metrics::Family<metrics::Counter>& evictions;  // label tier = the tier it left
-  metrics::Family<metrics::Counter>& requests;   // label adapter_id
-  metrics::Family<metrics::Gauge>& running;      // label adapter_id
-  metrics::Family<metrics::Gauge>& waiting;      // label adapter_id
+  metrics::CounterFamily& evictions;  // label tier = the tier it left
+  metrics::CounterFamily& requests;   // label adapter_id
+  metrics::GaugeFamily& running;      // label adapter_id
+  metrics::GaugeFamily& waiting;      // label adapter_id
   metrics::Gauge& max_device;
 
  private:

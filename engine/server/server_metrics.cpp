@@ -40,6 +40,11 @@ ServerMetrics::ServerMetrics(metrics::Registry& r)
       prefix_cache_hits(r.counter("lorax_prefix_cache_hits_total",
                                   "Of those tokens, the ones whose K/V came from the prefix cache").labels({})),
       prefix_cache_blocks(r.gauge("lorax_prefix_cache_blocks", "KV-cache blocks holding a cached prefix").labels({})),
-      cancelled(r.counter("lorax_request_cancelled_total", "Requests cancelled because the client went away").labels({})) {}
+      cancelled(r.counter("lorax_request_cancelled_total", "Requests cancelled because the client went away").labels({})) {
+  // Every error type the server answers with starts at 0, so the family is exposed (and rate() works) before the
+  // first failure: prometheus-cpp leaves a family without series out of /metrics.
+  for (const char* err : {"validation", "not_found", "overloaded", "generation", "cancelled"})
+    request_failure.labels({err});
+}
 
 }  // namespace lorax::server

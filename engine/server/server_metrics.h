@@ -14,7 +14,7 @@ struct ServerMetrics {
 
   metrics::Counter& request_count;    // every generation request received
   metrics::Counter& request_success;  // finished with a generated response
-  metrics::Family<metrics::Counter>& request_failure;  // label err = error_type
+  metrics::CounterFamily& request_failure;  // label err = error_type
   metrics::Histogram& request_duration;
   metrics::Histogram& request_queue_duration;
   metrics::Histogram& request_inference_duration;

@@ -33,7 +33,7 @@ private:
   kube::WorkQueue queue_;
   Reconcile fn_;
   std::vector<std::thread> threads_;
-  metrics::Family<metrics::Counter>& total_;
+  metrics::CounterFamily& total_;
   metrics::Counter& errors_;
   metrics::Histogram& duration_;
 };

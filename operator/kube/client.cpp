@@ -53,7 +53,7 @@ struct Client::Impl {
     }
   }
   http_client rest;
-  metrics::Family<metrics::Counter>* calls = nullptr;
+  metrics::CounterFamily* calls = nullptr;
   void count(const std::string& verb, const std::string& path, int code) {
     if (calls) calls->labels({verb, resource_label(path), std::to_string(code)}).inc();
   }

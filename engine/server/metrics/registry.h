@@ -1,56 +1,57 @@
-// A small Prometheus metrics registry with text exposition format 0.0.4.
-// Written by hand because prometheus-cpp is not packaged in Debian 12 and we only
-// need counters, gauges and histograms with labels, serialized as text.
+// Metrics of the engine and the operator, on prometheus-cpp's core (Debian 12's
+// prometheus-cpp-dev: its Registry, families and text serializer). This layer
+// only adds what our callers rely on: families declared with their label names
+// (a child is named by values in that order, the arity checked), re-registering a
+// name returns the same family or refuses another shape, counters refuse negative
+// increments, HELP text escaped as the exposition format requires (prometheus-cpp
+// 1.0 writes it raw).
 #pragma once
 
-#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
 
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
 namespace lorax::metrics {
 
 class Counter {
 public:
+  explicit Counter(prometheus::Counter& c) : c_(c) {}
   // Counters only go up; a negative increment throws std::invalid_argument.
   void inc(double v = 1.0);
-  double value() const { return value_.load(std::memory_order_relaxed); }
+  double value() const { return c_.Value(); }
 
 private:
-  std::atomic<double> value_{0.0};
+  prometheus::Counter& c_;
 };
 
 class Gauge {
 public:
-  void set(double v) { value_.store(v, std::memory_order_relaxed); }
-  void inc(double v = 1.0) { value_.fetch_add(v, std::memory_order_relaxed); }
-  void dec(double v = 1.0) { value_.fetch_sub(v, std::memory_order_relaxed); }
-  double value() const { return value_.load(std::memory_order_relaxed); }
+  explicit Gauge(prometheus::Gauge& g) : g_(g) {}
+  void set(double v) { g_.Set(v); }
+  void inc(double v = 1.0) { g_.Increment(v); }
+  void dec(double v = 1.0) { g_.Decrement(v); }
+  double value() const { return g_.Value(); }
 
 private:
-  std::atomic<double> value_{0.0};
+  prometheus::Gauge& g_;
 };
 
 class Histogram {
 public:
-  struct Snapshot {
-    std::vector<double> bounds;           // upper bounds, without +Inf
-    std::vector<uint64_t> cumulative;     // one per bound, then one for +Inf
-    double sum = 0.0;
-    uint64_t count = 0;
-  };
-  explicit Histogram(std::vector<double> bounds);
-  void observe(double v);
-  Snapshot snapshot() const;
+  explicit Histogram(prometheus::Histogram& h) : h_(h) {}
+  void observe(double v) { h_.Observe(v); }
+  uint64_t count() const;
 
 private:
-  const std::vector<double> bounds_;
-  mutable std::mutex mu_;
-  std::vector<uint64_t> counts_;  // per bucket (not cumulative), last = +Inf
-  double sum_ = 0.0;
-  uint64_t count_ = 0;
+  prometheus::Histogram& h_;
 };
 
 // Default buckets of the Prometheus client libraries (seconds).
@@ -62,78 +63,82 @@ enum class Type { Counter, Gauge, Histogram };
 
 class FamilyBase {
 public:
-  FamilyBase(std::string name, std::string help, std::vector<std::string> label_names, Type type);
+  FamilyBase(std::string name, std::vector<std::string> label_names, Type type)
+      : name_(std::move(name)), label_names_(std::move(label_names)), type_(type) {}
   virtual ~FamilyBase() = default;
   const std::string& name() const { return name_; }
-  const std::string& help() const { return help_; }
   const std::vector<std::string>& label_names() const { return label_names_; }
   Type type() const { return type_; }
-  virtual void serialize(std::string& out) const = 0;
 
 protected:
-  void check_arity(const std::vector<std::string>& values) const;
-  std::string name_, help_;
+  prometheus::Labels labels_of(const std::vector<std::string>& values) const;
+  std::string name_;
   std::vector<std::string> label_names_;
   Type type_;
   mutable std::mutex mu_;
 };
 
 // A metric family: one child per distinct tuple of label values.
-template <class T>
+template <class T, class P>
 class Family : public FamilyBase {
 public:
-  Family(std::string name, std::string help, std::vector<std::string> label_names, Type type,
+  Family(prometheus::Family<P>& family, std::string name, std::vector<std::string> label_names, Type type,
          std::vector<double> buckets = {})
-      : FamilyBase(std::move(name), std::move(help), std::move(label_names), type),
-        buckets_(std::move(buckets)) {}
+      : FamilyBase(std::move(name), std::move(label_names), type), family_(family), buckets_(std::move(buckets)) {}
 
   // Returns the child for these label values (in label-name order), creating it.
-  // The reference stays valid for the registry's lifetime.
+  // The reference stays valid until remove() or the registry's end.
   T& labels(const std::vector<std::string>& values) {
-    check_arity(values);
+    const prometheus::Labels labels = labels_of(values);
     std::lock_guard lock(mu_);
     auto it = children_.find(values);
-    if (it == children_.end()) it = children_.emplace(values, make()).first;
+    if (it == children_.end()) it = children_.emplace(values, std::make_unique<T>(add(labels))).first;
     return *it->second;
   }
   // Drops the child for these label values (a series that no longer exists, e.g.
   // an unloaded adapter); references to it must not be used afterwards.
   void remove(const std::vector<std::string>& values) {
+    const prometheus::Labels labels = labels_of(values);
     std::lock_guard lock(mu_);
-    children_.erase(values);
+    auto it = children_.find(values);
+    if (it == children_.end()) return;
+    family_.Remove(&add(labels));  // Add returns the existing child for these labels
+    children_.erase(it);
   }
-  void serialize(std::string& out) const override;
 
 private:
-  std::unique_ptr<T> make() const;
+  P& add(const prometheus::Labels& labels) {
+    if constexpr (std::is_same_v<P, prometheus::Histogram>)
+      return family_.Add(labels, prometheus::Histogram::BucketBoundaries(buckets_));
+    else
+      return family_.Add(labels);
+  }
+  prometheus::Family<P>& family_;
   std::vector<double> buckets_;
   std::map<std::vector<std::string>, std::unique_ptr<T>> children_;
 };
 
-// Defined in registry.cpp; declared here so every user sees the specializations.
-template <> std::unique_ptr<Counter> Family<Counter>::make() const;
-template <> std::unique_ptr<Gauge> Family<Gauge>::make() const;
-template <> std::unique_ptr<Histogram> Family<Histogram>::make() const;
-template <> void Family<Counter>::serialize(std::string& out) const;
-template <> void Family<Gauge>::serialize(std::string& out) const;
-template <> void Family<Histogram>::serialize(std::string& out) const;
+using CounterFamily = Family<Counter, prometheus::Counter>;
+using GaugeFamily = Family<Gauge, prometheus::Gauge>;
+using HistogramFamily = Family<Histogram, prometheus::Histogram>;
 
 class Registry {
 public:
   // Registering an existing name again returns the same family when type and
   // label names match, and throws std::invalid_argument otherwise.
-  Family<Counter>& counter(const std::string& name, const std::string& help,
-                           const std::vector<std::string>& label_names = {});
-  Family<Gauge>& gauge(const std::string& name, const std::string& help,
-                       const std::vector<std::string>& label_names = {});
-  Family<Histogram>& histogram(const std::string& name, const std::string& help,
-                               const std::vector<std::string>& label_names = {},
-                               std::vector<double> buckets = default_buckets());
+  CounterFamily& counter(const std::string& name, const std::string& help,
+                         const std::vector<std::string>& label_names = {});
+  GaugeFamily& gauge(const std::string& name, const std::string& help, const std::vector<std::string>& label_names = {});
+  HistogramFamily& histogram(const std::string& name, const std::string& help,
+                             const std::vector<std::string>& label_names = {},
+                             std::vector<double> buckets = default_buckets());
   // Text exposition format 0.0.4 (Content-Type: text/plain; version=0.0.4).
   std::string serialize() const;
 
 private:
   FamilyBase* find(const std::string& name, Type type, const std::vector<std::string>& labels);
+  void check_names(const std::string& name, const std::vector<std::string>& labels, Type type) const;
+  std::shared_ptr<prometheus::Registry> registry_ = std::make_shared<prometheus::Registry>();
   mutable std::mutex mu_;
   std::vector<std::unique_ptr<FamilyBase>> families_;
 };
