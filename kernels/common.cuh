@@ -1,5 +1,6 @@
 // Shared device helpers: storage-type conversion and reductions.
 #pragma once
+#include <atomic>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_fp8.h>
@@ -184,6 +185,8 @@ inline unsigned blocks_for(int64_t n, int threads) { return static_cast<unsigned
 __device__ __forceinline__ void pdl_wait() { asm volatile("griddepcontrol.wait;\n" ::: "memory"); }
 __device__ __forceinline__ void pdl_release() { asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory"); }
 
+extern std::atomic<bool> programmatic_launch;  // set_programmatic_launch (kernels.h)
+
 template <typename... Params, typename... Args>
 void launch_pdl(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t s, Args... args) {
   cudaLaunchAttribute attr{};
@@ -194,9 +197,8 @@ void launch_pdl(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, c
   cfg.blockDim = block;
   cfg.dynamicSmemBytes = smem;
   cfg.stream = s;
-  static const bool disabled = std::getenv("LORAX_NO_PDL") != nullptr;  // for A/B benchmarks
   cfg.attrs = &attr;
-  cfg.numAttrs = disabled ? 0 : 1;
+  cfg.numAttrs = programmatic_launch.load(std::memory_order_relaxed) ? 1 : 0;
   // A failed launch stays visible to the caller's cudaGetLastError check.
   (void)cudaLaunchKernelEx(&cfg, kernel, static_cast<Params>(args)...);
 }

@@ -1,3 +1,4 @@
+#include <atomic>
 // Embedding gather, norms (with fused residual add), RoPE, KV write,
 // activations and small row ops.
 #include <algorithm>
@@ -243,13 +244,6 @@ __global__ void gather_kernel(const T* x, const int32_t* rows, int64_t H, T* out
 }
 
 template <typename T>
-__global__ void add_bias_kernel(T* y, const T* b, int64_t rows, int64_t n) {
-  const int64_t total = rows * n;
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total; i += static_cast<int64_t>(gridDim.x) * blockDim.x)
-    y[i] = from_f<T>(to_f(y[i]) + to_f(b[i % n]));
-}
-
-template <typename T>
 __global__ void to_float_kernel(const T* x, int64_t n, float* out) {
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += static_cast<int64_t>(gridDim.x) * blockDim.x)
     out[i] = to_f(x[i]);
@@ -260,12 +254,6 @@ __global__ void fp8_e4m3_to_kernel(const __nv_fp8_e4m3* codes, int64_t n, T* out
   for (int64_t i = 8 * (blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x); i < n;
        i += 8 * static_cast<int64_t>(gridDim.x) * blockDim.x)
     *reinterpret_cast<Pack<T, 8>*>(out + i) = load_as<T, __nv_fp8_e4m3, 8>(codes + i);
-}
-
-template <typename T>
-__global__ void from_float_kernel(const float* x, int64_t n, T* out) {
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += static_cast<int64_t>(gridDim.x) * blockDim.x)
-    out[i] = from_f<T>(x[i]);
 }
 
 __device__ __forceinline__ uint64_t mix64(uint64_t z) {
@@ -421,12 +409,6 @@ void gather_rows(Dt dt, const void* x, const int32_t* rows, int64_t n, int64_t H
   LORAX_DISPATCH(dt, gather_kernel<T><<<n, 1024, 0, s>>>(static_cast<const T*>(x), rows, H, static_cast<T*>(out)));
 }
 
-void add_bias(Dt dt, void* y, const void* bias, int64_t rows, int64_t n, cudaStream_t s) {
-  if (rows * n == 0) return;
-  LORAX_DISPATCH(dt, add_bias_kernel<T><<<grid_for(rows * n), 256, 0, s>>>(static_cast<T*>(y),
-                                                                          static_cast<const T*>(bias), rows, n));
-}
-
 void fill_random(Dt dt, void* x, int64_t n, uint64_t seed, float stddev, cudaStream_t s) {
   if (n == 0) return;
   LORAX_DISPATCH(dt, fill_random_kernel<T><<<grid_for(n), 256, 0, s>>>(static_cast<T*>(x), n, seed, stddev));
@@ -452,9 +434,8 @@ void fp8_e4m3_to(Dt dt, const uint8_t* codes, int64_t n, void* out, cudaStream_t
     fp8_e4m3_to_kernel<<<grid_for(n / 8), 256, 0, s>>>(c, n, static_cast<__half*>(out));
 }
 
-void from_float(Dt dt, const float* x, int64_t n, void* out, cudaStream_t s) {
-  if (n == 0) return;
-  LORAX_DISPATCH(dt, from_float_kernel<T><<<grid_for(n), 256, 0, s>>>(x, n, static_cast<T*>(out)));
-}
+std::atomic<bool> programmatic_launch{true};
+
+void set_programmatic_launch(bool enabled) { programmatic_launch.store(enabled); }
 
 }  // namespace lorax::kernels

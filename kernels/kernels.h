@@ -74,13 +74,15 @@ void gated_activation(Dt dt, const void* gate_up, int64_t rows, int64_t n, int a
 void add(Dt dt, void* y, const void* x, int64_t n, cudaStream_t s);
 void softcap(Dt dt, void* x, int64_t n, float cap, cudaStream_t s);
 void gather_rows(Dt dt, const void* x, const int32_t* rows, int64_t n, int64_t H, void* out, cudaStream_t s);
-void add_bias(Dt dt, void* y, const void* bias, int64_t rows, int64_t n, cudaStream_t s);
 void to_float(Dt dt, const void* x, int64_t n, float* out, cudaStream_t s);
 // n e4m3 codes as n half or bfloat16 values (dt F16 or BF16; n a multiple of 8),
 // through the conversion the attention kernels read an FP8 cache with, so that a
 // test can compare it with runtime/fp8_e4m3.h on all 256 codes.
 void fp8_e4m3_to(Dt dt, const uint8_t* codes, int64_t n, void* out, cudaStream_t s);
-void from_float(Dt dt, const float* x, int64_t n, void* out, cudaStream_t s);
+
+// Programmatic dependent launch (kernels that overlap their prologue with the
+// previous kernel's tail) on or off, for A/B benchmarks; on by default.
+void set_programmatic_launch(bool enabled);
 
 // Deterministic N(0, stddev) fill (counter-based hash + Box-Muller), or a constant.
 void fill_random(Dt dt, void* x, int64_t n, uint64_t seed, float stddev, cudaStream_t s);

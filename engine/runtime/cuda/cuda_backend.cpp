@@ -1,3 +1,4 @@
+#include <cstdlib>
 #include "runtime/cuda/cuda_backend.h"
 
 #include <cuda_bf16.h>
@@ -91,6 +92,7 @@ struct MetaArray {
 class CudaBackend final : public Backend {
  public:
   CudaBackend(DType dtype, int device) : dtype_(dtype), dt_(to_dt(dtype)) {
+    kernels::set_programmatic_launch(std::getenv("LORAX_NO_PDL") == nullptr);  // LORAX_NO_PDL: A/B benchmarks
     int count = 0;
     if (cudaGetDeviceCount(&count) != cudaSuccess || count <= device)
       throw std::runtime_error("no CUDA device available (--device cuda)");
