@@ -1,9 +1,7 @@
 // Adapter -> validation, preload on every ready engine pod, per-pod status, and the
 // finalizer that unloads it from the pods before the Adapter goes away.
 #include <algorithm>
-#include <chrono>
 #include <map>
-#include <mutex>
 
 #include "controllers/adapter_plan.h"
 #include "controllers/desired.h"
@@ -30,26 +28,10 @@ static int port_of(Context& ctx, const std::string& ns, const std::string& ldep_
   return l ? engine_port(*l) : 8080;
 }
 
-// True once unloading this Adapter has been failing for kUnloadPatience: a pod that keeps
-// refusing must not block the Adapter's deletion forever. Clears the record when it says so.
-static constexpr auto kUnloadPatience = std::chrono::seconds(60);
-static bool give_up_unloading(const std::string& uid) {
-  static std::mutex mu;
-  static std::map<std::string, std::chrono::steady_clock::time_point> first_failure;
-  std::lock_guard lock(mu);
-  auto now = std::chrono::steady_clock::now();
-  auto [it, fresh] = first_failure.emplace(uid, now);
-  if (fresh || now - it->second < kUnloadPatience) return false;
-  first_failure.erase(it);
-  kube::log_error("giving up unloading adapter from unreachable pods", {{"uid", uid}});
-  return true;
-}
-
 // Unloads from every ready pod, then drops the finalizer. Unreachable pods are retried a
-// while; after kUnloadPatience the Adapter is released anyway (a gone pod has nothing to unload).
+// while; after ctx.unload_patience the Adapter is released anyway (a gone pod has nothing to unload).
 static Result finalize(Context& ctx, json a, const std::string& ns, const std::string& ldep_name) {
   if (!has_finalizer(a)) return {};
-  std::string key = ns + "/" + a["metadata"]["name"].get<std::string>();
   int port = port_of(ctx, ns, ldep_name);
   bool all_ok = true;
   const std::string id = plan_adapter(a, nullptr).id;
@@ -57,7 +39,11 @@ static Result finalize(Context& ctx, json a, const std::string& ns, const std::s
     auto r = kube::http_call("DELETE", pod_url(pod, port, "/adapters/" + kube::url_encode(id)), "", 10);
     if (!(r.status >= 200 && r.status < 300) && r.status != 404) all_ok = false;
   }
-  if (!all_ok && !give_up_unloading(a["metadata"].value("uid", ""))) return {true, 0};
+  if (!all_ok) {
+    const std::string uid = a["metadata"].value("uid", "");
+    if (!ctx.unload_patience.exhausted(uid)) return {true, 0};
+    kube::log_error("giving up unloading adapter from unreachable pods", {{"uid", uid}});
+  }
   json fins = json::array();
   for (auto& f : a["metadata"]["finalizers"])
     if (f != kAdapterFinalizer) fins.push_back(f);

@@ -75,4 +75,13 @@ std::vector<json> ready_pods(const Caches& c, const std::string& ns, const std::
   return out;
 }
 
+bool UnloadPatience::exhausted(const std::string& uid) {
+  std::lock_guard lock(mu_);
+  const auto now = std::chrono::steady_clock::now();
+  auto [it, fresh] = first_failure_.emplace(uid, now);
+  if (fresh || now - it->second < patience_) return false;
+  first_failure_.erase(it);
+  return true;
+}
+
 }  // namespace lorax::op

@@ -2,7 +2,9 @@
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <mutex>
+#include <string>
 
 #include "controllers/defaults.h"
 #include "kube/client.h"
@@ -34,12 +36,27 @@ private:
   bool valid_ = false;
 };
 
+// How long unloading each deleted Adapter (by uid) has been failing: a pod that keeps
+// refusing must not block the Adapter's deletion forever.
+class UnloadPatience {
+public:
+  explicit UnloadPatience(std::chrono::steady_clock::duration patience) : patience_(patience) {}
+  // True once unloading `uid` has failed for longer than the patience; forgets it then.
+  bool exhausted(const std::string& uid);
+
+private:
+  std::chrono::steady_clock::duration patience_;
+  std::mutex mu_;
+  std::map<std::string, std::chrono::steady_clock::time_point> first_failure_;
+};
+
 struct Context {
   kube::Client& client;
   Caches caches;
   Defaults defaults;
   metrics::Registry& registry;
   Discovery discovery;
+  UnloadPatience unload_patience{std::chrono::seconds(60)};
 };
 
 // Emits a core/v1 Event on `obj` (best effort: failures are logged, never thrown).
