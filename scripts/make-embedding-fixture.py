@@ -17,7 +17,6 @@ bf16_drift its distance from float64 (the yardstick for the engine's bf16 run).
 
 Needs torch, transformers 5.x, peft and sentence-transformers (the GPU machine has them); computes on the CPU.
 """
-import argparse
 import json
 import os
 import pathlib
@@ -32,6 +31,7 @@ from peft import LoraConfig, PeftModel, get_peft_model  # noqa: E402
 from sentence_transformers import SentenceTransformer, models  # noqa: E402
 from transformers import AutoTokenizer, Qwen2Config, Qwen2Model  # noqa: E402
 
+from fixtures_lib import cli  # noqa: E402
 from fixtures_lib import adapters as adapters_lib  # noqa: E402
 
 TEXTS = ["The cat sat on the mat.", "Embeddings map text to vectors", "hello",
@@ -45,9 +45,7 @@ def encode(st, texts):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--fixtures", default=str(pathlib.Path(__file__).resolve().parents[1] / "tests" / "fixtures"))
-    a = ap.parse_args()
+    a = cli.parse_args(__doc__)
     fixtures = pathlib.Path(a.fixtures)
     tok_src = fixtures / "models" / "qwen2-tied"
     out = fixtures / "models" / "qwen2-embed"

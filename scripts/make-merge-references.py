@@ -4,7 +4,7 @@
 Writes three rank-8 PEFT adapters of the llama fixture model with partly overlapping target modules
 (tests/fixtures/adapters/llama/merge-{a,b,c}, random A and B as make-fixtures.py makes them), then for each case
 below merges them with peft's LoraModel.add_weighted_adapter in float64 and writes
-tests/fixtures/adapters/llama/merges/<case>/:
+tests/fixtures/merges/llama/<case>/:
   adapter_config.json, adapter_model.safetensors   the merged adapter as peft holds it (float32)
   reference.json                                   the merge's parameters and, with it applied, the base
                                                    prompts' prefill log-probs and 12 greedy tokens (as reference.json)
@@ -15,7 +15,6 @@ DARE draws with torch.bernoulli, which nothing outside torch reproduces: its cas
 peft's prune() leaves the tensors as they are; below 1 the tests check DARE's rule statistically instead.
 Needs torch, transformers 5.x and peft (the GPU machine has them); computes on the CPU.
 """
-import argparse
 import json
 import os
 import pathlib
@@ -29,6 +28,7 @@ from peft import PeftModel, get_peft_model_state_dict  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402
 from transformers import AutoModelForCausalLM  # noqa: E402
 
+from fixtures_lib import cli  # noqa: E402
 from fixtures_lib import adapters as adapters_lib  # noqa: E402
 from fixtures_lib import reference as ref  # noqa: E402
 
@@ -52,16 +52,14 @@ CASES = [
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--fixtures", default=str(pathlib.Path(__file__).resolve().parents[1] / "tests" / "fixtures"))
-    a = ap.parse_args()
+    a = cli.parse_args(__doc__)
     fixtures = pathlib.Path(a.fixtures)
     base_dir = fixtures / "models" / "llama"
     out_root = fixtures / "adapters" / "llama"
     for i, spec in enumerate(SOURCES):
         adapters_lib.make(str(base_dir), spec, str(out_root / spec["name"]), seed=1000 + i, ratio=0.5, base_name="llama")
     base_ref = json.loads((base_dir / "reference.json").read_text())
-    merges = out_root / "merges"
+    merges = fixtures / "merges" / "llama"
     if merges.exists():
         shutil.rmtree(merges)
     for case in CASES:

@@ -13,7 +13,6 @@ reference-top-tokens.json:
 
 Needs torch and transformers 5.x (the GPU machine has them); computes on the CPU.
 """
-import argparse
 import json
 import os
 import pathlib
@@ -23,6 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import torch  # noqa: E402
 
+from fixtures_lib import cli  # noqa: E402
 from fixtures_lib import models as models_lib  # noqa: E402
 from fixtures_lib import reference as ref  # noqa: E402
 
@@ -43,10 +43,7 @@ def steps_of(model, input_ids, greedy_ids, top):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--fixtures", default=str(pathlib.Path(__file__).resolve().parents[1] / "tests" / "fixtures"))
-    ap.add_argument("--top", type=int, default=5)
-    a = ap.parse_args()
+    a = cli.parse_args(__doc__, lambda ap: ap.add_argument("--top", type=int, default=5))
     for folder in sorted((pathlib.Path(a.fixtures) / "models").iterdir()):
         if not (folder / "reference.json").exists():
             continue

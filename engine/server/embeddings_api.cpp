@@ -97,7 +97,6 @@ EmbedRequest parse_openai_embeddings(const json& b, int64_t dimension) {
     if (d != dimension)
       throw ValidationError("`dimensions` " + std::to_string(d) + " is not supported: this model's embeddings have " +
                             std::to_string(dimension));
-    r.dimensions = d;
   }
   return r;
 }

@@ -25,7 +25,6 @@ struct EmbedRequest {
   std::string model;          // OpenAI: the base model or an adapter
   std::string adapter_id, adapter_source, api_token;  // LoRAX parameters
   bool base64 = false;
-  std::optional<int64_t> dimensions;
   bool openai = false;
   size_t count() const { return texts.size() + token_inputs.size(); }
 };

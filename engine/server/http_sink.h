@@ -41,7 +41,6 @@ class HttpSink : public std::enable_shared_from_this<HttpSink> {
   HttpSink(Pistache::Http::ResponseWriter writer, Pistache::Tcp::Transport* transport,
            std::unique_ptr<ResponseFormat> format, bool stream, size_t choices = 1);
   std::shared_ptr<Sink> choice(size_t i);
-  size_t choices() const { return finished_.size(); }
   bool alive() const;
   // Answers with an error before the request ever reached the engine (queue full, shutting down).
   void refuse(Pistache::Http::Code code, const std::string& message, const std::string& error_type);

@@ -1,6 +1,8 @@
 #include "server/openai_api.h"
 
 #include <cmath>
+#include <set>
+#include <algorithm>
 
 #include "server/api/json_fields.h"
 
@@ -53,6 +55,19 @@ void response_format(const ojson& rf, GenerateParameters& p) {
   p.json_schema = present(js, "schema") ? json::parse(js["schema"].dump()) : json::object();
 }
 
+// A field this server does not implement (logit_bias, suffix's siblings, a new
+// OpenAI field) is refused by name rather than ignored; null counts as absent.
+void refuse_unknown_fields(const ojson& b, std::initializer_list<const char*> own) {
+  static const std::set<std::string> common = {"model", "stream", "stream_options", "n", "best_of", "temperature",
+                                               "top_p", "frequency_penalty", "presence_penalty", "seed", "stop",
+                                               "max_tokens", "max_completion_tokens", "response_format", "user"};
+  for (auto& [key, v] : b.items()) {
+    if (v.is_null() || common.count(key)) continue;
+    if (std::none_of(own.begin(), own.end(), [&](const char* k) { return key == k; }))
+      throw ValidationError("`" + key + "` is not supported");
+  }
+}
+
 // The fields both endpoints share, mapped onto /generate parameters.
 OpenAIRequest parse_common(const ojson& b) {
   if (!b.is_object()) throw ValidationError("request body must be a JSON object");
@@ -65,6 +80,8 @@ OpenAIRequest parse_common(const ojson& b) {
   if (present(b, "stream_options")) {
     const ojson& so = b["stream_options"];
     if (!so.is_object()) throw ValidationError("`stream_options` must be an object");
+    for (auto& [key, _] : so.items())
+      if (key != "include_usage") throw ValidationError("`stream_options." + key + "` is not supported");
     if (present(so, "include_usage")) r.include_usage = boolean(so, "include_usage");
   }
   if (present(b, "n")) {
@@ -125,6 +142,7 @@ OpenAIRequest parse_common(const ojson& b) {
 
 OpenAIRequest parse_completion_request(const ojson& b) {
   OpenAIRequest r = parse_common(b);
+  refuse_unknown_fields(b, {"prompt", "echo", "logprobs", "suffix"});
   if (!b.contains("prompt")) throw ValidationError("`prompt` is required");
   const ojson& p = b["prompt"];
   if (p.is_string()) {
@@ -148,6 +166,7 @@ OpenAIRequest parse_completion_request(const ojson& b) {
 
 OpenAIRequest parse_chat_request(const ojson& b) {
   OpenAIRequest r = parse_common(b);
+  refuse_unknown_fields(b, {"messages", "tools", "tool_choice", "parallel_tool_calls", "logprobs", "top_logprobs"});
   if (!b.contains("messages") || !b["messages"].is_array() || b["messages"].empty())
     throw ValidationError("`messages` must be a non-empty list");
   r.messages = ojson::array();

@@ -70,11 +70,6 @@ json LoraxFormat::body(const std::vector<FinishInfo>& infos) {
 
 // ---- OpenAI ----
 
-OpenAIFormat::Choice& OpenAIFormat::choice(size_t i) {
-  if (state_.size() < choices_) state_.resize(choices_);
-  return state_.at(i);
-}
-
 TokenUsage OpenAIFormat::usage(const std::vector<FinishInfo>& infos) const {
   TokenUsage u{o_.prompt_tokens, 0, infos.empty() ? 0 : static_cast<size_t>(infos[0].cached_tokens)};
   for (const FinishInfo& info : infos) u.completion += info.tokens.size();  // every sequence generated counts

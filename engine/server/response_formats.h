@@ -76,7 +76,7 @@ struct OpenAIOptions {
 class OpenAIFormat : public ResponseFormat {
  public:
   OpenAIFormat(OpenAIIds ids, OpenAIOptions options, size_t choices)
-      : ids_(std::move(ids)), o_(std::move(options)), choices_(choices) {}
+      : ids_(std::move(ids)), o_(std::move(options)), state_(choices) {}
   std::string stream_start(size_t choice) override;
   std::string stream_token(size_t choice, const GeneratedToken& tok) override;
   std::string stream_finish(size_t choice, const FinishInfo& info) override;
@@ -100,11 +100,11 @@ class OpenAIFormat : public ResponseFormat {
   std::string text_chunk(size_t index, const std::string& text);  // content_chunk once no stop can begin in it
   size_t stop_at(const std::string& text) const;
   nlohmann::json take_logprobs(size_t index);
-  Choice& choice(size_t i);
+  Choice& choice(size_t i) { return state_.at(i); }
+  const Choice& choice(size_t i) const { return state_.at(i); }
   OpenAIIds ids_;
   OpenAIOptions o_;
-  size_t choices_;
-  std::vector<Choice> state_;
+  std::vector<Choice> state_;  // one per choice
 };
 
 }  // namespace lorax::server

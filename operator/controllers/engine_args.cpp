@@ -62,6 +62,7 @@ std::vector<std::string> engine_args(const json& ldep, const Defaults& d) {
   if (engine.contains("prefixCaching")) a.insert(a.end(), {"--prefix-caching", engine["prefixCaching"].get<bool>() ? "on" : "off"});
   flag_int(engine, "maxConnections", "--max-connections", 0);
   flag_int(engine, "maxSchemaBytes", "--max-schema-bytes", 0);
+  flag_int(engine, "maxBestOf", "--max-best-of", 0);
   flag_int(engine, "maxInputLength", "--max-input-length", 0);
   flag_int(engine, "maxTotalTokens", "--max-total-tokens", 0);
   flag_int(engine, "maxBatchTotalTokens", "--max-batch-total-tokens", 0);

@@ -60,6 +60,12 @@ class EngineServer:
                 self.proc.wait()
         return self.proc.returncode
 
+    def openai(self):
+        """An openai client of this server and the name of its base model."""
+        import openai  # only the tests that use it need the package
+        client = openai.OpenAI(base_url=self.url + "/v1", api_key="unused")
+        return client, client.models.list().data[0].id
+
 
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory):

@@ -20,12 +20,12 @@ def srv(start_server):
 
 @pytest.fixture(scope="module")
 def client(srv):
-    return openai.OpenAI(base_url=srv.url + "/v1", api_key="unused")
+    return srv.openai()[0]
 
 
 @pytest.fixture(scope="module")
-def model(client):
-    return client.models.list().data[0].id
+def model(srv):
+    return srv.openai()[1]
 
 
 def lorax_details(url, seed, n_tokens=6):

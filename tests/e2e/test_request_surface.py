@@ -15,12 +15,12 @@ SOURCES = REPO / "tests" / "fixtures" / "adapters" / "llama"
 
 @pytest.fixture(scope="module")
 def client(server):
-    return openai.OpenAI(base_url=server.url + "/v1", api_key="unused")
+    return server.openai()[0]
 
 
 @pytest.fixture(scope="module")
-def model(client):
-    return client.models.list().data[0].id
+def model(server):
+    return server.openai()[1]
 
 
 def test_truncate_keeps_the_last_tokens(server):
@@ -52,6 +52,20 @@ def test_stop_as_string_or_list_is_cut_from_the_answer(client, model):
         streamed = "".join(c.choices[0].text for c in client.completions.create(
             model=model, prompt="Hello there", max_tokens=12, temperature=0, stop=s, stream=True) if c.choices)
         assert streamed == want
+
+
+def test_fields_not_implemented_are_refused_not_ignored(client, model):
+    chat = dict(model=model, messages=[{"role": "user", "content": "hi"}], max_tokens=2)
+    for call, kw, field in [(client.chat.completions.create, dict(chat, logit_bias={"5": 10}), "logit_bias"),
+                            (client.completions.create, dict(model=model, prompt="hi", logit_bias={"5": 10}),
+                             "logit_bias"),
+                            (client.chat.completions.create,
+                             dict(chat, stream=True, stream_options={"include_usage": True,
+                                                                     "continuous_usage_stats": True}),
+                             "continuous_usage_stats")]:
+        with pytest.raises(openai.UnprocessableEntityError) as e:
+            call(**kw)
+        assert field in str(e.value.body)
 
 
 def test_max_completion_tokens_and_seed(client, model):

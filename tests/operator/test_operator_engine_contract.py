@@ -69,7 +69,7 @@ def test_emitted_pod_runs_with_the_real_engine_and_clients(engine_bin, tmp_path)
                          "engine": {"device": "cpu", "modelId": "tiny", "shutdownTimeoutSeconds": 5,
                                     "maxTotalTokens": 256, "maxInputLength": 128, "port": 8080,
                                     "prefixCaching": True, "kvCacheDtype": "fp8", "maxConnections": 64,
-                                    "maxSchemaBytes": 4096,
+                                    "maxSchemaBytes": 4096, "maxBestOf": 3,
                                     "env": [{"name": "OPENBLAS_NUM_THREADS", "value": "1"}]},
                          "adapters": {"maxActive": 2, "maxLoaded": 2, "maxHost": 4, "maxHostBytes": 0,
                                       "cycleTimeSeconds": 1.5, "claims": ["loras"], "hostPaths": [str(ADAPTERS)],
@@ -127,7 +127,8 @@ def test_emitted_pod_runs_with_the_real_engine_and_clients(engine_bin, tmp_path)
             url = f"http://127.0.0.1:{m[1]}"
             assert requests.get(url + "/health", timeout=10).status_code == 200
             assert len(hub.log) == requests_before, "serve must find the model the init container fetched"
-            assert requests.get(url + "/info", timeout=10).json()["model_id"] == "tiny"
+            info = requests.get(url + "/info", timeout=10).json()
+            assert info["model_id"] == "tiny" and info["max_best_of"] == 3
 
             client = Client(url)
             by_name = client.generate("Hello there", adapter_id="by-file", max_new_tokens=6, details=True)

@@ -77,7 +77,7 @@ TEST(Deployment, MapsSpecToServeFlags) {
                  {"engine",
                   {{"dtype", "bfloat16"}, {"numShard", 1}, {"modelId", "llama-7b"}, {"shutdownTimeoutSeconds", 45}, {"maxInputLength", 1024}, {"maxTotalTokens", 2048},
                    {"maxBatchTotalTokens", 8192}, {"maxBatchPrefillTokens", 4096}, {"prefixCaching", false},
-                   {"kvCacheDtype", "fp8"}, {"maxConnections", 512}, {"maxSchemaBytes", 8192}, {"args", {"--api-key", "k"}}}},
+                   {"kvCacheDtype", "fp8"}, {"maxConnections", 512}, {"maxSchemaBytes", 8192}, {"maxBestOf", 4}, {"args", {"--api-key", "k"}}}},
                  {"adapters", {{"maxActive", 8}, {"maxLoaded", 16}, {"cycleTimeSeconds", 2}, {"maxHost", 0},
                                {"maxHostBytes", 17179869184LL}}}});
   json dep = desired_deployment(l, Defaults{});
@@ -99,6 +99,7 @@ TEST(Deployment, MapsSpecToServeFlags) {
   EXPECT_EQ(flag(a, "--kv-cache-dtype"), "fp8");
   EXPECT_EQ(flag(a, "--max-connections"), "512");
   EXPECT_EQ(flag(a, "--max-schema-bytes"), "8192");
+  EXPECT_EQ(flag(a, "--max-best-of"), "4");
   EXPECT_EQ(flag(a, "--max-active-adapters"), "8");
   EXPECT_EQ(flag(a, "--max-loaded-adapters"), "16");
   EXPECT_EQ(flag(a, "--adapter-cycle-time-s"), "2");
