@@ -61,9 +61,10 @@ void refuse_unknown_fields(const ojson& b, std::initializer_list<const char*> ow
   static const std::set<std::string> common = {"model", "stream", "stream_options", "n", "best_of", "temperature",
                                                "top_p", "frequency_penalty", "presence_penalty", "seed", "stop",
                                                "max_tokens", "max_completion_tokens", "response_format", "user"};
-  for (auto& [key, v] : b.items()) {
-    if (v.is_null() || common.count(key)) continue;
-    if (std::none_of(own.begin(), own.end(), [&](const char* k) { return key == k; }))
+  for (auto it = b.begin(); it != b.end(); ++it) {
+    const std::string& key = it.key();
+    if (it->is_null() || common.count(key)) continue;
+    if (std::none_of(own.begin(), own.end(), [&key](const char* k) { return key == k; }))
       throw ValidationError("`" + key + "` is not supported");
   }
 }
